@@ -1,0 +1,22 @@
+"""cyclegan-hub: unpaired image-to-image translation (CycleGAN) as Hugging Face Hub models.
+
+>>> from cyclegan_hub import CycleGenerator
+>>> g = CycleGenerator.from_pretrained("user/mnist-6to9")  # doctest: +SKIP
+>>> nine = g.translate("six.png")                           # doctest: +SKIP
+"""
+
+from .discriminator import PatchDiscriminator
+from .generator import ARCHITECTURES, CycleGenerator
+from .losses import ImagePool, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+
+__version__ = "0.1.0"
+__all__ = [
+    "ARCHITECTURES",
+    "CycleGenerator",
+    "ImagePool",
+    "PatchDiscriminator",
+    "cycle_loss",
+    "discriminator_loss",
+    "generator_adversarial_loss",
+    "identity_loss",
+]

@@ -1,0 +1,127 @@
+"""The ``cyclegan-hub`` command: translate images with a generator from the Hub or a folder.
+
+User errors print one line, ``cyclegan-hub: error: ...``, and exit with status 1 (2 for bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from .hub import load_generator
+    from .imaging import open_image
+
+    source = Path(args.input)
+    if not source.exists():
+        raise UserError(f"{source}: no such file or folder")
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{source} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        out_dir = Path(args.output)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise UserError(f"{out_dir} is a file; the output of a folder must be a folder")
+        targets = [out_dir / (p.stem + ".png") for p in files]
+    else:
+        files = [source]
+        output = Path(args.output)
+        targets = [output / (source.stem + ".png") if output.is_dir() else output]
+        if not output.is_dir() and output.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"{output}: give an image file name (.png, .jpg, ...) or an existing folder")
+
+    generator = load_generator(args.model, revision=args.revision, device=args.device)
+    failed = 0
+    for start in range(0, len(files), args.batch_size):
+        chunk = files[start : start + args.batch_size]
+        readable, chunk_targets = [], []
+        for path, target in zip(chunk, targets[start : start + args.batch_size]):
+            try:
+                readable.append(open_image(path))
+                chunk_targets.append(target)
+            except ValueError as err:
+                failed += 1
+                print(f"cyclegan-hub: skipped {path}: {err}", file=sys.stderr)
+        if not readable:
+            continue
+        images = generator.translate(
+            readable, batch_size=args.batch_size, max_side=args.max_side, resize_to=args.resize_to
+        )
+        for image, target in zip(images, chunk_targets):
+            _save_atomically(image, target)
+            print(target)
+    if failed:
+        raise UserError(f"{failed} of {len(files)} file(s) could not be read")
+    return 0
+
+
+def _save_atomically(image, target: Path) -> None:
+    """Write to a temporary file beside the target, then rename: never a half-written image."""
+    from PIL import Image
+
+    Image.init()
+    fmt = Image.EXTENSION.get(target.suffix.lower(), "PNG")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            image.save(f, format=fmt)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cyclegan-hub",
+        description="Unpaired image-to-image translation (CycleGAN) with models from the Hugging Face Hub.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "translate",
+        help="translate an image or a folder of images",
+        description="Translate an image file, or every image in a folder, with a CycleGenerator.",
+    )
+    p.add_argument("--model", required=True, help="Hub repo id (user/mnist-6to9) or a save_pretrained folder")
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("--output", "-o", required=True, help="output image file, or folder (written as PNG)")
+    p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
+    p.add_argument("--max-side", type=int, default=1024, help="larger images are resized down for the network")
+    p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
+    p.set_defaults(func=_translate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UserError, ValueError, FileNotFoundError, PermissionError) as err:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(f"cyclegan-hub: error: {message}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a read-only folder
+        print(f"cyclegan-hub: error: {err.strerror or err}: {err.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cyclegan-hub: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""PatchDiscriminator: the PatchGAN of Isola et al. (2017) used by CycleGAN as D_X and D_Y."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .layers import conv_bias, init_weights, make_norm
+from .modeling import HubModule
+
+
+class PatchDiscriminator(
+    HubModule,
+    library_name="cyclegan-hub",
+    tags=["cyclegan", "gan", "patchgan", "discriminator", "unpaired-image-translation"],
+    license="mit",
+    repo_url="https://github.com/cyclegan-hub/cyclegan-hub",
+    paper_url="https://arxiv.org/abs/1703.10593",
+):
+    """Classifies overlapping image patches as real or fake and returns one logit per patch.
+
+    Layers: ``n_layers`` 4x4 stride-2 convolutions (the first without norm), then two 4x4 stride-1 convolutions,
+    LeakyReLU(0.2) between them. With ``n_layers=3`` each output sees a 70x70 patch (the paper's D).
+
+    Patch map size: ``floor(size / 2**n_layers) - 2`` per side. A 256x256 image gives 30x30 logits; but a 28x28
+    MNIST digit with ``n_layers=3`` gives a single 1x1 logit, i.e. a whole-image discriminator. For MNIST we use
+    ``n_layers=2``: a 5x5 map of 34x34 patches, each of which still sees the whole digit stroke layout.
+    ``output_size`` and ``receptive_field`` let callers check this before training.
+
+    Args:
+        in_channels: image channels (1 gray, 3 RGB).
+        base_channels: filters of the first layer (64); doubled per layer up to 8x.
+        n_layers: stride-2 layers (3 = 70x70 patches, 2 = 34x34, 1 = 16x16).
+        norm: "instance" (the paper), "batch" or "none".
+    """
+
+    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be at least 1, got {n_layers}")
+        self.config = dict(in_channels=in_channels, base_channels=base_channels, n_layers=n_layers, norm=norm)
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [
+            nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, True),
+        ]
+        channels = base_channels
+        for n in range(1, n_layers + 1):
+            out = base_channels * min(2**n, 8)
+            stride = 2 if n < n_layers else 1  # the paper's C512 layer keeps the resolution
+            layers += [
+                nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias),
+                make_norm(norm, out),
+                nn.LeakyReLU(0.2, True),
+            ]
+            channels = out
+        layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, C, H, W] in the generator's value range -> [N, 1, h, w] patch logits."""
+        return self.model(images)
+
+    @property
+    def receptive_field(self) -> int:
+        """Side in pixels of the input patch each output logit sees."""
+        field = 1
+        for m in reversed([m for m in self.model if isinstance(m, nn.Conv2d)]):
+            field = (field - 1) * m.stride[0] + m.kernel_size[0]
+        return field
+
+    def output_size(self, height: int, width: int) -> tuple[int, int]:
+        """Size of the patch map for an input of ``height`` x ``width``."""
+        for m in self.model:
+            if isinstance(m, nn.Conv2d):
+                height = (height + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
+                width = (width + 2 * m.padding[1] - m.kernel_size[1]) // m.stride[1] + 1
+        return height, width

@@ -1,0 +1,343 @@
+"""CycleGenerator: G (X -> Y) or F (Y -> X) of CycleGAN, a Hub model that translates any image."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from huggingface_hub import ModelCard
+from torch import nn
+
+from . import imaging
+from .layers import ResnetBlock, check_choice, conv_bias, init_weights, make_norm, upsample_block
+from .modeling import HubModule
+
+CITATION = """@inproceedings{zhu2017unpaired,
+  title     = {Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks},
+  author    = {Zhu, Jun-Yan and Park, Taesung and Isola, Phillip and Efros, Alexei A.},
+  booktitle = {IEEE International Conference on Computer Vision (ICCV)},
+  year      = {2017}
+}"""
+
+MODEL_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# CycleGAN generator: {{ config.source_domain }} → {{ config.target_domain }}
+
+A [CycleGAN]({{ paper_url }}) generator that translates **{{ config.source_domain }}** images into
+**{{ config.target_domain }}** images. It was trained on unpaired examples of the two domains with an adversarial
+loss, a cycle-consistency loss and an identity loss; it is one half of a pair{% if twin_repo_id %} (the reverse
+direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }})){% endif %}.
+
+{% if sample_image %}![input | translated | reconstructed]({{ sample_image }})
+{% endif %}
+## Usage
+
+```bash
+pip install cyclegan-hub
+```
+
+```python
+from PIL import Image
+from cyclegan_hub import CycleGenerator
+
+generator = CycleGenerator.from_pretrained("{{ repo_id | default('path/to/this/folder', true) }}")
+translated = generator.translate(Image.open("input.png"))  # PIL in, PIL out, same size
+translated.save("translated.png")
+```
+
+or from the command line:
+
+```bash
+cyclegan-hub translate --model {{ repo_id | default('path/to/this/folder', true) }} input.png --output translated.png
+```
+
+Any size and image mode is accepted: images are converted to {{ config.in_channels }} channel(s), padded to a
+multiple of {{ size_multiple }} and cropped back; sides above 1024 pixels are resized down for the network and back up.
+The model was trained at {{ config.image_size }}x{{ config.image_size }}.
+
+## Model
+
+| | |
+|---|---|
+| architecture | {{ config.architecture }}{% if config.architecture == "resnet" %}, {{ config.n_blocks }} residual blocks{% endif %}, {{ config.n_downsampling }} downsamplings |
+| channels in / out | {{ config.in_channels }} / {{ config.out_channels }} |
+| base channels | {{ config.base_channels }} |
+| normalisation | {{ config.norm }} |
+| upsampling | {{ config.upsampling }} |
+| parameters | {{ "{:,}".format(num_parameters) }} |
+| training image size | {{ config.image_size }} |
+| value range | {{ config.value_range }} |
+{% if training %}
+## Training
+
+{{ training }}
+{% endif %}{% if metrics_table %}
+## Evaluation
+
+{{ metrics_table }}
+{% endif %}
+## Citation
+
+```bibtex
+{{ citation }}
+```
+
+Code: {{ repo_url }}
+"""
+
+
+def _resnet(
+    in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout
+) -> tuple[nn.Module, int, int]:
+    """The paper's ResNet generator: c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out, tanh."""
+    bias = conv_bias(norm)
+    layers: list[nn.Module] = [
+        nn.ReflectionPad2d(3),
+        nn.Conv2d(in_channels, base_channels, 7, bias=bias),
+        make_norm(norm, base_channels),
+        nn.ReLU(True),
+    ]
+    channels = base_channels
+    for _ in range(n_downsampling):
+        layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias), make_norm(norm, channels * 2)]
+        layers.append(nn.ReLU(True))
+        channels *= 2
+    layers += [ResnetBlock(channels, norm, dropout) for _ in range(n_blocks)]
+    for _ in range(n_downsampling):
+        layers += upsample_block(channels, channels // 2, norm, upsampling)
+        channels //= 2
+    layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+    multiple = 2**n_downsampling
+    # The residual blocks reflect-pad by 1, which needs at least 2 pixels at the bottleneck.
+    return nn.Sequential(*layers), multiple, 2 * multiple
+
+
+class _UNet(nn.Module):
+    """The U-Net generator of pix2pix/CycleGAN: 4x4 stride-2 convolutions down, skip connections across."""
+
+    def __init__(self, in_channels, out_channels, base_channels, depth, norm, upsampling, dropout):
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"a U-Net needs n_downsampling >= 2, got {depth}")
+        widths = [base_channels * min(2**i, 8) for i in range(depth)]
+        bias = conv_bias(norm)
+        self.downs = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for i in range(depth):
+            down: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2, True)]
+            down.append(nn.Conv2d(in_channels if i == 0 else widths[i - 1], widths[i], 4, 2, 1, bias=bias))
+            if 0 < i < depth - 1:  # neither the outermost nor the 1x1 innermost layer is normalised
+                down.append(make_norm(norm, widths[i]))
+            self.downs.append(nn.Sequential(*down))
+
+            up_in = widths[i] if i == depth - 1 else 2 * widths[i]
+            up_out = out_channels if i == 0 else widths[i - 1]
+            if upsampling == "transpose":
+                up = [nn.ReLU(True), nn.ConvTranspose2d(up_in, up_out, 4, 2, 1, bias=bias or i == 0)]
+            else:
+                up = [nn.ReLU(True), nn.Upsample(scale_factor=2), nn.Conv2d(up_in, up_out, 3, padding=1, bias=bias or i == 0)]
+            if i == 0:
+                up.append(nn.Tanh())
+            else:
+                up.append(make_norm(norm, up_out))
+                if dropout > 0 and i >= depth - 4 and i < depth - 1:  # the official net drops out in the 3 innermost
+                    up.append(nn.Dropout(dropout))
+            self.ups.append(nn.Sequential(*up))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+        x = self.ups[-1](skips[-1])
+        for i in range(len(self.downs) - 2, -1, -1):
+            x = self.ups[i](torch.cat([skips[i], x], dim=1))
+        return x
+
+
+def _unet(in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout):
+    net = _UNet(in_channels, out_channels, base_channels, n_downsampling, norm, upsampling, dropout)
+    return net, 2**n_downsampling, 2**n_downsampling
+
+
+#: Generator architectures by name: each builds (network, size multiple, minimum size) from the config.
+ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, int, int]]] = {"resnet": _resnet, "unet": _unet}
+
+
+class CycleGenerator(
+    HubModule,
+    library_name="cyclegan-hub",
+    pipeline_tag="image-to-image",
+    tags=["cyclegan", "image-to-image", "unpaired-image-translation", "gan"],
+    license="mit",
+    repo_url="https://github.com/cyclegan-hub/cyclegan-hub",
+    paper_url="https://arxiv.org/abs/1703.10593",
+    model_card_template=MODEL_CARD_TEMPLATE,
+):
+    """A CycleGAN generator (G: X -> Y or F: Y -> X). The defaults are the paper's ResNet-9 generator for RGB.
+
+    Every argument is a JSON value, saved to config.json by ``save_pretrained``; ``from_pretrained`` rebuilds the
+    same network and refuses weights that do not match it.
+
+    Args:
+        architecture: "resnet" (the paper; c7s1-64, d128, d256, ``n_blocks`` residual blocks, u128, u64, c7s1-3)
+            or "unet" (pix2pix's U-Net with ``n_downsampling`` levels: 7 for 128x128, 8 for 256x256).
+        in_channels: channels of the input images (1 gray, 3 RGB).
+        out_channels: channels of the output images.
+        base_channels: filters of the first convolution (64); doubled at each downsampling.
+        n_blocks: residual blocks at the bottleneck (9 for 256x256 in the paper, 6 for 128x128). ResNet only.
+        n_downsampling: stride-2 downsamplings (2 for ResNet). Input sizes are padded to a multiple of
+            ``2 ** n_downsampling``.
+        norm: "instance" (the paper: no affine parameters), "batch" or "none".
+        upsampling: "transpose" (the paper's stride-2 transposed convolutions) or "resize" (nearest-neighbour
+            resize then a 3x3 convolution, which avoids checkerboard artefacts).
+        dropout: dropout probability in the residual blocks (ResNet) or the inner decoder layers (U-Net); 0 = off.
+        source_domain: name of the input domain, e.g. "6" or "horse".
+        target_domain: name of the output domain, e.g. "9" or "zebra".
+        image_size: the side of the square images the model was trained on.
+        value_range: [low, high] the network sees and produces (tanh output: [-1, 1]); pixels in [0, 1] are
+            mapped linearly onto it.
+    """
+
+    def __init__(
+        self,
+        architecture: str = "resnet",
+        in_channels: int = 3,
+        out_channels: int = 3,
+        base_channels: int = 64,
+        n_blocks: int = 9,
+        n_downsampling: int = 2,
+        norm: str = "instance",
+        upsampling: str = "transpose",
+        dropout: float = 0.0,
+        source_domain: str = "A",
+        target_domain: str = "B",
+        image_size: int = 256,
+        value_range: Sequence[float] = (-1.0, 1.0),
+    ):
+        super().__init__()
+        check_choice("architecture", architecture, ARCHITECTURES)
+        check_choice("upsampling", upsampling, ("transpose", "resize"))
+        value_range = [float(v) for v in value_range]
+        if len(value_range) != 2 or value_range[0] >= value_range[1]:
+            raise ValueError(f"value_range must be [low, high] with low < high, got {value_range}")
+        self.config = dict(
+            architecture=architecture, in_channels=in_channels, out_channels=out_channels,
+            base_channels=base_channels, n_blocks=n_blocks, n_downsampling=n_downsampling, norm=norm,
+            upsampling=upsampling, dropout=dropout, source_domain=source_domain, target_domain=target_domain,
+            image_size=image_size, value_range=value_range,
+        )  # fmt: skip
+        self.net, self.size_multiple, self.min_size = ARCHITECTURES[architecture](
+            in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout
+        )
+        init_weights(self)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """[N, in_channels, H, W] in ``value_range``, H and W multiples of ``size_multiple`` ->
+        [N, out_channels, H, W] in ``value_range``."""
+        return self.net(images)
+
+    # ---- inference on images -------------------------------------------------------------------------------
+
+    def translate(
+        self,
+        images,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 16,
+        max_side: int = imaging.DEFAULT_MAX_SIDE,
+        resize_to: int | tuple[int, int] | None = None,
+        return_reconstruction_with: CycleGenerator | None = None,
+    ):
+        """Translate images from ``source_domain`` to ``target_domain``.
+
+        Args:
+            images: a PIL image, a file path, bytes, a numpy array ``[H, W(, C)]``, or a list of these (a 4-D
+                array ``[N, H, W, C]`` counts as a list). Any mode (L, LA, RGB, RGBA, P, I;16, F, CMYK, ...) is
+                converted to the model's channels; EXIF orientation is honoured; alpha is composited over black.
+            device: where to run (default: where the model's weights are).
+            batch_size: images per forward pass; images of the same size are batched together.
+            max_side: images whose longer side exceeds this are resized down (aspect kept) for the network and
+                the result resized back up, which bounds memory and time.
+            resize_to: run the network at this size instead (an int for a square, or (height, width)), e.g. the
+                training ``image_size`` for a model that only knows small images, such as MNIST digits.
+            return_reconstruction_with: the reverse generator; when given, returns ``(translated, reconstructed)``
+                where ``reconstructed`` is the round trip through both networks.
+
+        Returns:
+            A PIL image of the input's size (mode L or RGB by ``out_channels``), or a list for a list input.
+
+        Raises:
+            ValueError: an unreadable, empty, truncated or oversized file, naming the problem.
+        """
+        single = not (isinstance(images, (list, tuple)) or (isinstance(images, np.ndarray) and images.ndim == 4))
+        items = [images] if single else list(images)
+        if self.config["out_channels"] not in (1, 3):
+            raise ValueError(f"translate() writes 1- or 3-channel images; this model has {self.config['out_channels']}")
+        pil_images = [imaging.open_image(item) for item in items]
+        chain = [self] if return_reconstruction_with is None else [self, return_reconstruction_with]
+        outputs = _run_chain(chain, pil_images, device, batch_size, max_side, resize_to)
+        if return_reconstruction_with is None:
+            result = outputs[0]
+            return result[0] if single else result
+        translated, reconstructed = outputs
+        return (translated[0], reconstructed[0]) if single else (translated, reconstructed)
+
+    def to_tensor(self, image: imaging.Image.Image) -> torch.Tensor:
+        """[1, in_channels, H, W] float tensor in ``value_range`` from a PIL image of any mode."""
+        array = imaging.image_to_array(image, self.config["in_channels"])
+        low, high = self.config["value_range"]
+        return torch.from_numpy(array).permute(2, 0, 1)[None] * (high - low) + low
+
+    def to_image(self, tensor: torch.Tensor) -> imaging.Image.Image:
+        """A [C, H, W] tensor in ``value_range`` to a PIL image."""
+        low, high = self.config["value_range"]
+        array = ((tensor.detach().float().cpu() - low) / (high - low)).permute(1, 2, 0).numpy()
+        return imaging.array_to_image(array)
+
+    def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        """The mixin's card, with this generator's config, size and citation available to the template."""
+        kwargs.setdefault("config", self.config)
+        kwargs.setdefault("num_parameters", self.num_parameters())
+        kwargs.setdefault("size_multiple", self.size_multiple)
+        kwargs.setdefault("citation", CITATION)
+        return super().generate_model_card(*args, **kwargs)
+
+
+@torch.inference_mode()
+def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> list[list]:
+    """Run each image through ``chain`` (one or two generators); returns one list of PIL images per stage."""
+    first = chain[0]
+    device = torch.device(device) if device is not None else next(first.parameters()).device
+    dtype = next(first.parameters()).dtype
+    for g in chain:
+        g.to(device).eval()
+    if isinstance(resize_to, int):
+        resize_to = (resize_to, resize_to)
+
+    # Prepare: tensor at network size, grouped by padded shape so that same-size images share a batch.
+    prepared = []
+    for index, image in enumerate(pil_images):
+        x = first.to_tensor(image)
+        size = tuple(x.shape[-2:])
+        work = tuple(resize_to) if resize_to is not None else imaging.fit_within(size, max_side)
+        prepared.append((index, size, work, imaging.resize_tensor(x, work)))
+    groups: dict[tuple[int, int], list] = {}
+    for item in prepared:
+        groups.setdefault(item[2], []).append(item)
+
+    outputs = [[None] * len(pil_images) for _ in chain]
+    for work, items in groups.items():
+        for start in range(0, len(items), batch_size):
+            batch_items = items[start : start + batch_size]
+            x = torch.cat([item[3] for item in batch_items]).to(device=device, dtype=dtype)
+            for stage, g in enumerate(chain):
+                padded = imaging.pad_to_multiple(x, g.size_multiple, g.min_size)
+                x = g(padded)[..., : work[0], : work[1]]
+                for (index, size, _, _), y in zip(batch_items, x):
+                    y = imaging.resize_tensor(y[None].float(), size)[0]
+                    outputs[stage][index] = g.to_image(y)
+    return outputs

@@ -1,0 +1,186 @@
+"""Images in, tensors out, and back: any file, mode and size the users bring.
+
+- ``open_image`` reads a path, bytes, a file object, a numpy array or a PIL image, honours EXIF orientation and turns
+  every bad file (empty, not an image, truncated, a decompression bomb) into a ``ValueError`` that names the problem.
+- ``image_to_array`` maps every PIL mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I, I;16, F, ...) to float32
+  ``[H, W, channels]`` in [0, 1]; transparent pixels are composited over black (MNIST's background).
+- ``pad_to_multiple`` pads by reflection (replication where the image is too small to reflect) so that the
+  network's strided layers divide the size; the caller crops back.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+ImageInput = Union[str, os.PathLike, bytes, io.IOBase, np.ndarray, Image.Image]
+
+#: Files with more pixels than this are refused before they are decoded (a 20000x20000 PNG is a few KB on disk
+#: and 400 MP, 1.2 GB, in memory).
+MAX_PIXELS = 64_000_000
+#: ``translate`` works on images whose longer side is at most this; larger ones are resized down for the network
+#: and the result is resized back up to the input size (tiling would show seams with instance norm).
+DEFAULT_MAX_SIDE = 1024
+
+
+def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Return a fully decoded PIL image, upright according to its EXIF orientation.
+
+    Raises ValueError (naming the problem) for an empty file, data that is not an image, a truncated or corrupt
+    file, or an image of more than ``max_pixels`` pixels; FileNotFoundError for a missing path.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, np.ndarray):
+        return array_to_pil(source)
+    else:
+        name, data = _read_bytes(source)
+        if not data:
+            raise ValueError(f"{name} is an empty file")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
+        except UnidentifiedImageError:
+            raise ValueError(f"{name} is not an image PIL can read (raster formats such as PNG, JPEG, WebP, TIFF)") from None
+        _check_pixels(name, image.size, max_pixels)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as err:
+            raise ValueError(f"{name} is truncated or corrupt ({err})") from None
+    _check_pixels("the image", image.size, max_pixels)
+    if image.width < 1 or image.height < 1:
+        raise ValueError(f"the image has no pixels ({image.width}x{image.height})")
+    # An animated GIF or a multi-page TIFF: the first frame is the image (loaded above).
+    return ImageOps.exif_transpose(image)
+
+
+def _read_bytes(source) -> tuple[str, bytes]:
+    if isinstance(source, (bytes, bytearray)):
+        return "the data", bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file")
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, not an image file")
+        return str(path), path.read_bytes()
+    if hasattr(source, "read"):
+        return getattr(source, "name", "the stream"), source.read()
+    raise TypeError(f"cannot read an image from a {type(source).__name__}")
+
+
+def _check_pixels(name: str, size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ValueError(
+            f"{name} is {width}x{height} pixels ({width * height / 1e6:.0f} MP), above the limit of "
+            f"{max_pixels / 1e6:.0f} MP (a decompression bomb?)"
+        )
+
+
+def array_to_pil(array: np.ndarray) -> Image.Image:
+    """A numpy image ``[H, W]`` or ``[H, W, C]`` (C in 1, 3, 4) of uint8, uint16, bool or float to PIL.
+
+    Floats are read as [0, 1] when they fit in it, else as [0, 255]."""
+    array = np.asarray(array)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
+        raise ValueError(f"expected an image array of shape [H, W] or [H, W, 1|3|4], got {list(array.shape)}")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = (array / 257.0).round().astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ValueError("the image array contains NaN or infinite values")
+        scale = 255.0 if array.size and array.min() >= 0 and array.max() <= 1 else 1.0
+        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    mode = {2: "L", 3: "RGB", 4: "RGBA"}[array.ndim if array.ndim == 2 else array.shape[2]]
+    return Image.fromarray(np.ascontiguousarray(array))
+
+
+def image_to_array(image: Image.Image, channels: int) -> np.ndarray:
+    """Float32 ``[H, W, channels]`` in [0, 1] from any PIL mode; ``channels`` is 1 (gray) or 3 (RGB)."""
+    if channels not in (1, 3):
+        raise ValueError(f"images can be converted to 1 or 3 channels, not {channels}")
+    mode = image.mode
+    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode == "F":
+            # Float images: [0, 1] if they fit in it, else [0, 255] (clipped).
+            scale = 1.0 if values.size and values.min() >= 0 and values.max() <= 1 else 1 / 255
+        else:
+            # 16-bit images (I;16, or I as PNG decoders return it); 8-bit values stored as I keep their scale.
+            scale = 1 / 65535 if mode.startswith("I;16") or values.max() > 255 else 1 / 255
+        gray = np.clip(np.nan_to_num(values * scale), 0, 1).astype(np.float32)[..., None]
+    elif mode in ("LA", "La", "PA", "RGBA", "RGBa") or (mode == "P" and "transparency" in image.info):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255
+        rgb = rgba[..., :3] * rgba[..., 3:]
+        return rgb if channels == 3 else _luma(rgb)
+    elif mode in ("1", "L"):
+        gray = np.asarray(image.convert("L"), dtype=np.float32)[..., None] / 255
+    else:
+        try:
+            rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+        except (ValueError, OSError) as err:
+            raise ValueError(f"images of mode {mode} are not supported ({err})") from None
+        return rgb if channels == 3 else _luma(rgb)
+    return gray if channels == 1 else np.repeat(gray, 3, axis=2)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    # ITU-R 601-2 luma, as PIL's convert("L").
+    return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """Float ``[H, W, 1|3]`` in [0, 1] to an 8-bit PIL image (L or RGB)."""
+    array = np.clip(array, 0, 1) * 255
+    array = array.round().astype(np.uint8)
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
+    """Pad ``[N, C, H, W]`` at the bottom and right so that H and W are multiples of ``multiple`` and at least
+    ``min_size``. Reflection where the image is large enough to reflect, else replication."""
+    height, width = x.shape[-2:]
+    target_h = max(-(-height // multiple) * multiple, min_size)
+    target_w = max(-(-width // multiple) * multiple, min_size)
+    pad_h, pad_w = target_h - height, target_w - width
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize ``[N, C, H, W]``: antialiased bilinear when shrinking, bicubic when enlarging."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrinking = size[0] * size[1] < x.shape[-2] * x.shape[-1]
+    mode = "bilinear" if shrinking else "bicubic"
+    return F.interpolate(x, size=size, mode=mode, antialias=shrinking, align_corners=False)
+
+
+def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    """(height, width) scaled down, keeping the aspect ratio, so that the longer side is at most ``max_side``."""
+    height, width = size
+    longest = max(height, width)
+    if longest <= max_side:
+        return size
+    scale = max_side / longest
+    return max(1, round(height * scale)), max(1, round(width * scale))

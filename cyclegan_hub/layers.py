@@ -1,0 +1,85 @@
+"""The few building blocks the generator and the discriminator share.
+
+Everything here is selected by a plain string so that it can live in config.json: a norm layer is
+named ("instance", "batch", "none"), never passed as a class or a ``functools.partial``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+NORMS = ("instance", "batch", "none")
+UPSAMPLINGS = ("transpose", "resize")
+
+
+def check_choice(kind: str, value: str, valid) -> str:
+    """Return ``value`` if it is one of ``valid``; otherwise raise a ValueError listing the valid names."""
+    if value not in valid:
+        raise ValueError(f"unknown {kind} {value!r}; valid: {', '.join(repr(v) for v in valid)}")
+    return value
+
+
+def make_norm(norm: str, channels: int) -> nn.Module:
+    """The paper's InstanceNorm has no affine parameters and no running statistics."""
+    check_choice("norm", norm, NORMS)
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    return nn.Identity()
+
+
+def conv_bias(norm: str) -> bool:
+    # BatchNorm's affine shift makes a conv bias redundant; InstanceNorm without affine removes it too,
+    # but the official code keeps the bias there, and so do we (it is what the published weights have).
+    return norm != "batch"
+
+
+class ResnetBlock(nn.Module):
+    """Two 3x3 convolutions with reflection padding and a residual connection (the paper's R256 block)."""
+
+    def __init__(self, channels: int, norm: str, dropout: float = 0.0):
+        super().__init__()
+        bias = conv_bias(norm)
+        layers = [
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3, bias=bias),
+            make_norm(norm, channels),
+            nn.ReLU(True),
+        ]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), make_norm(norm, channels)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def upsample_block(in_channels: int, out_channels: int, norm: str, upsampling: str) -> list[nn.Module]:
+    """Double the resolution: a transposed convolution (the paper) or nearest resize + 3x3 convolution,
+    which avoids the checkerboard artefacts of strided transposed convolutions (Odena et al., 2016)."""
+    check_choice("upsampling", upsampling, UPSAMPLINGS)
+    bias = conv_bias(norm)
+    if upsampling == "transpose":
+        up = [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=bias)]
+    else:
+        up = [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(in_channels, out_channels, 3, bias=bias),
+        ]
+    return up + [make_norm(norm, out_channels), nn.ReLU(True)]
+
+
+def init_weights(module: nn.Module, gain: float = 0.02) -> None:
+    """The paper's initialisation: conv weights from N(0, 0.02), biases 0, norm scales from N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)

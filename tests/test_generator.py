@@ -1,0 +1,205 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan_hub import ARCHITECTURES, CycleGenerator
+from cyclegan_hub.hub import load_generator
+
+from .image_cases import BAD_FILES, animated_gif, exif_rotated_jpeg, float_tiff, images_of_every_mode, png_bytes
+
+
+def test_paper_defaults_are_resnet9_rgb():
+    g = CycleGenerator()
+    assert g.num_parameters() == 11_378_179  # the paper's ResNet-9 generator (11.38 M)
+    assert g.config["in_channels"] == 3 and g.config["n_blocks"] == 9 and g.config["norm"] == "instance"
+
+
+@pytest.mark.parametrize("architecture,extra", [("resnet", {}), ("unet", {"n_downsampling": 3})])
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("upsampling", ["transpose", "resize"])
+def test_forward_keeps_shape(architecture, extra, channels, upsampling):
+    g = CycleGenerator(architecture=architecture, in_channels=channels, out_channels=channels, base_channels=8,
+                       n_blocks=1, upsampling=upsampling, **extra)
+    x = torch.randn(2, channels, 32, 32)
+    y = g(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1  # tanh output in the value range
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_save_and_load_give_identical_outputs(tmp_path, norm):
+    torch.manual_seed(1)
+    g = CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1, norm=norm, image_size=28,
+                       source_domain="6", target_domain="9")
+    g.eval()
+    g.save_pretrained(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    loaded = CycleGenerator.from_pretrained(tmp_path)
+    x = torch.randn(3, 1, 28, 28)
+    assert torch.equal(g(x), loaded(x))
+    assert loaded.config == g.config
+
+
+def test_config_and_card_carry_architecture_and_metadata(tmp_path, tiny_gray):
+    tiny_gray.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config == {
+        "architecture": "resnet", "in_channels": 1, "out_channels": 1, "base_channels": 8, "n_blocks": 1,
+        "n_downsampling": 2, "norm": "instance", "upsampling": "transpose", "dropout": 0.0,
+        "source_domain": "6", "target_domain": "9", "image_size": 32, "value_range": [-1.0, 1.0],
+    }
+    card = (tmp_path / "README.md").read_text()
+    front = card.split("---")[1]
+    for line in ("library_name: cyclegan-hub", "pipeline_tag: image-to-image", "- cyclegan",
+                 "- unpaired-image-translation", "license: mit"):
+        assert line in front
+    assert "# CycleGAN generator: 6 → 9" in card
+    assert 'CycleGenerator.from_pretrained("path/to/this/folder")' in card
+    assert "| parameters | 30,881 |" in card
+    assert "arxiv.org/abs/1703.10593" in card and "@inproceedings{zhu2017unpaired" in card
+
+
+def test_card_names_the_repo_when_given(tmp_path, tiny_gray):
+    tiny_gray.save_pretrained(tmp_path, model_card_kwargs={"repo_id": "user/mnist-6to9"})
+    assert 'CycleGenerator.from_pretrained("user/mnist-6to9")' in (tmp_path / "README.md").read_text()
+
+
+def test_mismatched_config_fails_loudly(tmp_path, tiny_gray):
+    tiny_gray.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["n_blocks"] = 2
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"does not match its model.safetensors: \d+ missing tensor"):
+        CycleGenerator.from_pretrained(tmp_path)
+    config.update(n_blocks=1, base_channels=16)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"net.1.bias has shape \(8,\) in the weights but \(16,\) in the model"):
+        CycleGenerator.from_pretrained(tmp_path)
+
+
+def test_only_safetensors_are_read(tmp_path, tiny_gray):
+    tiny_gray.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(tiny_gray.state_dict(), tmp_path / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
+        CycleGenerator.from_pretrained(tmp_path)
+
+
+def test_unknown_architecture_lists_valid_names():
+    with pytest.raises(ValueError, match=r"unknown architecture 'vit'; valid: 'resnet', 'unet'"):
+        CycleGenerator(architecture="vit")
+    assert set(ARCHITECTURES) == {"resnet", "unet"}
+    with pytest.raises(ValueError, match=r"unknown norm 'group'; valid: 'instance', 'batch', 'none'"):
+        CycleGenerator(norm="group")
+
+
+def test_load_generator_names_missing_models(tmp_path):
+    with pytest.raises(ValueError, match="no such model folder, and not a Hub repo id"):
+        load_generator(str(tmp_path / "missing"))
+    with pytest.raises(ValueError, match="has no config.json"):
+        load_generator(str(tmp_path))
+
+
+# ---- translate -------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", list(images_of_every_mode()))
+@pytest.mark.parametrize("fixture,out_mode", [("tiny_gray", "L"), ("tiny_rgb", "RGB")])
+def test_translate_any_mode(mode, fixture, out_mode, request):
+    g = request.getfixturevalue(fixture)
+    image = images_of_every_mode()[mode]
+    out = g.translate(image)
+    assert isinstance(out, Image.Image)
+    assert out.size == image.size and out.mode == out_mode
+
+
+def test_translate_is_the_network_on_the_padded_image(tiny_gray):
+    """translate = pad by reflection, run, crop, map [-1, 1] -> [0, 255]."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (30, 26), dtype=np.uint8)
+    out = np.asarray(tiny_gray.translate(Image.fromarray(pixels)), dtype=np.float32)
+    x = torch.from_numpy(pixels).float()[None, None] / 127.5 - 1
+    x = torch.nn.functional.pad(x, (0, 2, 0, 2), mode="reflect")
+    with torch.no_grad():
+        expected = ((tiny_gray(x)[0, 0, :30, :26] + 1) * 127.5).numpy()
+    assert np.abs(out - expected).max() <= 0.5 + 1e-3
+
+
+def test_translate_lists_arrays_paths_and_sizes(tiny_rgb, tmp_path):
+    path = tmp_path / "a.png"
+    path.write_bytes(png_bytes(Image.new("RGB", (50, 40), (10, 200, 10))))
+    inputs = [Image.new("RGB", (1, 1)), Image.new("L", (2000, 3)), np.zeros((17, 9, 3), np.uint8), str(path),
+              Image.new("RGB", (33, 65))]
+    outs = tiny_rgb.translate(inputs, batch_size=2)
+    assert [o.size for o in outs] == [(1, 1), (2000, 3), (9, 17), (50, 40), (33, 65)]
+    # A batch of same-size images gives what each gives alone.
+    same = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8)) for i in range(3)]
+    together = tiny_rgb.translate(same, batch_size=3)
+    alone = [tiny_rgb.translate(im) for im in same]
+    for a, b in zip(together, alone):
+        assert np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
+    # a 4-D array is a batch
+    assert len(tiny_rgb.translate(np.zeros((2, 8, 8, 3), np.uint8))) == 2
+
+
+def test_translate_honours_exif_orientation(tiny_rgb):
+    out = tiny_rgb.translate(exif_rotated_jpeg((40, 24)))
+    assert out.size == (24, 40)
+
+
+def test_translate_animated_gif_and_float_tiff(tiny_gray):
+    assert tiny_gray.translate(animated_gif()).size == (28, 28)
+    assert tiny_gray.translate(float_tiff()).size == (32, 24)
+
+
+def test_translate_large_images_are_resized_for_the_network(tiny_gray):
+    big = Image.new("L", (1500, 300))
+    calls = []
+    handle = tiny_gray.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape[-2:])))
+    out = tiny_gray.translate(big, max_side=512)
+    handle.remove()
+    assert out.size == (1500, 300)
+    assert calls == [(104, 512)]  # 300 * 512 / 1500 = 102.4 -> 102, padded to a multiple of 4
+
+
+def test_translate_resize_to_training_size(tiny_gray):
+    sizes = []
+    handle = tiny_gray.register_forward_hook(lambda m, i, o: sizes.append(tuple(i[0].shape[-2:])))
+    out = tiny_gray.translate(Image.new("L", (400, 300)), resize_to=28)
+    handle.remove()
+    assert out.size == (400, 300) and sizes == [(28, 28)]
+
+
+def test_translate_with_reconstruction(tiny_gray):
+    reverse = CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1)
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 20), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    translated, reconstructed = tiny_gray.translate(image, return_reconstruction_with=reverse)
+    assert translated.size == reconstructed.size == (20, 20)
+    # The round trip stays in floating point between the two networks (no 8-bit rounding in the middle).
+    x = torch.from_numpy(pixels).float()[None, None] / 255 * 2 - 1
+    with torch.no_grad():
+        y = tiny_gray(x)
+        z = reverse(y)[0, 0]
+    assert np.abs(np.asarray(reconstructed, np.float32) - ((z + 1) * 127.5).numpy()).max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("name", list(BAD_FILES))
+def test_bad_files_raise_value_error_naming_the_problem(tiny_gray, tmp_path, name):
+    data, phrase = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match=phrase):
+        tiny_gray.translate(path)
+    with pytest.raises(ValueError, match=phrase):
+        tiny_gray.translate(data)
+
+
+def test_translate_runs_under_inference_mode(tiny_gray):
+    seen = []
+    handle = tiny_gray.register_forward_hook(lambda m, i, o: seen.append(torch.is_inference_mode_enabled()))
+    tiny_gray.translate(Image.new("L", (8, 8)))
+    handle.remove()
+    assert seen == [True]
