@@ -1,0 +1,288 @@
+"""Two unpaired image domains from Hugging Face ``datasets``, and the unaligned sampling CycleGAN trains on.
+
+A domain is described by a ``DomainSpec``: a Hub dataset id or a local folder (or a builder such as
+``imagefolder`` with ``data_dir``), a config name, a split, the image column and an optional filter such as
+``label == 6``. Every layout users bring maps onto it:
+
+| layout                                   | domain A                                      | domain B                  |
+|------------------------------------------|-----------------------------------------------|---------------------------|
+| one dataset with a label (ylecun/mnist)  | path=ylecun/mnist, filter="label == 6"        | filter="label == 9"       |
+| one dataset with an attribute (CelebA)   | filter="Male == 1"                            | filter="Male == 0"        |
+| splits trainA / trainB (CycleGAN folders)| split="trainA"                                | split="trainB"            |
+| CycleGAN folders read by imagefolder     | path="imagefolder", data_dir=".../trainA"     | data_dir=".../trainB"     |
+| two different datasets                   | path=user/horses                              | path=user/zebras          |
+| rows with imageA / imageB columns        | image_column="imageA"                         | image_column="imageB"     |
+
+The two domains are always sampled independently (the last row included: its columns are two sources, not
+pairs). ``datasets`` is imported lazily so that ``import cyclegan_hub`` stays light.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import imaging
+
+_FILTER = re.compile(r"^\s*([A-Za-z_][\w\-. ]*?)\s*(==|!=|<=|>=|<|>|\bin\b|\bnot in\b)\s*(.+?)\s*$")
+
+
+@dataclass
+class DomainSpec:
+    """Where one domain's images come from.
+
+    Args:
+        path: Hub dataset id ("ylecun/mnist"), local dataset folder, or a builder name ("imagefolder", "parquet").
+        name: dataset config name, if the dataset has several.
+        split: split to read ("train", "test", "trainA", ...).
+        image_column: column holding the images.
+        filter: keep rows where ``column OP value`` holds; OP in == != < <= > >= in, "not in";
+            e.g. ``label == 6``, ``Male == 1``, ``label in [6, 9]``. Class names work for ClassLabel columns.
+        streaming: read the split as a stream (for datasets too large to download first).
+        data_dir: folder passed to the builder (``imagefolder`` layouts).
+        data_files: files passed to the builder.
+    """
+
+    path: str
+    name: str | None = None
+    split: str = "train"
+    image_column: str = "image"
+    filter: str | None = None
+    streaming: bool = False
+    data_dir: str | None = None
+    data_files: str | list[str] | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DomainSpec:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown data key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
+        if "path" not in values:
+            raise ValueError("a data source needs a 'path' (a Hub dataset id or a local folder)")
+        return cls(**values)
+
+    def describe(self) -> str:
+        text = self.path + (f" [{self.name}]" if self.name else "") + (f" ({self.data_dir})" if self.data_dir else "")
+        return f"{text} split={self.split}" + (f" where {self.filter}" if self.filter else "")
+
+
+def parse_filter(expression: str) -> tuple[str, str, object]:
+    """``"label == 6"`` -> ("label", "==", 6). Values are Python literals, or bare words taken as strings."""
+    match = _FILTER.match(expression)
+    if not match:
+        raise ValueError(f"cannot read filter {expression!r}; write it as 'column == value' (or != < <= > >= in)")
+    column, op, raw = match.groups()
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        value = raw.strip("'\"")
+    op = " ".join(op.split())
+    if op in ("in", "not in") and not isinstance(value, (list, tuple, set)):
+        raise ValueError(f"filter {expression!r}: '{op}' needs a list, e.g. [6, 9]")
+    return column, op, value
+
+
+_OPS = {
+    "==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+}  # fmt: skip
+
+
+def load_domain(spec: DomainSpec, what: str = "domain"):
+    """The split of ``spec`` as a ``datasets`` Dataset (or IterableDataset when streaming), filtered, with the
+    image column left undecoded (bytes/paths) so that a corrupt image can be skipped instead of failing a batch.
+
+    Raises ValueError naming the problem: unknown dataset, split, column or filter value, or an empty domain."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(
+            spec.path, spec.name, split=spec.split, streaming=spec.streaming, data_dir=spec.data_dir,
+            data_files=spec.data_files,
+        )  # fmt: skip
+    except datasets.exceptions.DatasetNotFoundError:
+        raise ValueError(f"{what}: dataset {spec.path!r} not found (no such local folder or Hub dataset)") from None
+    except FileNotFoundError as err:
+        raise ValueError(f"{what}: dataset {spec.path!r} not found ({str(err).splitlines()[0]})") from None
+    except ValueError as err:
+        message = str(err).splitlines()[0]
+        if "split" in message.lower():
+            raise ValueError(f"{what}: {spec.path} has no split {spec.split!r} ({message})") from None
+        raise ValueError(f"{what}: cannot load {spec.path}: {message}") from None
+    except ConnectionError as err:
+        raise ValueError(f"{what}: cannot reach the Hub for {spec.path!r} ({err})") from None
+
+    columns = list(ds.features or {})
+    if spec.image_column not in columns:
+        raise ValueError(
+            f"{what}: no column {spec.image_column!r} in {spec.describe()} (columns: {', '.join(columns)})"
+        )
+    if not isinstance(ds.features[spec.image_column], datasets.Image):
+        raise ValueError(f"{what}: column {spec.image_column!r} holds {ds.features[spec.image_column]}, not images")
+    ds = ds.cast_column(spec.image_column, datasets.Image(decode=False))
+
+    if spec.filter:
+        column, op, value = parse_filter(spec.filter)
+        if column not in columns:
+            raise ValueError(f"{what}: filter {spec.filter!r} names no column of {spec.path} (columns: {', '.join(columns)})")
+        value = _resolve_filter_value(ds.features[column], value, spec.filter, what)
+        ds = ds.filter(_row_filter(op, value), input_columns=[column], batched=True)
+        if not spec.streaming and len(ds) == 0:
+            raise ValueError(f"{what}: filter {spec.filter!r} leaves {spec.describe()} empty{_values_hint(spec, column)}")
+    if not spec.streaming and len(ds) == 0:
+        raise ValueError(f"{what}: {spec.describe()} has no rows")
+    return ds
+
+
+def _resolve_filter_value(feature, value, expression: str, what: str):
+    """Class names -> ids for ClassLabel columns; ids out of range are unknown values."""
+    import datasets
+
+    if not isinstance(feature, datasets.ClassLabel):
+        return value
+    values = value if isinstance(value, (list, tuple, set)) else [value]
+    resolved = []
+    for v in values:
+        if isinstance(v, str) and v in feature.names:
+            v = feature.str2int(v)
+        if not isinstance(v, (int, np.integer)) or not 0 <= v < feature.num_classes:
+            raise ValueError(f"{what}: filter {expression!r}: unknown value {v!r}; valid: {', '.join(feature.names)}")
+        resolved.append(int(v))
+    return resolved if isinstance(value, (list, tuple, set)) else resolved[0]
+
+
+def _row_filter(op: str, value):
+    def keep(column_values):
+        array = np.asarray(column_values)
+        if op == "in":
+            return np.isin(array, list(value)).tolist()
+        if op == "not in":
+            return (~np.isin(array, list(value))).tolist()
+        return _OPS[op](array, value).tolist()
+
+    return keep
+
+
+def _values_hint(spec: DomainSpec, column: str) -> str:
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, data_dir=spec.data_dir, data_files=spec.data_files)
+        values = sorted(set(ds.unique(column)), key=str)
+    except Exception:  # the hint is a courtesy; the error stands without it
+        return ""
+    shown = ", ".join(map(str, values[:20])) + (", ..." if len(values) > 20 else "")
+    return f" ({column} values present: {shown})"
+
+
+def decode_domain(ds, image_column: str, channels: int, size: int, max_images: int | None = None):
+    """Decode (and resize to ``size`` x ``size``) every image of a domain into one uint8 tensor [N, C, size, size].
+
+    Unreadable images are skipped and counted, not fatal. Returns (images, skipped)."""
+    images, skipped = [], 0
+    for row in ds:
+        if max_images is not None and len(images) >= max_images:
+            break
+        cell = row[image_column]
+        try:
+            if cell is None:
+                raise ValueError("missing image")
+            image = imaging.open_image(cell["bytes"] if cell.get("bytes") else cell["path"])
+            array = imaging.image_to_array(image, channels)
+        except (ValueError, OSError, TypeError):
+            skipped += 1
+            continue
+        x = torch.from_numpy(array).permute(2, 0, 1)[None]
+        x = imaging.resize_tensor(x, (size, size))
+        images.append((x[0].clamp(0, 1) * 255).round().to(torch.uint8))
+    if not images:
+        return torch.empty(0, channels, size, size, dtype=torch.uint8), skipped
+    return torch.stack(images), skipped
+
+
+@dataclass
+class UnpairedSampler:
+    """Which A and B images make up each training step: unaligned, reproducible from (seed, step) alone.
+
+    An epoch is ``max(len_a, len_b)`` positions. Position p of epoch e takes A image ``perm_e[p] % len_a`` (every A
+    image once per epoch when A is the larger domain) and an independently drawn random B image, as the official
+    implementation does. Each process of a multi-process run takes its own slice of every global batch. Because
+    the indices depend only on (seed, step), resuming at a step continues the exact same data order.
+    """
+
+    len_a: int
+    len_b: int
+    batch_size: int
+    seed: int = 0
+    world_size: int = 1
+    rank: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def epoch_length(self) -> int:
+        return max(self.len_a, self.len_b)
+
+    def _epoch(self, epoch: int):
+        if epoch not in self._cache:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(self.epoch_length, generator=g) % self.len_a
+            b = torch.randint(self.len_b, (self.epoch_length,), generator=g)
+            self._cache = {epoch: (perm, b)}  # keep one epoch: steps move forward
+        return self._cache[epoch]
+
+    def indices(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = (step * self.world_size + self.rank) * self.batch_size
+        a, b = [], []
+        for position in range(start, start + self.batch_size):
+            epoch, offset = divmod(position, self.epoch_length)
+            perm, b_draws = self._epoch(epoch)
+            a.append(int(perm[offset]))
+            b.append(int(b_draws[offset]))
+        return torch.tensor(a), torch.tensor(b)
+
+    def epoch_of(self, step: int) -> float:
+        return (step + 1) * self.world_size * self.batch_size / self.epoch_length
+
+
+def augment(images: torch.Tensor, size: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random ``size`` x ``size`` crop and optional horizontal flip of a uint8 batch [N, C, L, L]."""
+    n, _, height, width = images.shape
+    out = []
+    for i in range(n):
+        top = int(torch.randint(height - size + 1, (), generator=generator))
+        left = int(torch.randint(width - size + 1, (), generator=generator))
+        crop = images[i, :, top : top + size, left : left + size]
+        if flip and bool(torch.rand((), generator=generator) < 0.5):
+            crop = crop.flip(-1)
+        out.append(crop)
+    return torch.stack(out)
+
+
+def to_model_range(images: torch.Tensor, value_range=(-1.0, 1.0)) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float in ``value_range``."""
+    low, high = value_range
+    return images.float() / 255 * (high - low) + low
+
+
+def preview_grid(rows: list[torch.Tensor], value_range=(-1.0, 1.0)) -> np.ndarray:
+    """Stack rows of images [N, C, H, W] (model range) into one uint8 HxWx3 grid, 2-pixel gutters."""
+    low, high = value_range
+    tiles = []
+    for row in rows:
+        row = ((row.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
+        if row.shape[1] == 1:
+            row = row.repeat(1, 3, 1, 1)
+        row = F.pad(row, (1, 1, 1, 1), value=1.0)
+        tiles.append(torch.cat(list(row), dim=2))
+    grid = torch.cat(tiles, dim=1)
+    return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+
+
+def steps_per_epoch(len_a: int, len_b: int, global_batch: int) -> int:
+    return math.ceil(max(len_a, len_b) / global_batch)

@@ -1,0 +1,146 @@
+"""Domains from every layout users bring, built as small local datasets in the test; unaligned sampling."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+datasets = pytest.importorskip("datasets")
+
+from cyclegan_hub.data import DomainSpec, UnpairedSampler, augment, decode_domain, load_domain, parse_filter
+
+from .image_cases import truncated_png
+
+
+def gray(value, size=(12, 10)):
+    return Image.fromarray(np.full(size[::-1], value, dtype=np.uint8))
+
+
+def save_parquet_dataset(root, splits: dict, features=None):
+    (root / "data").mkdir(parents=True)
+    for split, columns in splits.items():
+        ds = datasets.Dataset.from_dict(columns, features=features)
+        ds.to_parquet(str(root / "data" / f"{split}-00000-of-00001.parquet"))
+    return str(root)
+
+
+def values_of(ds, column="image"):
+    images, _ = decode_domain(ds, column, 1, 4)
+    return sorted(int(v) for v in images[:, 0, 0, 0])
+
+
+def test_label_column_like_mnist(tmp_path):
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
+    path = save_parquet_dataset(tmp_path / "mnist", {"train": {"image": [gray(v) for v in (60, 61, 90, 91, 10)],
+                                                               "label": [6, 6, 9, 9, 1]}}, features)
+    assert values_of(load_domain(DomainSpec(path=path, filter="label == 6"))) == [60, 61]
+    assert values_of(load_domain(DomainSpec(path=path, filter="label == '9'"))) == [90, 91]  # by class name
+    assert values_of(load_domain(DomainSpec(path=path, filter="label in [1, 9]"))) == [10, 90, 91]
+
+
+def test_attribute_column_like_celeba(tmp_path):
+    path = save_parquet_dataset(tmp_path / "celeba", {"train": {
+        "image": [gray(v) for v in (1, 2, 3, 4)], "Male": [1, -1, 1, -1], "Smiling": [True, False, False, True]}})
+    assert values_of(load_domain(DomainSpec(path=path, filter="Male == 1"))) == [1, 3]
+    assert values_of(load_domain(DomainSpec(path=path, filter="Male == -1"))) == [2, 4]
+    assert values_of(load_domain(DomainSpec(path=path, filter="Smiling == True"))) == [1, 4]
+
+
+def test_splits_trainA_trainB(tmp_path):
+    path = save_parquet_dataset(tmp_path / "h2z", {"trainA": {"image": [gray(1), gray(2)]},
+                                                   "trainB": {"image": [gray(7), gray(8), gray(9)]}})
+    assert values_of(load_domain(DomainSpec(path=path, split="trainA"))) == [1, 2]
+    assert values_of(load_domain(DomainSpec(path=path, split="trainB"))) == [7, 8, 9]
+
+
+def test_cyclegan_folders_through_imagefolder(tmp_path):
+    for domain, values in (("trainA", (5, 6)), ("trainB", (200,))):
+        (tmp_path / domain).mkdir()
+        for v in values:
+            gray(v).save(tmp_path / domain / f"{v}.png")
+    a = load_domain(DomainSpec(path="imagefolder", data_dir=str(tmp_path / "trainA")))
+    b = load_domain(DomainSpec(path="imagefolder", data_dir=str(tmp_path / "trainB")))
+    assert values_of(a) == [5, 6] and values_of(b) == [200]
+
+
+def test_two_different_datasets(tmp_path):
+    horses = save_parquet_dataset(tmp_path / "horses", {"train": {"image": [gray(11)], "caption": ["a horse"]}})
+    zebras = save_parquet_dataset(tmp_path / "zebras", {"train": {"img": [gray(22), gray(23)]}},
+                                  datasets.Features({"img": datasets.Image()}))
+    assert values_of(load_domain(DomainSpec(path=horses))) == [11]
+    assert values_of(load_domain(DomainSpec(path=zebras, image_column="img")), "img") == [22, 23]
+
+
+def test_imageA_imageB_columns_are_two_sources(tmp_path):
+    path = save_parquet_dataset(tmp_path / "ab", {"train": {"imageA": [gray(1), gray(2)], "imageB": [gray(30), gray(40)]}},
+                                datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()}))
+    assert values_of(load_domain(DomainSpec(path=path, image_column="imageA")), "imageA") == [1, 2]
+    assert values_of(load_domain(DomainSpec(path=path, image_column="imageB")), "imageB") == [30, 40]
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path):
+    for i, data in enumerate([truncated_png(), b"not an image"]):
+        (tmp_path / f"bad{i}.png").write_bytes(data)
+    gray(9).save(tmp_path / "good.png")
+    images, skipped = decode_domain(load_domain(DomainSpec(path="imagefolder", data_dir=str(tmp_path))), "image", 3, 8)
+    assert images.shape == (1, 3, 8, 8) and skipped == 2
+
+
+def test_bad_specs_name_the_problem(tmp_path):
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["6", "9"])})
+    path = save_parquet_dataset(tmp_path / "d", {"train": {"image": [gray(1)], "label": [0]}}, features)
+    with pytest.raises(ValueError, match="dataset '.*missing' not found"):
+        load_domain(DomainSpec(path=str(tmp_path / "missing")))
+    with pytest.raises(ValueError, match=r"no column 'picture' .* \(columns: image, label\)"):
+        load_domain(DomainSpec(path=path, image_column="picture"))
+    with pytest.raises(ValueError, match=r"unknown value '7'; valid: 6, 9"):
+        load_domain(DomainSpec(path=path, filter="label == '7'"))
+    with pytest.raises(ValueError, match=r"leaves .* empty \(label values present: 0\)"):
+        load_domain(DomainSpec(path=path, filter="label == 1"))
+    with pytest.raises(ValueError, match="names no column"):
+        load_domain(DomainSpec(path=path, filter="colour == 1"))
+    with pytest.raises(ValueError, match="has no split 'trainA'"):
+        load_domain(DomainSpec(path=path, split="trainA"))
+    with pytest.raises(ValueError, match="cannot read filter"):
+        parse_filter("label is six")
+    with pytest.raises(ValueError, match="unknown data key"):
+        DomainSpec.from_dict({"path": "x", "colum": "image"})
+
+
+def test_parse_filter():
+    assert parse_filter("label == 6") == ("label", "==", 6)
+    assert parse_filter(" Male != -1 ") == ("Male", "!=", -1)
+    assert parse_filter("label in [6, 9]") == ("label", "in", [6, 9])
+    assert parse_filter("label not in [1]") == ("label", "not in", [1])
+    assert parse_filter("species == zebra") == ("species", "==", "zebra")
+
+
+def test_sampler_is_unaligned_reproducible_and_covers_the_larger_domain():
+    s = UnpairedSampler(len_a=10, len_b=4, batch_size=5, seed=3)
+    epoch_a = torch.cat([s.indices(k)[0] for k in range(2)])
+    assert sorted(epoch_a.tolist()) == list(range(10))  # each A image once per epoch
+    b = torch.cat([s.indices(k)[1] for k in range(40)])
+    assert set(b.tolist()) == {0, 1, 2, 3}
+    # B is drawn independently of A: the pairs are not a fixed alignment
+    pairs = {(int(x), int(y)) for k in range(40) for x, y in zip(*s.indices(k))}
+    assert len(pairs) > 20
+    again = UnpairedSampler(len_a=10, len_b=4, batch_size=5, seed=3)
+    assert all(torch.equal(a, c) for a, c in zip(s.indices(17), again.indices(17)))
+    assert not torch.equal(UnpairedSampler(10, 4, 5, seed=4).indices(0)[0], s.indices(0)[0])
+
+
+def test_sampler_ranks_split_the_global_batch():
+    whole = UnpairedSampler(len_a=8, len_b=8, batch_size=4, seed=0)
+    r0 = UnpairedSampler(len_a=8, len_b=8, batch_size=2, seed=0, world_size=2, rank=0)
+    r1 = UnpairedSampler(len_a=8, len_b=8, batch_size=2, seed=0, world_size=2, rank=1)
+    for step in range(3):
+        a, b = whole.indices(step)
+        assert torch.equal(torch.cat([r0.indices(step)[0], r1.indices(step)[0]]), a)
+        assert torch.equal(torch.cat([r0.indices(step)[1], r1.indices(step)[1]]), b)
+
+
+def test_augment_crops_and_flips_deterministically():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).reshape(2, 1, 6, 6)
+    a = augment(x, 4, True, torch.Generator().manual_seed(0))
+    b = augment(x, 4, True, torch.Generator().manual_seed(0))
+    assert a.shape == (2, 1, 4, 4) and torch.equal(a, b)
