@@ -82,6 +82,43 @@ def _save_atomically(image, target: Path) -> None:
         raise
 
 
+def _push(args: argparse.Namespace) -> int:
+    from .hub import push_pair
+
+    pushed = push_pair(
+        args.run_dir, args.repo_id, reverse_repo_id=args.reverse_repo_id, private=args.private,
+        revision=args.revision, commit_message=args.commit_message, include_training_state=args.include_training_state,
+    )
+    for repo, url in pushed.items():
+        print(f"pushed {repo}: {url}")
+    return 0
+
+
+def space_app_path() -> Path:
+    """The Space's app.py: packaged in the wheel, or in the source checkout beside the package."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "space_app.py", here.parent / "space" / "app.py"):
+        if candidate.is_file():
+            return candidate
+    raise UserError("the Space app is not installed with this copy of cyclegan-hub")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import runpy
+
+    if args.model and len(args.model) != 2:
+        raise UserError("give --model twice: the forward generator, then the reverse one")
+    if args.model:
+        os.environ["CYCLEGAN_MODELS"] = ",".join(args.model)
+    if args.host:
+        os.environ["GRADIO_SERVER_NAME"] = args.host
+    if args.port:
+        os.environ["GRADIO_SERVER_PORT"] = str(args.port)
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    runpy.run_path(str(space_app_path()), run_name="__main__")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyclegan-hub",
@@ -103,6 +140,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-side", type=int, default=1024, help="larger images are resized down for the network")
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
     p.set_defaults(func=_translate)
+
+    p = sub.add_parser(
+        "push",
+        help="push a trained pair to the Hub",
+        description="Push both generators of a training run to the Hub: the forward one to --repo-id, the reverse "
+        "one to its twin (the name's AtoB part swapped: mnist-6to9 -> mnist-9to6, else <name>-reverse). "
+        "Each repo gets model.safetensors, config.json, a model card and a sample image, in one commit. "
+        "The token comes from HF_TOKEN or the stored login.",
+    )
+    p.add_argument("run_dir", help="a training run folder (with generator_AtoB/ and generator_BtoA/)")
+    p.add_argument("--repo-id", required=True, help="repo of the A -> B generator, e.g. user/mnist-6to9")
+    p.add_argument("--reverse-repo-id", help="repo of the B -> A generator (default: the twin name)")
+    p.add_argument("--private", action="store_true", help="create the repos as private")
+    p.add_argument("--revision", help="branch to push to (created if missing; default main)")
+    p.add_argument("--commit-message", help="commit message of both commits")
+    p.add_argument("--include-training-state", action="store_true",
+                   help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub")
+    p.set_defaults(func=_push)
+
+    p = sub.add_parser(
+        "serve",
+        help="run the Gradio app (the Space) locally",
+        description="Run the Space's Gradio app: both directions of a pair, the round trip, an API at /translate.",
+    )
+    p.add_argument("--model", action="append", metavar="ID_OR_DIR",
+                   help="forward then reverse generator (give it twice); default: the bundled MNIST 6 <-> 9 pair")
+    p.add_argument("--host", help="address to listen on (GRADIO_SERVER_NAME; default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (GRADIO_SERVER_PORT; default 7860)")
+    p.set_defaults(func=_serve)
     return parser
 
 
