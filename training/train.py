@@ -60,6 +60,7 @@ DEFAULTS = {
         "output_dir": "runs/cyclegan", "seed": 0, "batch_size": 1, "max_steps": 1000, "decay_start": None,
         "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "lambda_cycle": 10.0, "lambda_identity": 0.5,
         "gan_mode": "lsgan", "pool_size": 50, "ema": False, "ema_decay": 0.999, "mixed_precision": "no",
+        "channels_last": False, "compile": False,
         "log_every": 25, "sample_every": 500, "checkpoint_every": 500, "checkpoints_total_limit": 3,
     },
     "hub": {"push_to_hub": False, "repo_id": None, "reverse_repo_id": None, "private": False},
@@ -240,6 +241,46 @@ def prune_checkpoints(root: Path, keep: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# one optimisation step (also what benchmarks/train_throughput.py times)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def cyclegan_step(nets, plain, opt_g, opt_d, pools, real_a, real_b, mode, lam_cyc, lam_id, accelerator):
+    """One CycleGAN step: G and F against frozen D_A, D_B, then D_A, D_B against real images and pooled fakes.
+
+    ``nets`` are the prepared (possibly DDP-wrapped or compiled) networks G, F, D_A, D_B; ``plain`` the same
+    networks unwrapped: D is called unwrapped in the G step so that DDP does not expect gradients for it there.
+    Returns the detached losses (G adversarial, cycle, identity, D_A, D_B)."""
+    d_params = [p for name in ("D_A", "D_B") for p in plain[name].parameters()]
+    for p in d_params:
+        p.requires_grad_(False)
+    with accelerator.autocast():
+        fake_b, fake_a = nets["G"](real_a), nets["F"](real_b)
+        rec_a, rec_b = nets["F"](fake_b), nets["G"](fake_a)
+        loss_gan = losses.generator_adversarial_loss(plain["D_B"](fake_b), mode) + losses.generator_adversarial_loss(plain["D_A"](fake_a), mode)
+        loss_cycle = lam_cyc * (losses.cycle_loss(rec_a, real_a) + losses.cycle_loss(rec_b, real_b))
+        loss_idt = torch.zeros((), device=real_a.device)
+        if lam_id > 0:  # G fed its target domain should change nothing (Section 5.2)
+            loss_idt = lam_cyc * lam_id * (losses.identity_loss(nets["G"](real_b), real_b) + losses.identity_loss(nets["F"](real_a), real_a))
+        loss_g = loss_gan + loss_cycle + loss_idt
+    opt_g.zero_grad(set_to_none=True)
+    accelerator.backward(loss_g)
+    opt_g.step()
+    for p in d_params:
+        p.requires_grad_(True)
+
+    # D step: real vs a fake drawn from the pool of past fakes; the loss is halved inside discriminator_loss
+    with accelerator.autocast():
+        loss_d_b = losses.discriminator_loss(nets["D_B"](real_b), nets["D_B"](pools["B"].query(fake_b.detach())), mode)
+        loss_d_a = losses.discriminator_loss(nets["D_A"](real_a), nets["D_A"](pools["A"].query(fake_a.detach())), mode)
+        loss_d = loss_d_a + loss_d_b
+    opt_d.zero_grad(set_to_none=True)
+    accelerator.backward(loss_d)
+    opt_d.step()
+    return [t.detach().float() for t in (loss_gan, loss_cycle, loss_idt, loss_d_a, loss_d_b)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # main
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -330,9 +371,15 @@ def main(args: argparse.Namespace) -> int:
 
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lr_factor)
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_factor)
+    channels_last = cfg_train["channels_last"]
+    if channels_last:  # NHWC: faster convolutions on tensor cores and many CPUs
+        for net in (gen_ab, gen_ba, disc_a, disc_b):
+            net.to(memory_format=torch.channels_last)
     gen_ab, gen_ba, disc_a, disc_b, opt_g, opt_d = accelerator.prepare(gen_ab, gen_ba, disc_a, disc_b, opt_g, opt_d)
     nets = {"G": gen_ab, "F": gen_ba, "D_A": disc_a, "D_B": disc_b}
     plain = {name: accelerator.unwrap_model(net) for name, net in nets.items()}
+    if cfg_train["compile"]:
+        nets = {name: torch.compile(net) for name, net in nets.items()}
 
     ema = None
     if cfg_train["ema"]:
@@ -427,7 +474,6 @@ def main(args: argparse.Namespace) -> int:
     progress = tqdm(total=max_steps, initial=step, disable=not is_main, desc="train", dynamic_ncols=True)
     mode, lam_cyc, lam_id = cfg_train["gan_mode"], cfg_train["lambda_cycle"], cfg_train["lambda_identity"]
     losses._check_mode(mode)
-    d_params = list(plain["D_A"].parameters()) + list(plain["D_B"].parameters())
     running: list[torch.Tensor] = []
     last_good = None
     start_time, start_step = time.time(), step
@@ -437,32 +483,10 @@ def main(args: argparse.Namespace) -> int:
         real_a = cdata.to_model_range(cdata.augment(images_a[idx_a], size, cfg_data["flip"], aug)).to(device, non_blocking=True)
         real_b = cdata.to_model_range(cdata.augment(images_b[idx_b], size, cfg_data["flip"], aug)).to(device, non_blocking=True)
 
-        # G step: G and F against frozen D_A, D_B (the plain modules: no DDP sync for D here)
-        for p in d_params:
-            p.requires_grad_(False)
-        with accelerator.autocast():
-            fake_b, fake_a = gen_ab(real_a), gen_ba(real_b)
-            rec_a, rec_b = gen_ba(fake_b), gen_ab(fake_a)
-            loss_gan = losses.generator_adversarial_loss(plain["D_B"](fake_b), mode) + losses.generator_adversarial_loss(plain["D_A"](fake_a), mode)
-            loss_cycle = lam_cyc * (losses.cycle_loss(rec_a, real_a) + losses.cycle_loss(rec_b, real_b))
-            loss_idt = torch.zeros((), device=device)
-            if lam_id > 0:  # G fed its target domain should change nothing (Section 5.2)
-                loss_idt = lam_cyc * lam_id * (losses.identity_loss(gen_ab(real_b), real_b) + losses.identity_loss(gen_ba(real_a), real_a))
-            loss_g = loss_gan + loss_cycle + loss_idt
-        opt_g.zero_grad(set_to_none=True)
-        accelerator.backward(loss_g)
-        opt_g.step()
-        for p in d_params:
-            p.requires_grad_(True)
-
-        # D step: real vs a fake drawn from the pool of past fakes; the loss is halved inside discriminator_loss
-        with accelerator.autocast():
-            loss_d_b = losses.discriminator_loss(disc_b(real_b), disc_b(pools["B"].query(fake_b.detach())), mode)
-            loss_d_a = losses.discriminator_loss(disc_a(real_a), disc_a(pools["A"].query(fake_a.detach())), mode)
-            loss_d = loss_d_a + loss_d_b
-        opt_d.zero_grad(set_to_none=True)
-        accelerator.backward(loss_d)
-        opt_d.step()
+        if channels_last:
+            real_a, real_b = real_a.contiguous(memory_format=torch.channels_last), real_b.contiguous(memory_format=torch.channels_last)
+        loss_gan, loss_cycle, loss_idt, loss_d_a, loss_d_b = cyclegan_step(
+            nets, plain, opt_g, opt_d, pools, real_a, real_b, mode, lam_cyc, lam_id, accelerator)
         sched_g.step()
         sched_d.step()
         if ema is not None:
@@ -470,7 +494,7 @@ def main(args: argparse.Namespace) -> int:
             ema["F"].step(plain["F"].parameters())
         step += 1
         progress.update(1)
-        running.append(torch.stack([loss_gan, loss_cycle, loss_idt, loss_d_a, loss_d_b]).detach().float())
+        running.append(torch.stack([loss_gan, loss_cycle, loss_idt, loss_d_a, loss_d_b]))
 
         # ---- log, check for divergence, sample, checkpoint ----
         log_now = step % cfg_train["log_every"] == 0 or step == max_steps
