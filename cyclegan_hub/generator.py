@@ -311,8 +311,9 @@ class CycleGenerator(
 def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> list[list]:
     """Run each image through ``chain`` (one or two generators); returns one list of PIL images per stage."""
     first = chain[0]
-    device = torch.device(device) if device is not None else next(first.parameters()).device
-    dtype = next(first.parameters()).dtype
+    weights = next(first.parameters(), None) if isinstance(first, nn.Module) else None  # None: an ONNX session
+    device = torch.device(device) if device is not None else (weights.device if weights is not None else torch.device("cpu"))
+    dtype = weights.dtype if weights is not None else torch.float32
     for g in chain:
         g.to(device).eval()
     if isinstance(resize_to, int):

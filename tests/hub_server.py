@@ -1,7 +1,7 @@
 """A small Hub-protocol server for tests: receives pushes from the real huggingface_hub client.
 
 It implements the write path of the Hub API (create repo, validate YAML, preupload, commit, create branch) and
-commits what it receives into plain git repositories laid out as ``<root>/<type>s/<org>/<name>``, the layout that
+file downloads (resolve), and commits what it receives into plain git repositories laid out as ``<root>/<type>s/<org>/<name>``, the layout that
 olah (an independent Hub mirror) serves read-only. Tokens: ``tokens`` maps a token to the namespaces it may
 write; a request without a token gets 401, a token writing elsewhere 403. ``fail_next`` injects faults:
 "500" answers 500, "drop" closes the connection without an answer.
@@ -80,6 +80,43 @@ class HubServer:
                     self._send(403, {"error": f"You don't have the rights to create or write to {namespace}"})
                     return False
                 return True
+
+            def do_HEAD(self):
+                self._resolve(send_body=False)
+
+            def do_GET(self):
+                self._resolve(send_body=True)
+
+            def _resolve(self, send_body: bool):
+                """GET/HEAD /{type}s/{org}/{name}/resolve/{rev}/{path} (models without the prefix)."""
+                path = self.path.split("?")[0].strip("/")
+                server.requests.append(f"{'GET' if send_body else 'HEAD'} /{path}")
+                parts = path.split("/")
+                if parts[0] in ("datasets", "spaces"):
+                    repo_type, parts = parts[0][:-1], parts[1:]
+                else:
+                    repo_type = "model"
+                if len(parts) < 5 or parts[2] != "resolve":
+                    return self._send(404, {"error": "not found"})
+                repo = server.repo_path(repo_type, "/".join(parts[:2]))
+                rev, file = parts[3], "/".join(parts[4:])
+                try:
+                    commit = git(repo, "rev-parse", rev)
+                    blob = git(repo, "rev-parse", f"{rev}:{file}")
+                    data = subprocess.run(["git", "cat-file", "blob", blob], cwd=repo, capture_output=True, check=True).stdout
+                except (subprocess.CalledProcessError, FileNotFoundError, NotADirectoryError):
+                    self.send_response(404)
+                    self.send_header("X-Error-Code", "EntryNotFound" if repo.exists() else "RepoNotFound")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", commit)
+                self.send_header("ETag", f'"{blob}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if send_body:
+                    self.wfile.write(data)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)

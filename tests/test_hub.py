@@ -14,13 +14,11 @@ import yaml
 
 from cyclegan_hub.hub import twin_repo_id
 
+from .conftest import cli, hub_env
 from .hub_server import HubServer, git
-from .space.conftest import free_port
 from .training.conftest import ROOT, TINY, run_train
 
 pytestmark = pytest.mark.slow
-OLAH = ROOT / ".venv-olah" / "bin" / "olah-cli"
-TOKENS = {"write-token": ["user"], "other-token": ["someone-else"]}
 
 
 def test_twin_names():
@@ -35,26 +33,6 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("run") / "mnist-6to9"
     run_train(*TINY, "--max-steps", "2", "--output-dir", str(out))
     return out
-
-
-@pytest.fixture
-def hub(tmp_path):
-    with HubServer(tmp_path / "mirrors", TOKENS) as server:
-        yield server
-
-
-def hub_env(endpoint: str, token: str | None = "write-token") -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update({"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                "HF_HOME": str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / f"hf-home-{os.getpid()}")})
-    if token:
-        env["HF_TOKEN"] = token
-    return env
-
-
-def cli(*args, env, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
 
 
 def committed_files(hub: HubServer, repo: str, repo_type: str = "model") -> list[str]:
@@ -127,44 +105,6 @@ def test_push_to_a_branch_with_training_state(hub, run_dir, tmp_path):
 
 
 # ---- reads through olah ----------------------------------------------------------------------------------------
-
-@pytest.fixture
-def olah(hub, tmp_path):
-    if not OLAH.exists():
-        if os.environ.get("CI"):
-            pytest.fail("olah is missing: `make test` installs it into .venv-olah")
-        pytest.skip("olah is not installed (make olah)")
-    port = free_port()
-    config = tmp_path / "olah.toml"
-    config.write_text(f"""
-[basic]
-host = "127.0.0.1"
-port = {port}
-repos-path = "{tmp_path / 'olah_repos'}"
-mirrors-path = ["{hub.root}"]
-hf-scheme = "http"
-hf-netloc = "127.0.0.1:9"
-hf-lfs-netloc = "127.0.0.1:9"
-mirror-scheme = "http"
-mirror-netloc = "127.0.0.1:{port}"
-mirror-lfs-netloc = "127.0.0.1:{port}"
-[accessibility]
-offline = true
-""")
-    proc = subprocess.Popen([str(OLAH), "-c", str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except urllib.error.HTTPError:
-            break
-        except OSError:
-            time.sleep(0.25)
-    yield url
-    proc.terminate()
-    proc.wait(20)
-
 
 PULL = """
 import hashlib, sys, torch
