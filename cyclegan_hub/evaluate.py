@@ -27,8 +27,14 @@ def is_digit_pair(generator: CycleGenerator) -> bool:
 @torch.inference_mode()
 def translate_tensors(generator: CycleGenerator, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Run a generator over [N, C, H, W] images in its value range (H, W already a valid size)."""
+    from .imaging import pad_to_multiple
+
     device = next(generator.parameters()).device
-    outputs = [generator(images[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(images), batch_size)]
+    height, width = images.shape[-2:]
+    outputs = []
+    for i in range(0, len(images), batch_size):
+        batch = pad_to_multiple(images[i : i + batch_size].to(device).float(), generator.size_multiple, generator.min_size)
+        outputs.append(generator(batch)[..., :height, :width].float().cpu())
     return torch.cat(outputs) if outputs else images.new_empty(0)
 
 
@@ -77,3 +83,154 @@ def metrics_table(metrics: dict[str, float], source: str, target: str) -> str:
             fmt = "{:.1%}" if "accuracy" in key else "{:.4f}"
             rows.append(f"| {label} | {fmt.format(a2b)} | {fmt.format(b2a)} |")
     return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FID and KID (Heusel et al. 2017; Binkowski et al. 2018) on any feature extractor
+# ---------------------------------------------------------------------------------------------------------------
+
+#: Fewer images than this per set give FID/KID estimates dominated by noise; we refuse them.
+MIN_IMAGES_FID_KID = 50
+INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
+
+
+def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)), in float64."""
+    a, b = features_a.double(), features_b.double()
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)
+    # Tr((S_a S_b)^(1/2)) = sum of sqrt of the eigenvalues of S_a^(1/2) S_b S_a^(1/2) (symmetric, PSD)
+    vals, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+    middle = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp(min=0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * middle)
+
+
+def kernel_distance(features_a: torch.Tensor, features_b: torch.Tensor, subsets: int = 100,
+                    subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
+    """KID: the unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3, averaged over random subsets.
+    Returns (mean, std)."""
+    a, b = features_a.double(), features_b.double()
+    n = min(subset_size, len(a), len(b))
+    d = a.shape[1]
+    g = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(subsets):
+        x = a[torch.randperm(len(a), generator=g)[:n]]
+        y = b[torch.randperm(len(b), generator=g)[:n]]
+        kxx, kyy, kxy = ((x @ x.T) / d + 1) ** 3, ((y @ y.T) / d + 1) ** 3, ((x @ y.T) / d + 1) ** 3
+        mmd = (kxx.sum() - kxx.trace() + kyy.sum() - kyy.trace()) / (n * (n - 1)) - 2 * kxy.mean()
+        values.append(float(mmd))
+    values_t = torch.tensor(values)
+    return float(values_t.mean()), float(values_t.std()) if len(values) > 1 else 0.0
+
+
+def check_enough_images(n_fake: int, n_real: int) -> None:
+    if min(n_fake, n_real) < MIN_IMAGES_FID_KID:
+        raise ValueError(
+            f"FID/KID need at least {MIN_IMAGES_FID_KID} images in each set; got {n_fake} translated and {n_real} real"
+        )
+
+
+def load_inception(weights: str | None = None):
+    """torch-fidelity's Inception-v3 (the FID network), 2048-d pool features, from a local weights file or an
+    already populated torch hub cache: nothing is downloaded. Returns a function images[0,1] -> features."""
+    import os
+    from pathlib import Path
+
+    try:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    except ImportError:
+        raise ValueError("FID/KID need torch-fidelity's Inception-v3: pip install torch-fidelity") from None
+    if weights is None:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS
+        weights = str(cached) if cached.is_file() else None
+    if weights is None or not os.path.isfile(weights):
+        raise ValueError(
+            f"FID/KID need the Inception-v3 weights ({INCEPTION_WEIGHTS}): pass --inception-weights PATH or place the "
+            f"file in {Path(torch.hub.get_dir()) / 'checkpoints'}; they cannot be downloaded from here"
+        )
+    net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights).eval()
+
+    @torch.inference_mode()
+    def features(images: torch.Tensor) -> torch.Tensor:
+        if images.shape[1] == 1:
+            images = images.repeat(1, 3, 1, 1)
+        return net((images.clamp(0, 1) * 255).round().to(torch.uint8))[0].double()
+
+    return features
+
+
+def fid_kid(fake: torch.Tensor, real: torch.Tensor, features, batch_size: int = 64) -> dict[str, float]:
+    """FID and KID between two image sets in [0, 1], [N, C, H, W], with ``features`` images -> [N, D]."""
+    check_enough_images(len(fake), len(real))
+
+    def embed(images):
+        return torch.cat([features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)])
+
+    f, r = embed(fake), embed(real)
+    kid, kid_std = kernel_distance(f, r)
+    return {"fid": frechet_distance(f, r), "kid": kid, "kid_std": kid_std}
+
+
+METRICS = ("accuracy", "cycle", "fid", "kid")
+
+
+def evaluate_model(model, data: dict, *, reverse_model=None, target_data: dict | None = None, metrics=None,
+                   max_images: int = 1000, inception_weights: str | None = None, device: str = "cpu",
+                   features=None) -> dict:
+    """What ``cyclegan-hub eval`` prints: translate ``data`` (a DomainSpec dict) with ``model`` and measure.
+
+    ``metrics`` None means every metric that applies: accuracy for digit models, cycle with a reverse model, FID/KID
+    with ``target_data`` (skipped with a note when the Inception weights are missing; an explicit request fails)."""
+    from .data import DomainSpec, decode_domain, load_domain, to_model_range
+    from .hub import load_generator
+
+    explicit = metrics is not None
+    wanted = list(metrics) if explicit else list(METRICS)
+    unknown = [m for m in wanted if m not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}")
+    g = load_generator(model, device=device) if isinstance(model, str) else model
+    f = load_generator(reverse_model, device=device) if isinstance(reverse_model, str) else reverse_model
+    if explicit and "cycle" in wanted and f is None:
+        raise ValueError("the cycle metrics need the reverse generator: --reverse-model")
+    if explicit and "accuracy" in wanted and not is_digit_pair(g):
+        raise ValueError("accuracy is measured for digit models (1 channel, domains named by digits) only")
+    if explicit and {"fid", "kid"} & set(wanted) and target_data is None:
+        raise ValueError("FID/KID compare with real target-domain images: --target-data")
+
+    size, channels = g.config["image_size"], g.config["in_channels"]
+    source = load_domain(DomainSpec.from_dict(data), "--data")
+    real, skipped = decode_domain(source, data.get("image_column", "image"), channels, size, max_images)
+    if len(real) == 0:
+        raise ValueError("--data holds no readable image")
+    x = to_model_range(real, g.config["value_range"])
+    fake = translate_tensors(g, x)
+    out: dict = {"model": model if isinstance(model, str) else "in memory", "n_images": len(real), "skipped": skipped}
+    if is_digit_pair(g) and "accuracy" in wanted:
+        from .mnist_classifier import classify_digits
+
+        out["translation_accuracy"] = (classify_digits(fake) == int(g.config["target_domain"])).float().mean().item()
+    if f is not None and "cycle" in wanted:
+        rec = translate_tensors(f, fake)
+        out["cycle_l1"] = (rec - x).abs().mean().item()
+        if is_digit_pair(g) and is_digit_pair(f):
+            from .mnist_classifier import classify_digits
+
+            out["cycle_accuracy"] = (classify_digits(rec) == int(g.config["source_domain"])).float().mean().item()
+    if target_data is not None and {"fid", "kid"} & set(wanted):
+        target = load_domain(DomainSpec.from_dict(target_data), "--target-data")
+        real_b, _ = decode_domain(target, target_data.get("image_column", "image"), g.config["out_channels"], size, max_images)
+        check_enough_images(len(fake), len(real_b))
+        try:
+            features = features or load_inception(inception_weights)
+        except ValueError as err:
+            if explicit:
+                raise
+            out["fid_kid"] = f"skipped: {err}"
+        else:
+            low, high = g.config["value_range"]
+            scores = fid_kid(((fake - low) / (high - low)).clamp(0, 1), real_b.float() / 255, features)
+            out.update({k: v for k, v in scores.items() if k.split("_")[0] in wanted})
+    return out

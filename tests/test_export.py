@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from cyclegan_hub import CycleGenerator
+from cyclegan_hub.cli import main
+from cyclegan_hub.export import OnnxGenerator, export_onnx, verify_onnx
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    torch.manual_seed(0)
+    g = CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1, image_size=28,
+                       source_domain="6", target_domain="9").eval()
+    path = tmp_path_factory.mktemp("onnx") / "g.onnx"
+    diffs = export_onnx(g, path)
+    return g, path, diffs
+
+
+def test_onnx_matches_pytorch_at_two_sizes_and_batches(exported):
+    g, path, diffs = exported
+    assert len(diffs) == 2 and max(diffs.values()) <= 1e-4
+    again = verify_onnx(g, path, sizes=(28, 100))  # other sizes than at export: the axes are dynamic
+    assert max(again.values()) <= 1e-4 and set(again) == {"1x1x28x32", "2x1x100x108"}
+
+
+def test_onnx_generator_translates_like_the_model(exported, tmp_path):
+    g, path, _ = exported
+    onnx_g = OnnxGenerator(path)
+    assert onnx_g.config == g.config
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 22), dtype=np.uint8))
+    a, b = np.asarray(g.translate(image), int), np.asarray(onnx_g.translate(image), int)
+    assert a.shape == b.shape == (30, 22) and np.abs(a - b).max() <= 1
+
+
+def test_cli_export_and_translate_with_onnx(tmp_path, capsys):
+    torch.manual_seed(0)
+    CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1).save_pretrained(tmp_path / "m")
+    assert main(["export", "--model", str(tmp_path / "m"), "--onnx", str(tmp_path / "m.onnx")]) == 0
+    assert "max |onnx - torch|" in capsys.readouterr().out
+    Image.new("L", (20, 20), 30).save(tmp_path / "in.png")
+    assert main(["translate", "--model", str(tmp_path / "m.onnx"), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (20, 20)
+
+
+def test_bad_onnx_files(tmp_path):
+    (tmp_path / "junk.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ValueError, match="not a readable ONNX model"):
+        OnnxGenerator(tmp_path / "junk.onnx")
+    with pytest.raises(FileNotFoundError, match="no such ONNX file"):
+        OnnxGenerator(tmp_path / "missing.onnx")
