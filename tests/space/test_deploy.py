@@ -1,0 +1,92 @@
+"""deploy-space against the local Hub, then the uploaded Space installed in a fresh venv and started for real."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import gradio
+import pytest
+import yaml
+
+from ..conftest import ROOT, cli, hub_env
+from ..hub_server import git
+from .conftest import start_app, stop_app
+
+pytestmark = pytest.mark.slow
+
+
+def push_bundled_pair(hub, tmp_path) -> dict:
+    run = tmp_path / "run"
+    shutil.copytree(ROOT / "space" / "models" / "mnist-6to9", run / "generator_AtoB")
+    shutil.copytree(ROOT / "space" / "models" / "mnist-9to6", run / "generator_BtoA")
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "home")}
+    result = cli("push", str(run), "--repo-id", "user/mnist-6to9", env=env)
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
+    env = push_bundled_pair(hub, tmp_path)
+    result = cli("deploy-space", "--space-id", "user/mnist-demo", "--model", "user/mnist-6to9", env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    space = hub.repo_path("space", "user/mnist-demo")
+    files = sorted(git(space, "ls-files").splitlines())
+    wheels = [f for f in files if f.endswith(".whl")]
+    assert [f for f in files if not f.endswith(".whl")] == [".gitattributes", "README.md", "app.py", "requirements.txt"]
+    assert len(wheels) == 1 and wheels[0].startswith("cyclegan_hub-")
+    assert (space / "app.py").read_text() == (ROOT / "space" / "app.py").read_text()  # one app, not a copy
+    assert not list(space.rglob("*.safetensors"))  # models are configuration, not bundled weights
+    meta = yaml.safe_load((space / "README.md").read_text().split("---")[1])
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
+    assert meta["models"] == ["user/mnist-6to9", "user/mnist-9to6"]
+    assert meta["license"] == "mit" and "cyclegan" in meta["tags"] and meta["suggested_hardware"] == "cpu-basic"
+    assert meta["title"] and meta["emoji"]
+    requirements = (space / "requirements.txt").read_text().split()
+    assert requirements == [f"./{wheels[0]}", f"gradio=={gradio.__version__}"]
+
+    # The Space: a fresh checkout of what was uploaded, a fresh venv with exactly its requirements
+    # (torch pinned in the same command: on these machines that selects the CPU build already on disk).
+    checkout = tmp_path / "space-checkout"
+    subprocess.run(["git", "clone", "-q", str(space), str(checkout)], check=True)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
+                             cwd=checkout, capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import cyclegan_hub; print(cyclegan_hub.__file__)"],
+                           capture_output=True, text=True, check=True).stdout
+    assert str(venv) in where  # the package came from the uploaded wheel, not from this checkout
+
+    proc, url = start_app({"HF_ENDPOINT": olah, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "space-home"),
+                           "HF_HUB_DISABLE_XET": "1", "CYCLEGAN_MODELS": ""},
+                          app=checkout / "app.py", python=str(venv / "bin" / "python"), timeout=300)
+    try:
+        from gradio_client import Client, handle_file
+
+        from .test_app import read_digit
+
+        translated, reconstructed, _ = Client(url, verbose=False).predict(
+            handle_file(ROOT / "space" / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate")
+        assert read_digit(translated) == 9 and read_digit(reconstructed) == 6
+    finally:
+        stop_app(proc)
+
+
+def test_deploy_checks_the_models_before_uploading(hub, tmp_path):
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "home")}
+    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/nothing-here", env=env)
+    assert result.returncode == 1 and "user/nothing-here cannot be served" in result.stderr
+    hub.create_repo("model", "user/not-a-gan")
+    repo = hub.repo_path("model", "user/not-a-gan")
+    (repo / "README.md").write_text("# a text model\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "card")
+    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/not-a-gan", "--reverse-model", "user/not-a-gan", env=env)
+    assert result.returncode == 1 and "user/not-a-gan cannot be served" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not hub.repo_path("space", "user/demo").exists()
+    no_token = env | {"HF_TOKEN": ""}
+    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/x", env=no_token)
+    assert result.returncode == 1 and "no Hugging Face token" in result.stderr
