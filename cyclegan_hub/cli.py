@@ -19,7 +19,6 @@ class UserError(Exception):
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from .hub import load_generator
     from .imaging import open_image
 
     source = Path(args.input)
@@ -40,7 +39,7 @@ def _translate(args: argparse.Namespace) -> int:
         if not output.is_dir() and output.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"{output}: give an image file name (.png, .jpg, ...) or an existing folder")
 
-    generator = load_generator(args.model, revision=args.revision, device=args.device)
+    generator = load_model(args.model, args.revision, args.device)
     failed = 0
     for start in range(0, len(files), args.batch_size):
         chunk = files[start : start + args.batch_size]
@@ -62,6 +61,65 @@ def _translate(args: argparse.Namespace) -> int:
             print(target)
     if failed:
         raise UserError(f"{failed} of {len(files)} file(s) could not be read")
+    return 0
+
+
+def load_model(model: str, revision: str | None = None, device: str = "cpu"):
+    """A CycleGenerator by Hub id or folder, or an exported .onnx file run by onnxruntime."""
+    if model.endswith(".onnx"):
+        from .export import OnnxGenerator
+
+        return OnnxGenerator(model)
+    from .hub import load_generator
+
+    return load_generator(model, revision=revision, device=device)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .export import OPSET, export_onnx
+    from .hub import load_generator
+
+    generator = load_generator(args.model, revision=args.revision)
+    diffs = export_onnx(generator, args.onnx, opset=args.opset)
+    print(f"wrote {args.onnx} (opset {args.opset or OPSET}; dynamic batch, height, width)")
+    for shape, diff in diffs.items():
+        print(f"  onnxruntime check {shape}: max |onnx - torch| = {diff:.2e}")
+    return 0
+
+
+def parse_domain(text: str) -> dict:
+    """A domain on the command line: a dataset path or Hub id, or a TOML inline table of DomainSpec keys,
+    e.g. '{path="training/data/mnist-6-9", split="test", filter="label == 6"}'."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib
+
+    if text.strip().startswith("{"):
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError as err:
+            raise UserError(f"cannot read the domain {text!r}: {err}") from None
+    return {"path": text}
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate_model
+
+    metrics = evaluate_model(
+        args.model, parse_domain(args.data), reverse_model=args.reverse_model,
+        target_data=parse_domain(args.target_data) if args.target_data else None,
+        metrics=[m.strip() for m in args.metrics.split(",")] if args.metrics else None,
+        max_images=args.max_images, inception_weights=args.inception_weights, device=args.device,
+    )  # fmt: skip
+    width = max(len(k) for k in metrics)
+    for key, value in metrics.items():
+        print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+    if args.output:
+        Path(args.output).write_text(json.dumps(metrics, indent=2))
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -91,6 +149,15 @@ def _push(args: argparse.Namespace) -> int:
     )
     for repo, url in pushed.items():
         print(f"pushed {repo}: {url}")
+    return 0
+
+
+def _deploy_space(args: argparse.Namespace) -> int:
+    from .deploy import deploy_space
+
+    url = deploy_space(args.space_id, args.model, reverse_model=args.reverse_model, private=args.private,
+                       hardware=args.hardware)
+    print(f"deployed {args.space_id}: {url}")
     return 0
 
 
@@ -142,6 +209,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_translate)
 
     p = sub.add_parser(
+        "eval",
+        help="evaluate a generator (accuracy for digits, cycle error, FID, KID)",
+        description="Translate held-out images of the source domain and measure the result. Domains are a dataset "
+        "path / Hub id, or a TOML inline table such as '{path=\"training/data/mnist-6-9\", split=\"test\", "
+        "filter=\"label == 6\"}'. Metrics: accuracy (digit models: the shipped MNIST classifier), cycle (needs "
+        "--reverse-model), fid and kid (need --target-data and the Inception-v3 weights).",
+    )
+    p.add_argument("--model", required=True, help="the generator: Hub repo id or folder")
+    p.add_argument("--data", required=True, help="source-domain images")
+    p.add_argument("--reverse-model", help="the reverse generator, for the cycle metrics")
+    p.add_argument("--target-data", help="real target-domain images, for FID/KID")
+    p.add_argument("--metrics", help="comma-separated: accuracy, cycle, fid, kid (default: all that apply)")
+    p.add_argument("--max-images", type=int, default=1000, help="images per domain (default 1000)")
+    p.add_argument("--inception-weights", help="local Inception-v3 weights for FID/KID")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--output", "-o", help="write the figures as JSON here")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "export",
+        help="export a generator to ONNX (checked with onnxruntime)",
+        description="Export a generator to ONNX with dynamic batch, height and width (opset 18), then check it "
+        "against PyTorch with onnxruntime on random inputs of two sizes (max abs difference <= 1e-4). "
+        "`cyclegan-hub translate --model out.onnx` runs the file.",
+    )
+    p.add_argument("--model", required=True, help="Hub repo id or folder")
+    p.add_argument("--onnx", required=True, help="output .onnx file")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--revision", default=None)
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser(
         "push",
         help="push a trained pair to the Hub",
         description="Push both generators of a training run to the Hub: the forward one to --repo-id, the reverse "
@@ -158,6 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--include-training-state", action="store_true",
                    help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub")
     p.set_defaults(func=_push)
+
+    p = sub.add_parser(
+        "deploy-space",
+        help="create or update a Hugging Face Space serving a pair from the Hub",
+        description="Create or update a Gradio Space in one commit: the app, a README whose front matter is the "
+        "Space config (models, pinned gradio), and a requirements.txt that installs this package (a wheel built "
+        "from this checkout and uploaded with the app, or the pinned release when installed from an index). "
+        "Both models are checked before anything is uploaded.",
+    )
+    p.add_argument("--space-id", required=True, help="e.g. user/mnist-6to9-demo")
+    p.add_argument("--model", required=True, help="Hub repo of the forward generator")
+    p.add_argument("--reverse-model", help="Hub repo of the reverse generator (default: the twin name)")
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--hardware", default="cpu-basic", help="suggested_hardware of the Space (default cpu-basic)")
+    p.set_defaults(func=_deploy_space)
 
     p = sub.add_parser(
         "serve",
