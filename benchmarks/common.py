@@ -1,0 +1,86 @@
+"""Shared by the benchmark scripts: timing, device, precision and the paper-spec models."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_trainer():
+    """training/train.py as a module: the benchmarks time the trainer's own step function."""
+    spec = importlib.util.spec_from_file_location("cyclegan_train", ROOT / "training" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def dtype_of(precision: str):
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+class Runner:
+    """The two things cyclegan_step needs from accelerate (autocast and backward), without its global state, so
+    that the baseline and the fast path can run in one process."""
+
+    def __init__(self, device: torch.device, precision: str):
+        self.device, self.dtype = device, dtype_of(precision)
+
+    def autocast(self):
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def backward(self, loss):
+        loss.backward()
+
+
+def machine() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
+            "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    try:
+        info["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                                        text=True, timeout=10).stdout.strip()
+    except OSError:
+        pass
+    return info
+
+
+def timed(fn, steps: int, warmup: int, device: torch.device) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
+
+
+def emit(result: dict, summary: str, output: str | None) -> None:
+    print(json.dumps(result, indent=2))
+    print(summary)
+    if output:
+        Path(output).write_text(json.dumps(result, indent=2))
