@@ -92,6 +92,8 @@ class HubServer:
                 path = self.path.split("?")[0].strip("/")
                 server.requests.append(f"{'GET' if send_body else 'HEAD'} /{path}")
                 parts = path.split("/")
+                if parts[0] == "api" and len(parts) >= 6 and parts[4] == "tree":
+                    return self._tree(parts[1][:-1], "/".join(parts[2:4]), parts[5])
                 if parts[0] in ("datasets", "spaces"):
                     repo_type, parts = parts[0][:-1], parts[1:]
                 else:
@@ -117,6 +119,23 @@ class HubServer:
                 self.end_headers()
                 if send_body:
                     self.wfile.write(data)
+
+            def _tree(self, repo_type: str, repo_id: str, rev: str):
+                """GET /api/{type}s/{repo}/tree/{rev}?recursive=true: the files of a revision (one page)."""
+                repo = server.repo_path(repo_type, repo_id)
+                if not repo.exists():
+                    return self._send(404, {"error": "Repository not found"})
+                entries = []
+                for line in git(repo, "ls-tree", "-r", "-l", rev).splitlines():
+                    meta, name = line.split("\t", 1)
+                    _, _, oid, size = meta.split()
+                    entries.append({"type": "file", "path": name, "oid": oid, "size": int(size)})
+                data = json.dumps(entries).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)

@@ -56,7 +56,7 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
                              cwd=checkout, capture_output=True, text=True, timeout=900)
     assert install.returncode == 0, install.stderr[-2000:]
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import cyclegan_hub; print(cyclegan_hub.__file__)"],
-                           capture_output=True, text=True, check=True).stdout
+                           capture_output=True, text=True, check=True, cwd=checkout).stdout
     assert str(venv) in where  # the package came from the uploaded wheel, not from this checkout
 
     proc, url = start_app({"HF_ENDPOINT": olah, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "space-home"),
