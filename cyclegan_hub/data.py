@@ -116,7 +116,8 @@ def load_domain(spec: DomainSpec, what: str = "domain"):
             raise ValueError(f"{what}: {spec.path} has no split {spec.split!r} ({message})") from None
         raise ValueError(f"{what}: cannot load {spec.path}: {message}") from None
     except ConnectionError as err:
-        raise ValueError(f"{what}: cannot reach the Hub for {spec.path!r} ({err})") from None
+        raise ValueError(f"{what}: dataset {spec.path!r} is not a local folder, and the Hub cannot be reached to "
+                         f"look for it ({type(err).__name__})") from None
 
     columns = list(ds.features or {})
     if spec.image_column not in columns:

@@ -57,7 +57,8 @@ DEFAULTS = {
         "upsampling": "transpose", "dropout": 0.0, "d_base_channels": 64, "d_layers": 3, "d_norm": "instance",
     },
     "train": {
-        "output_dir": "runs/cyclegan", "seed": 0, "batch_size": 1, "max_steps": 1000, "decay_start": None,
+        "output_dir": "runs/cyclegan", "seed": 0, "batch_size": 1, "max_steps": 1000,
+        "lr_constant_steps": 500, "lr_decay_steps": 500,
         "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "lambda_cycle": 10.0, "lambda_identity": 0.5,
         "gan_mode": "lsgan", "pool_size": 50, "ema": False, "ema_decay": 0.999, "mixed_precision": "no",
         "channels_last": False, "compile": False,
@@ -114,7 +115,8 @@ def load_config(args: argparse.Namespace) -> dict:
                 value = config[section].get(key)
                 candidate = Path(args.config).parent / value if isinstance(value, str) else None
                 if candidate is not None and not Path(value).is_absolute() and candidate.exists():
-                    config[section][key] = str(candidate)
+                    config[section][key] = os.path.relpath(candidate) if not Path(args.config).is_absolute() \
+                        else os.path.normpath(candidate)
     for item in args.set:
         key, sep, raw = item.partition("=")
         section, _, name = key.strip().partition(".")
@@ -142,8 +144,8 @@ def load_config(args: argparse.Namespace) -> dict:
     train = config["train"]
     if train["max_steps"] < 1 or train["batch_size"] < 1:
         raise TrainingError("train.max_steps and train.batch_size must be at least 1")
-    if train["decay_start"] is None:
-        train["decay_start"] = train["max_steps"] // 2
+    if train["lr_constant_steps"] < 0 or train["lr_decay_steps"] < 0:
+        raise TrainingError("train.lr_constant_steps and train.lr_decay_steps must be >= 0")
     return config
 
 
@@ -364,10 +366,14 @@ def main(args: argparse.Namespace) -> int:
     betas = (cfg_train["beta1"], cfg_train["beta2"])
     opt_g = torch.optim.Adam(list(gen_ab.parameters()) + list(gen_ba.parameters()), lr=cfg_train["lr"], betas=betas)
     opt_d = torch.optim.Adam(list(disc_a.parameters()) + list(disc_b.parameters()), lr=cfg_train["lr"], betas=betas)
-    max_steps, decay_start = cfg_train["max_steps"], cfg_train["decay_start"]
+    # The schedule is fixed by the config, not by where this invocation stops (--max-steps): a run stopped at
+    # step 3 and resumed to 6 follows the same learning rates as a run of 6 (the paper: n_epochs + n_epochs_decay).
+    max_steps, constant, decay = cfg_train["max_steps"], cfg_train["lr_constant_steps"], cfg_train["lr_decay_steps"]
+    if max_steps > constant + decay:
+        say(f"note: the learning rate reaches 0 at step {constant + decay}, before --max-steps {max_steps}")
 
-    def lr_factor(step: int) -> float:  # 1 until decay_start, then linearly down to 0 at max_steps
-        return 1.0 if step < decay_start else max(0.0, 1.0 - (step - decay_start) / max(1, max_steps - decay_start))
+    def lr_factor(step: int) -> float:  # 1 for `constant` steps, then linearly down to 0 over `decay` steps
+        return 1.0 if step < constant else max(0.0, 1.0 - (step - constant) / max(1, decay))
 
     sched_g = torch.optim.lr_scheduler.LambdaLR(opt_g, lr_factor)
     sched_d = torch.optim.lr_scheduler.LambdaLR(opt_d, lr_factor)
@@ -506,6 +512,7 @@ def main(args: argparse.Namespace) -> int:
                 names = ["loss_G_gan", "loss_cycle", "loss_identity", "loss_D_A", "loss_D_B"]
                 bad = ", ".join(n for n, v in zip(names, values) if not math.isfinite(v))
                 where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+                progress.close()  # before the message, so that it is the last line
                 raise TrainingError(f"training diverged by step {step}: {bad} became NaN/inf; {where} "
                                     f"(resume it with a lower train.lr, or --mixed-precision no)")
             logs = dict(zip(["G_gan", "cycle", "identity", "D_A", "D_B"], values))
@@ -519,6 +526,7 @@ def main(args: argparse.Namespace) -> int:
                 save_checkpoint(step)
             except OSError as err:
                 if err.errno == errno.ENOSPC:
+                    progress.close()
                     raise TrainingError(f"no space left on the device while writing the checkpoint of step {step}; "
                                         f"the previous one ({last_good}) is intact") from None
                 raise
@@ -577,7 +585,7 @@ def describe_recipe(config: dict, spec_a, spec_b, step: int, processes: int) -> 
         f"- generators: {m['architecture']}, {m['base_channels']} base channels, {m['n_blocks']} blocks, {m['norm']} norm, {m['upsampling']} upsampling",
         f"- discriminators: PatchGAN, {m['d_layers']} layers, {m['d_base_channels']} base channels",
         f"- {step} steps of batch {t['batch_size']} x {processes} process(es); Adam lr {t['lr']}, betas ({t['beta1']}, {t['beta2']}), "
-        f"constant then linear decay from step {t['decay_start']}",
+        f"constant for {t['lr_constant_steps']} steps, then linear decay to 0 over {t['lr_decay_steps']}",
         f"- losses: {t['gan_mode']} GAN, cycle x {t['lambda_cycle']}, identity x {t['lambda_identity']} x cycle; pool of {t['pool_size']}; "
         f"EMA {'on (' + str(t['ema_decay']) + ')' if t['ema'] else 'off'}; mixed precision {t['mixed_precision']}",
     ])  # fmt: skip

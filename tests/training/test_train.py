@@ -55,7 +55,7 @@ def _checkpoint(run, step):
 
 def test_resume_is_exact_weight_for_weight(tmp_path):
     common = [*TINY, "--checkpoint-every", "3", "--set", "train.pool_size=3", "--set", "data.flip=true",
-              "--set", "data.load_size=32", "--set", "train.decay_start=2"]
+              "--set", "data.load_size=32", "--set", "train.lr_constant_steps=2", "--set", "train.lr_decay_steps=4"]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_train(*common, "--max-steps", "6", "--output-dir", str(straight))
     run_train(*common, "--max-steps", "3", "--output-dir", str(resumed))
@@ -92,10 +92,10 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--set", 'domain_a.path="no/such-dataset-here"'], "domain A (6): dataset 'no/such-dataset-here' not found"),
+        (["--set", 'domain_a.path="no/such-dataset-here"'], "domain A (6): dataset 'no/such-dataset-here' is not a local folder, and the Hub cannot be reached"),
         (["--set", 'domain_b.image_column="picture"'], "domain B (9): no column 'picture'"),
         (["--set", 'domain_a.filter="label == 12"'], "unknown value 12; valid: 0, 1"),
-        (["--set", 'domain_b.filter="label == 3"'], "leaves training/configs/../data/mnist-6-9 split=train where label == 3 empty"),
+        (["--set", 'domain_b.filter="label == 3"'], "training/data/mnist-6-9 split=train where label == 3 empty (label values present: 6, 9)"),
         (["--set", "model.d_layers=3"], "gives a 1x1 patch map on 28x28 images; use fewer layers"),
         (["--set", "model.colour=3"], "unknown key(s) in [model]: colour"),
         (["--set", "train.lr=1e38", "--max-steps", "30"], "training diverged by step"),
@@ -137,3 +137,16 @@ def test_help_documents_the_flags():
     for flag in ("--config", "--output-dir", "--max-steps", "--seed", "--resume", "--checkpoint-every",
                  "--mixed-precision", "--checkpoints-total-limit", "--set"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "training" / "configs").glob("*.toml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(train_module, config):
+    cfg = train_module.load_config(train_module.parse_args(["--config", str(config)]))
+    for section in ("domain_a", "domain_b"):
+        train_module.split_domain(cfg[section])
+    from cyclegan_hub import PatchDiscriminator
+
+    d = PatchDiscriminator(in_channels=cfg["data"]["channels"], n_layers=cfg["model"]["d_layers"])
+    assert min(d.output_size(cfg["data"]["image_size"], cfg["data"]["image_size"])) >= 2
+    t = cfg["train"]
+    assert t["lr_constant_steps"] + t["lr_decay_steps"] == t["max_steps"]
