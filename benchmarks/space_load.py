@@ -2,13 +2,15 @@
 
     python benchmarks/space_load.py --requests 64
 
-Starts space/app.py on a free local port (the bundled MNIST pair), sends bounded requests, stops it.
+Starts space/app.py on a free local port (the bundled MNIST pair), sends bounded requests (each a slightly
+different digit), stops it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,7 +21,24 @@ sys.path.insert(0, str(ROOT))
 from tests.space.conftest import start_app, stop_app  # noqa: E402
 
 
-def run_clients(url: str, clients: int, requests: int, image: Path) -> dict:
+def distinct_images(image: Path, count: int, folder: Path) -> list[Path]:
+    """Variants of one digit with a few pixels changed: every request differs, as different users' uploads do.
+    (Identical concurrent requests make Gradio write the same content-hashed output file while it is being
+    served, a race in Gradio's file cache, not in the app: a few downloads then come back truncated.)"""
+    import numpy as np
+    from PIL import Image
+
+    base = np.asarray(Image.open(image).convert("L"))
+    paths = []
+    for i in range(count):
+        pixels = base.copy()
+        pixels.flat[np.random.default_rng(i).integers(0, pixels.size, 3)] ^= 1
+        paths.append(folder / f"digit-{i}.png")
+        Image.fromarray(pixels).save(paths[-1])
+    return paths
+
+
+def run_clients(url: str, clients: int, requests: int, images: list[Path]) -> dict:
     from gradio_client import Client, handle_file
 
     latencies: list[float] = []
@@ -27,19 +46,19 @@ def run_clients(url: str, clients: int, requests: int, image: Path) -> dict:
     per_client = max(1, requests // clients)
     lock = threading.Lock()
 
-    def worker():
+    def worker(k: int):
         client = Client(url, verbose=False)
-        for _ in range(per_client):
+        for j in range(per_client):
             start = time.perf_counter()
             try:
-                client.predict(handle_file(image), "6 -> 9", api_name="/translate")
+                client.predict(handle_file(images[(k * per_client + j) % len(images)]), "6 -> 9", api_name="/translate")
             except Exception as err:  # counted, never fatal to the benchmark
                 errors.append(str(err))
                 continue
             with lock:
                 latencies.append(time.perf_counter() - start)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
     start = time.perf_counter()
     for t in threads:
         t.start()
@@ -48,7 +67,8 @@ def run_clients(url: str, clients: int, requests: int, image: Path) -> dict:
     wall = time.perf_counter() - start
     ordered = sorted(latencies)
     pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else None
-    return {"clients": clients, "requests": len(latencies), "errors": len(errors), "p50_ms": pick(0.5),
+    return {"clients": clients, "requests": len(latencies), "errors": len(errors), "first_error": errors[0][:300] if errors else None,
+            "p50_ms": pick(0.5),
             "p95_ms": pick(0.95), "requests_per_s": round(len(latencies) / wall, 2)}
 
 
@@ -59,12 +79,13 @@ def main():
     p.add_argument("--output")
     args = p.parse_args()
     proc, url = start_app()
-    try:
-        image = ROOT / "space" / "examples" / "6-test0.png"
-        run_clients(url, 1, 2, image)  # warm up
-        rows = [run_clients(url, c, args.requests, image) for c in args.clients]
-    finally:
-        stop_app(proc)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            images = distinct_images(ROOT / "space" / "examples" / "6-test0.png", args.requests, Path(tmp))
+            run_clients(url, 1, 2, images)  # warm up
+            rows = [run_clients(url, c, args.requests, images) for c in args.clients]
+        finally:
+            stop_app(proc)
     result = {"benchmark": "space_load", "rows": rows, "machine": machine()}
     emit(result, "; ".join(f"{r['clients']} client(s): p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['requests_per_s']} req/s"
                            for r in rows), args.output)
