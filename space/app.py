@@ -25,6 +25,9 @@ HERE = Path(__file__).resolve().parent
 BUNDLED = [HERE / "models" / "mnist-6to9", HERE / "models" / "mnist-9to6"]
 EXAMPLES = HERE / "examples"
 
+# Small images (28x28 digits) are shown enlarged, with crisp pixels.
+CSS = ".digit img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
 ABOUT = """
 **CycleGAN** learns to translate between two image domains from examples that are *not* paired: a generator
 G turns domain A into domain B, a second one F turns B back into A. Discriminators push each output to look like
@@ -89,15 +92,17 @@ with gr.Blocks(title="CycleGAN") as demo:
         with gr.Column():
             with gr.Tab("Image"):
                 source = ImageFile(label="Input", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                  image_mode=None, format="png")
+                                   image_mode=None, format="png", height=280, elem_classes="digit")
             with gr.Tab("Draw"):
-                sketch = gr.Sketchpad(label="Draw here, then press Translate", type="filepath", image_mode="RGB",
+                sketch = gr.Sketchpad(label="Pick the brush, draw, then press Translate", type="filepath", image_mode="RGB",
                                       canvas_size=(280, 280), brush=gr.Brush(default_size=18, colors=["#000000"]))
             direction = gr.Radio(DIRECTIONS, value=DIRECTIONS[0], label="Direction")
             button = gr.Button("Translate", variant="primary")
         with gr.Column():
-            translated = gr.Image(label="Translated", format="png", type="pil", interactive=False)
-            reconstructed = gr.Image(label="Round trip (reconstruction)", format="png", type="pil", interactive=False)
+            translated = gr.Image(label="Translated", format="png", type="pil", interactive=False, height=280,
+                                  elem_classes="digit")
+            reconstructed = gr.Image(label="Round trip (reconstruction)", format="png", type="pil", interactive=False,
+                                     height=280, elem_classes="digit")
             cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
     sketch.change(use_drawing, sketch, source, api_name=False, show_progress="hidden")
     button.click(translate, [source, direction], [translated, reconstructed, cycle_error], api_name="translate",
@@ -114,4 +119,4 @@ with gr.Blocks(title="CycleGAN") as demo:
 demo.queue(max_size=64, default_concurrency_limit=16)
 
 if __name__ == "__main__":
-    demo.launch(show_error=True)
+    demo.launch(show_error=True, css=CSS)

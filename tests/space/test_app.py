@@ -103,13 +103,46 @@ def test_unknown_direction_is_refused(client):
         client.predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 7", api_name="/translate")
 
 
-def test_browser_upload_translate_and_screenshot(app_url, tmp_path):
+def _browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     browser_path = chromium_path()
     if browser_path is None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: `make test` installs it (apt-get install chromium)")
         pytest.skip("Chromium is not installed")
+    return sync_api, browser_path
+
+
+def test_browser_draw_a_six_and_translate(app_url):
+    sync_api, browser_path = _browser()
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(app_url, wait_until="networkidle")
+        page.get_by_role("tab", name="Draw").click()
+        brush = page.locator("button[aria-label='Brush']").first
+        brush.wait_for(state="visible")
+        page.wait_for_timeout(1000)  # the canvas settles
+        brush.click()
+        page.wait_for_timeout(500)
+        box = page.locator("canvas").first.bounding_box()
+        x0, y0 = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        stroke = [(20, -90), (-10, -50), (-30, 0), (-30, 50), (0, 80), (30, 60), (30, 20), (0, 5), (-30, 30)]
+        page.mouse.move(x0 + stroke[0][0], y0 + stroke[0][1])
+        page.mouse.down()
+        for dx, dy in stroke[1:]:
+            page.mouse.move(x0 + dx, y0 + dy, steps=8)
+        page.mouse.up()
+        page.wait_for_timeout(3000)  # the drawing becomes the input
+        page.get_by_role("button", name="Translate", exact=True).click()
+        error_box = page.get_by_label("Cycle error", exact=False)
+        sync_api.expect(error_box).not_to_have_value("", timeout=30_000)
+        assert 0 <= float(error_box.input_value()) < 0.2
+        browser.close()
+
+
+def test_browser_upload_translate_and_screenshot(app_url, tmp_path):
+    sync_api, browser_path = _browser()
     shots = ROOT / "tests" / "artifacts"
     shots.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as p:
