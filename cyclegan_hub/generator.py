@@ -27,8 +27,8 @@ MODEL_CARD_TEMPLATE = """---
 # CycleGAN generator: {{ config.source_domain }} → {{ config.target_domain }}
 
 A [CycleGAN]({{ paper_url }}) generator that translates **{{ config.source_domain }}** images into
-**{{ config.target_domain }}** images. It was trained on unpaired examples of the two domains with an adversarial
-loss, a cycle-consistency loss and an identity loss; it is one half of a pair{% if twin_repo_id %} (the reverse
+**{{ config.target_domain }}** images. It was trained on unpaired examples of the two domains with adversarial and
+cycle-consistency losses (see Training); it is one half of a pair{% if twin_repo_id %} (the reverse
 direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }})){% endif %}.
 
 {% if sample_image %}![input | translated | reconstructed]({{ sample_image }})
