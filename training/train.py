@@ -30,6 +30,7 @@ import errno
 import json
 import math
 import os
+import random
 import shutil
 import sys
 import time
@@ -40,6 +41,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -236,6 +238,32 @@ def download_training_state(repo_id: str) -> Path:
     return path
 
 
+def rng_state() -> dict[str, torch.Tensor]:
+    """Every random generator of this process (torch, CUDA, Python, NumPy), as tensors for safetensors."""
+    _, internal, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": torch.tensor(internal, dtype=torch.int64),
+        "python_rng_gauss": torch.tensor([gauss is not None, gauss or 0.0], dtype=torch.float64),  # (set?, value)
+        "numpy_rng": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_rng_extra": torch.tensor([pos, has_gauss, cached], dtype=torch.float64),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    has_next, next_gauss = state["python_rng_gauss"].tolist()
+    random.setstate((3, tuple(int(v) for v in state["python_rng"]), next_gauss if has_next else None))
+    pos, has_gauss, cached = state["numpy_rng_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy_rng"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+
+
 def prune_checkpoints(root: Path, keep: int) -> None:
     if keep and keep > 0:
         for old in sorted(root.glob("step-*"))[:-keep]:
@@ -423,16 +451,12 @@ def main(args: argparse.Namespace) -> int:
         rank_state = load_file(str(rank_file))
         for key, pool in pools.items():
             pool.load_state_dict({k[7:]: v for k, v in rank_state.items() if k.startswith(f"pool_{key}.")}, device)
-        torch.set_rng_state(rank_state["torch_rng"])
-        if torch.cuda.is_available() and "cuda_rng" in rank_state:
-            torch.cuda.set_rng_state(rank_state["cuda_rng"])
+        set_rng_state(rank_state)
         step = meta["step"]
         say(f"resumed from {path} at step {step}")
 
     def save_checkpoint(step: int) -> None:
-        rank_state = {"torch_rng": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rank_state["cuda_rng"] = torch.cuda.get_rng_state()
+        rank_state = rng_state()
         for key, pool in pools.items():
             rank_state.update({f"pool_{key}.{k}": v for k, v in pool.state_dict().items()})
         all_ranks = gather_object([rank_state]) if accelerator.num_processes > 1 else [rank_state]

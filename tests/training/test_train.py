@@ -150,3 +150,16 @@ def test_shipped_configs_are_valid(train_module, config):
     assert min(d.output_size(cfg["data"]["image_size"], cfg["data"]["image_size"])) >= 2
     t = cfg["train"]
     assert t["lr_constant_steps"] + t["lr_decay_steps"] == t["max_steps"]
+
+
+def test_every_rng_round_trips(train_module):
+    import random
+
+    import numpy as np
+
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    state = train_module.rng_state()
+    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    train_module.set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
