@@ -39,6 +39,32 @@ def translate_tensors(generator: CycleGenerator, images: torch.Tensor, batch_siz
 
 
 @torch.inference_mode()
+def direction_metrics(g: CycleGenerator, f: CycleGenerator | None, real: torch.Tensor, classifier=None,
+                      wanted=("accuracy", "cycle")) -> tuple[dict[str, float], torch.Tensor]:
+    """One direction: translate ``real`` (model value range) with ``g`` and measure; with the reverse ``f`` also the
+    round trip. Digit models are read by ``classifier`` (default: the shipped MNIST classifier).
+
+    Returns (metrics, translated images). Keys: ``translation_accuracy``, ``source_accuracy`` (digits),
+    ``cycle_l1`` and, for digits, ``cycle_accuracy`` (with ``f``)."""
+    fake = translate_tensors(g, real)
+    digits = is_digit_pair(g) and (f is None or is_digit_pair(f))
+    if digits:
+        from .mnist_classifier import classify_digits, load_mnist_classifier
+
+        classifier = classifier or load_mnist_classifier()
+        source, target = int(g.config["source_domain"]), int(g.config["target_domain"])
+    metrics: dict[str, float] = {}
+    if digits and "accuracy" in wanted:
+        metrics["translation_accuracy"] = (classify_digits(fake, classifier) == target).float().mean().item()
+        metrics["source_accuracy"] = (classify_digits(real.float(), classifier) == source).float().mean().item()
+    if f is not None and "cycle" in wanted:
+        rec = translate_tensors(f, fake)
+        metrics["cycle_l1"] = (rec - real.float()).abs().mean().item()
+        if digits:
+            metrics["cycle_accuracy"] = (classify_digits(rec, classifier) == source).float().mean().item()
+    return metrics, fake
+
+
 def evaluate_pair(
     forward: CycleGenerator,
     reverse: CycleGenerator,
@@ -46,27 +72,13 @@ def evaluate_pair(
     images_b: torch.Tensor,
     classifier=None,
 ) -> dict[str, float]:
-    """Metrics of a pair on held-out images of both domains ([N, C, H, W], in the generators' value range).
-
-    Keys: ``cycle_l1_a2b``, ``cycle_l1_b2a`` always; ``translation_accuracy_*``, ``cycle_accuracy_*`` for digit
-    domains (using ``classifier`` or the shipped MNIST classifier)."""
+    """Metrics of a pair on held-out images of both domains ([N, C, H, W], in the generators' value range): what
+    training prints at its end and what the model cards carry. Keys: ``direction_metrics``'s, suffixed ``_a2b``
+    and ``_b2a``."""
     metrics: dict[str, float] = {"n_images_a": len(images_a), "n_images_b": len(images_b)}
-    use_digits = is_digit_pair(forward) and is_digit_pair(reverse)
-    if use_digits and classifier is None:
-        from .mnist_classifier import load_mnist_classifier
-
-        classifier = load_mnist_classifier()
     for name, g, f, real in (("a2b", forward, reverse, images_a), ("b2a", reverse, forward, images_b)):
-        fake = translate_tensors(g, real)
-        rec = translate_tensors(f, fake)
-        metrics[f"cycle_l1_{name}"] = (rec - real.float()).abs().mean().item()
-        if use_digits:
-            from .mnist_classifier import classify_digits
-
-            source, target = int(g.config["source_domain"]), int(g.config["target_domain"])
-            metrics[f"translation_accuracy_{name}"] = (classify_digits(fake, classifier) == target).float().mean().item()
-            metrics[f"cycle_accuracy_{name}"] = (classify_digits(rec, classifier) == source).float().mean().item()
-            metrics[f"source_accuracy_{name}"] = (classify_digits(real.float(), classifier) == source).float().mean().item()
+        values, _ = direction_metrics(g, f, real, classifier)
+        metrics.update({f"{key}_{name}": value for key, value in values.items()})
     return metrics
 
 
@@ -206,19 +218,9 @@ def evaluate_model(model, data: dict, *, reverse_model=None, target_data: dict |
     if len(real) == 0:
         raise ValueError("--data holds no readable image")
     x = to_model_range(real, g.config["value_range"])
-    fake = translate_tensors(g, x)
+    values, fake = direction_metrics(g, f, x, wanted=wanted)
     out: dict = {"model": model if isinstance(model, str) else "in memory", "n_images": len(real), "skipped": skipped}
-    if is_digit_pair(g) and "accuracy" in wanted:
-        from .mnist_classifier import classify_digits
-
-        out["translation_accuracy"] = (classify_digits(fake) == int(g.config["target_domain"])).float().mean().item()
-    if f is not None and "cycle" in wanted:
-        rec = translate_tensors(f, fake)
-        out["cycle_l1"] = (rec - x).abs().mean().item()
-        if is_digit_pair(g) and is_digit_pair(f):
-            from .mnist_classifier import classify_digits
-
-            out["cycle_accuracy"] = (classify_digits(rec) == int(g.config["source_domain"])).float().mean().item()
+    out.update(values)
     if target_data is not None and {"fid", "kid"} & set(wanted):
         target = load_domain(DomainSpec.from_dict(target_data), "--target-data")
         real_b, _ = decode_domain(target, target_data.get("image_column", "image"), g.config["out_channels"], size, max_images)

@@ -69,7 +69,8 @@ def test_evaluate_model_schema(tiny_pair):
     six = {"path": MNIST, "split": "test", "filter": "label == 6"}
     nine = {"path": MNIST, "split": "test", "filter": "label == 9"}
     out = evaluate_model(g, six, reverse_model=f, target_data=nine, max_images=60, features=small_features())
-    assert set(out) == {"model", "n_images", "skipped", "translation_accuracy", "cycle_l1", "cycle_accuracy", "fid", "kid", "kid_std"}
+    assert set(out) == {"model", "n_images", "skipped", "translation_accuracy", "source_accuracy", "cycle_l1", "cycle_accuracy",
+                        "fid", "kid", "kid_std"}
     assert out["n_images"] == 60 and 0 <= out["translation_accuracy"] <= 1 and out["fid"] >= 0
 
 
