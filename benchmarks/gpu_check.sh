@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 if $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   DEV=cuda SIZE=256 STEPS=20 PREC=bf16 FAST="--channels-last --compile --fused-adam"
-  ISIZES="256 1024" IBATCH="1 64" MNIST_STEPS=1500 MNIST_SET="--set train.channels_last=true --mixed-precision bf16"
+  ISIZES="256 1024" IBATCH="1 64" MNIST_STEPS=1000 MNIST_SET="--set train.channels_last=true --mixed-precision bf16"
 else
   DEV=cpu SIZE=${CPU_SIZE:-64} STEPS=2 PREC=fp32 FAST="--channels-last"
   ISIZES="28 64" IBATCH="1 16" MNIST_STEPS=${CPU_MNIST_STEPS:-10} MNIST_SET=""

@@ -82,6 +82,11 @@ def evaluate_pair(
     return metrics
 
 
+def reversed_metrics(metrics: dict) -> dict:
+    """The same figures seen from the reverse generator: its own direction becomes ``_a2b``."""
+    return {key.replace("_a2b", "\0").replace("_b2a", "_a2b").replace("\0", "_b2a"): value for key, value in metrics.items()}
+
+
 def metrics_table(metrics: dict[str, float], source: str, target: str) -> str:
     """A markdown table of ``evaluate_pair`` figures for a model card."""
     rows = ["| metric | " + f"{source} → {target} | {target} → {source} |", "|---|---|---|"]

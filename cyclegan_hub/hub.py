@@ -86,12 +86,9 @@ def stage_generator(generator: CycleGenerator, folder: Path, repo_id: str, twin:
     if sample is not None and sample.is_file():
         sample_name = "sample.png"
         shutil.copyfile(sample, folder / sample_name)
-    flipped = {}
-    for key, value in metrics.items():  # the reverse repo reads its own direction as a2b
-        swapped = key.replace("_a2b", "\0").replace("_b2a", "_a2b").replace("\0", "_b2a")
-        flipped[swapped] = value
-    own = metrics if direction == "a2b" else flipped
-    from .evaluate import metrics_table
+    from .evaluate import metrics_table, reversed_metrics
+
+    own = metrics if direction == "a2b" else reversed_metrics(metrics)
 
     source, target = generator.config["source_domain"], generator.config["target_domain"]
     table = metrics_table(own, source, target) if any(k.startswith("cycle_l1") for k in own) else None

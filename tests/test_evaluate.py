@@ -90,3 +90,15 @@ def test_eval_cli_writes_json_and_says_what_is_missing(tiny_pair, tmp_path, caps
     assert err.startswith("cyclegan-hub: error: FID/KID need") and len(err.strip().splitlines()) == 1
     assert main(["eval", "--model", str(tmp_path), "--data", six]) == 1
     assert "has no config.json" in capsys.readouterr().err
+
+
+def test_reversed_metrics_swap_the_directions():
+    from cyclegan_hub.evaluate import metrics_table, reversed_metrics
+
+    metrics = {"translation_accuracy_a2b": 0.97, "translation_accuracy_b2a": 0.99, "cycle_l1_a2b": 0.1,
+               "cycle_l1_b2a": 0.2, "step": 10}
+    back = reversed_metrics(metrics)
+    assert back == {"translation_accuracy_b2a": 0.97, "translation_accuracy_a2b": 0.99, "cycle_l1_b2a": 0.1,
+                    "cycle_l1_a2b": 0.2, "step": 10}
+    assert reversed_metrics(back) == metrics
+    assert "| translation accuracy (classifier reads the target digit) | 99.0% | 97.0% |" in metrics_table(back, "9", "6")

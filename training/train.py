@@ -48,7 +48,7 @@ from safetensors.torch import load_file, save_file
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
 from cyclegan_hub import data as cdata
 from cyclegan_hub import losses
-from cyclegan_hub.evaluate import evaluate_pair, metrics_table
+from cyclegan_hub.evaluate import evaluate_pair, metrics_table, reversed_metrics
 
 DEFAULTS = {
     "domain_a": {"label": "A", "eval_split": None},
@@ -582,8 +582,7 @@ def main(args: argparse.Namespace) -> int:
                                                ("F", "generator_BtoA", "generator_AtoB", (label_b, label_a))):
             target = output_dir / folder
             shutil.rmtree(target, ignore_errors=True)
-            flipped = {k.replace("_a2b", "_tmp").replace("_b2a", "_a2b").replace("_tmp", "_b2a"): v for k, v in metrics.items()}
-            table = metrics_table(metrics if name == "G" else flipped, src, dst) if len(metrics) > 1 else None
+            table = metrics_table(metrics if name == "G" else reversed_metrics(metrics), src, dst) if len(metrics) > 1 else None
             export[name].save_pretrained(target, model_card_kwargs={"training": recipe, "metrics_table": table})
         say(f"saved {output_dir / 'generator_AtoB'} and {output_dir / 'generator_BtoA'}")
         hub = config["hub"]
