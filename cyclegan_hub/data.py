@@ -20,7 +20,6 @@ pairs). ``datasets`` is imported lazily so that ``import cyclegan_hub`` stays li
 from __future__ import annotations
 
 import ast
-import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -247,9 +246,6 @@ class UnpairedSampler:
             b.append(int(b_draws[offset]))
         return torch.tensor(a), torch.tensor(b)
 
-    def epoch_of(self, step: int) -> float:
-        return (step + 1) * self.world_size * self.batch_size / self.epoch_length
-
 
 def augment(images: torch.Tensor, size: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """Random ``size`` x ``size`` crop and optional horizontal flip of a uint8 batch [N, C, L, L]."""
@@ -283,7 +279,3 @@ def preview_grid(rows: list[torch.Tensor], value_range=(-1.0, 1.0)) -> np.ndarra
         tiles.append(torch.cat(list(row), dim=2))
     grid = torch.cat(tiles, dim=1)
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-
-
-def steps_per_epoch(len_a: int, len_b: int, global_batch: int) -> int:
-    return math.ceil(max(len_a, len_b) / global_batch)

@@ -158,7 +158,9 @@ def push_pair(
             stage_generator(generator, folder, repo, twin, inputs, metrics, sample, direction)
             plans.append((repo, folder))
         if include_training_state:
-            checkpoint = _latest_checkpoint(run_dir)
+            checkpoint = latest_checkpoint(run_dir)
+            if checkpoint is None:
+                raise ValueError(f"{run_dir} has no checkpoint to push with --include-training-state")
             state = plans[0][1] / "training_state"
             state.mkdir()
             for name in TRAINING_STATE_FILES:
@@ -181,12 +183,15 @@ def push_pair(
     return pushed
 
 
-def _latest_checkpoint(run_dir: Path) -> Path:
-    root = run_dir / "checkpoints"
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint of a training run: the one ``checkpoints/latest`` names, else the highest
+    ``step-*`` folder with a training_state.json (checkpoints are renamed into place whole)."""
+    root = Path(run_dir) / "checkpoints"
     pointer = root / "latest"
     if pointer.is_file() and (root / pointer.read_text().strip() / "training_state.json").is_file():
         return root / pointer.read_text().strip()
-    raise ValueError(f"{run_dir} has no checkpoint to push with --include-training-state")
+    complete = sorted(p for p in root.glob("step-*") if (p / "training_state.json").is_file())
+    return complete[-1] if complete else None
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

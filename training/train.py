@@ -49,6 +49,7 @@ from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
 from cyclegan_hub import data as cdata
 from cyclegan_hub import losses
 from cyclegan_hub.evaluate import evaluate_pair, metrics_table, reversed_metrics
+from cyclegan_hub.hub import latest_checkpoint
 
 DEFAULTS = {
     "domain_a": {"label": "A", "eval_split": None},
@@ -213,14 +214,10 @@ def find_checkpoint(output_dir: Path, resume: str) -> Path:
         if not (path / "training_state.json").is_file():
             raise TrainingError(f"--resume {resume}: not a checkpoint folder (no training_state.json)")
         return path
-    root = output_dir / "checkpoints"
-    pointer = root / "latest"
-    if pointer.is_file() and (root / pointer.read_text().strip() / "training_state.json").is_file():
-        return root / pointer.read_text().strip()
-    complete = sorted(p for p in root.glob("step-*") if (p / "training_state.json").is_file())
-    if not complete:
-        raise TrainingError(f"--resume latest: no checkpoint in {root}")
-    return complete[-1]
+    path = latest_checkpoint(output_dir)
+    if path is None:
+        raise TrainingError(f"--resume latest: no checkpoint in {output_dir / 'checkpoints'}")
+    return path
 
 
 def download_training_state(repo_id: str) -> Path:
