@@ -11,26 +11,23 @@ mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 if $PY -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
   DEV=cuda SIZE=256 STEPS=20 PREC=bf16 FAST="--channels-last --compile --fused-adam"
-  ISIZES="256 1024" IBATCH="1 64" MNIST_STEPS=1000 MNIST_SET="--set train.channels_last=true --mixed-precision bf16"
+  ISIZES="256 1024" IBATCH="1 64" MNIST_STEPS=1000
+  MNIST_VARIANTS=(--variant "eager-fp32=" --variant "bf16-channels-last=--mixed-precision bf16 --set train.channels_last=true")
 else
   DEV=cpu SIZE=${CPU_SIZE:-64} STEPS=2 PREC=fp32 FAST="--channels-last"
-  ISIZES="28 64" IBATCH="1 16" MNIST_STEPS=${CPU_MNIST_STEPS:-10} MNIST_SET=""
+  ISIZES="28 64" IBATCH="1 16" MNIST_STEPS=${CPU_MNIST_STEPS:-10}
+  MNIST_VARIANTS=(--variant "eager-fp32=")
 fi
 echo "device $DEV: training ${SIZE}px, inference ${ISIZES}px, MNIST ${MNIST_STEPS} steps"
 $PY benchmarks/train_throughput.py --device $DEV --size $SIZE --batch 1 --steps $STEPS --precision $PREC $FAST --output "$OUT/train_b1.json" | tail -1
 $PY benchmarks/train_throughput.py --device $DEV --size $SIZE --batch 8 --steps $STEPS --precision $PREC $FAST --output "$OUT/train_b8.json" | tail -1
 $PY benchmarks/inference_latency.py --device $DEV --sizes $ISIZES --batches $IBATCH --precision $PREC --channels-last --output "$OUT/inference.json" | tail -1
-start=$(date +%s.%N)
-$PY training/train.py --config training/configs/mnist-6to9.toml --output-dir "$OUT/mnist" --max-steps $MNIST_STEPS \
-  --checkpoint-every 100000 $MNIST_SET > "$OUT/mnist.log" 2>&1
-end=$(date +%s.%N)
-$PY - "$OUT" "$start" "$end" <<'PYEOF'
+$PY benchmarks/mnist_time_to_quality.py --steps $MNIST_STEPS "${MNIST_VARIANTS[@]}" --output "$OUT/mnist.json" | tail -1
+$PY - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path
-out, start, end = Path(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-metrics = json.loads((out / "mnist" / "metrics.json").read_text())
-mnist = {"wall_s": round(end - start, 1), **metrics}
-(out / "mnist.json").write_text(json.dumps(mnist, indent=2))
+out = Path(sys.argv[1])
+mnist = json.loads((out / "mnist.json").read_text())
 rows = ["| measurement | baseline | fast | ratio |", "|---|---|---|---|"]
 for name in ("train_b1", "train_b8"):
     r = json.loads((out / f"{name}.json").read_text())
@@ -40,9 +37,13 @@ inf = json.loads((out / "inference.json").read_text())
 for row in inf["rows"]:
     rows.append(f"| inference {row['size']}px batch {row['batch']} img/s | {row['baseline']['images_per_s']} | "
                 f"{row['fast']['images_per_s']} | {row['speedup']}x |")
-acc = {k: v for k, v in metrics.items() if "accuracy" in k}
-rows.append(f"| MNIST 6<->9, {metrics['step']} steps: wall time, accuracies | | {mnist['wall_s']} s, "
-            + ", ".join(f"{k} {v:.1%}" for k, v in acc.items()) + " | |")
+for run in mnist["runs"]:
+    first = run["first_reached"]
+    reached = f"95%/95% at {first['s']} s (step {first['step']})" if first else "95%/95% not reached"
+    final = run["final"]
+    rows.append(f"| MNIST 6<->9 {run['name']}, {final['step']} steps: time to quality, final accuracies | | {reached}; "
+                + ", ".join(f"{k} {v:.1%}" for k, v in final.items() if "accuracy" in k) + f"; {run['wall_s']} s wall | "
+                + (f"{run['speedup_to_quality']}x |" if "speedup_to_quality" in run else " |"))
 machine = json.loads((out / "train_b1.json").read_text())["machine"]
 text = f"machine: {machine}\n\n" + "\n".join(rows) + "\n"
 (out / "summary.md").write_text(text)

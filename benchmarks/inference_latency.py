@@ -2,7 +2,7 @@
 
     python benchmarks/inference_latency.py --device cpu --sizes 28 256 --batches 1 16
     python benchmarks/inference_latency.py --device cuda --precision bf16 --channels-last --sizes 256 1024 --batches 1 64
-    python benchmarks/inference_latency.py --model space/models/mnist-6to9 --sizes 28 --batches 256 --translate
+    python benchmarks/inference_latency.py --model space/models/mnist-6to9 --sizes 28 --batches 256 --compile --translate
 
 Default network: the paper's ResNet-9 for RGB (``--model`` times a trained one). ``--translate`` also times the
 whole ``CycleGenerator.translate`` path on PIL images (decode-free: arrays in memory), batched.
@@ -45,7 +45,9 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--translate", action="store_true", help="also time translate() on PIL images")
+    p.add_argument("--translate", action="store_true", help="also time translate() on PIL images (the first size, "
+                   "in batches of the largest --batches)")
+    p.add_argument("--translate-images", type=int, default=1024, help="images per translate() call (default 1024)")
     p.add_argument("--output")
     args = p.parse_args()
     device = torch.device(args.device)
@@ -74,12 +76,13 @@ def main():
         size = args.sizes[0]
         channels = base.config["in_channels"]
         shape = (size, size) if channels == 1 else (size, size, 3)
-        images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, shape, dtype=np.uint8)) for i in range(max(args.batches))]
+        images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, shape, dtype=np.uint8)) for i in range(args.translate_images)]
+        batch = max(args.batches)
         rates = {}
         for name, g in (("baseline", base), ("fast", fast)):
-            ms = median(timed(lambda: g.translate(images, batch_size=len(images), device=device), args.steps, args.warmup, device)) * 1000
+            ms = median(timed(lambda: g.translate(images, batch_size=batch, device=device), args.steps, args.warmup, device)) * 1000
             rates[name] = round(len(images) / (ms / 1000), 1)
-        result["translate"] = {"size": size, "images": len(images), "images_per_s": rates,
+        result["translate"] = {"size": size, "images": len(images), "batch": batch, "images_per_s": rates,
                                "speedup": round(rates["fast"] / rates["baseline"], 3)}
     best = max(rows, key=lambda r: r["fast"]["images_per_s"])
     summary = "; ".join(f"{r['size']}px b{r['batch']}: {r['fast']['images_per_s']} img/s ({r['speedup']}x)" for r in rows)

@@ -309,7 +309,10 @@ class CycleGenerator(
 
 @torch.inference_mode()
 def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> list[list]:
-    """Run each image through ``chain`` (one or two generators); returns one list of PIL images per stage."""
+    """Run each image through ``chain`` (one or two generators); returns one list of PIL images per stage.
+
+    Same-size images share a batch; conversion to and from the network's value range is done once per batch
+    (for small images such as digits it costs as much as the network when done image by image)."""
     first = chain[0]
     weights = next(first.parameters(), None) if isinstance(first, nn.Module) else None  # None: an ONNX session
     device = torch.device(device) if device is not None else (weights.device if weights is not None else torch.device("cpu"))
@@ -319,26 +322,31 @@ def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> li
     if isinstance(resize_to, int):
         resize_to = (resize_to, resize_to)
 
-    # Prepare: tensor at network size, grouped by padded shape so that same-size images share a batch.
-    prepared = []
-    for index, image in enumerate(pil_images):
-        x = first.to_tensor(image)
-        size = tuple(x.shape[-2:])
-        work = tuple(resize_to) if resize_to is not None else imaging.fit_within(size, max_side)
-        prepared.append((index, size, work, imaging.resize_tensor(x, work)))
+    # Prepare: [H, W, C] pixel arrays, grouped by the size the network works at.
     groups: dict[tuple[int, int], list] = {}
-    for item in prepared:
-        groups.setdefault(item[2], []).append(item)
+    for index, image in enumerate(pil_images):
+        array = imaging.image_to_pixels(image, first.config["in_channels"])
+        size = array.shape[:2]
+        work = tuple(resize_to) if resize_to is not None else imaging.fit_within(size, max_side)
+        groups.setdefault(work, []).append((index, size, array))
 
     outputs = [[None] * len(pil_images) for _ in chain]
     for work, items in groups.items():
         for start in range(0, len(items), batch_size):
             batch_items = items[start : start + batch_size]
-            x = torch.cat([item[3] for item in batch_items]).to(device=device, dtype=dtype)
+            x = imaging.pixels_to_batch([array for _, _, array in batch_items], work)
+            low, high = first.config["value_range"]
+            x = (x * (high - low) + low).to(device=device, dtype=dtype)
             for stage, g in enumerate(chain):
                 padded = imaging.pad_to_multiple(x, g.size_multiple, g.min_size)
                 x = g(padded)[..., : work[0], : work[1]]
-                for (index, size, _, _), y in zip(batch_items, x):
-                    y = imaging.resize_tensor(y[None].float(), size)[0]
-                    outputs[stage][index] = g.to_image(y)
+                low, high = g.config["value_range"]
+                unit = ((x.float() - low) / (high - low)).cpu()
+                if all(size == work for _, size, _ in batch_items):
+                    pictures = imaging.tensor_to_images(unit)
+                else:
+                    pictures = [imaging.tensor_to_images(imaging.resize_tensor(y[None], size))[0]
+                                for (_, size, _), y in zip(batch_items, unit)]  # fmt: skip
+                for (index, _, _), picture in zip(batch_items, pictures):
+                    outputs[stage][index] = picture
     return outputs

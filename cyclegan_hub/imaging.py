@@ -142,6 +142,24 @@ def image_to_array(image: Image.Image, channels: int) -> np.ndarray:
     return gray if channels == 1 else np.repeat(gray, 3, axis=2)
 
 
+def image_to_pixels(image: Image.Image, channels: int) -> np.ndarray:
+    """``[H, W, channels]``: the 8-bit pixels themselves (uint8) when the mode already has the wanted channels
+    (L for 1, RGB for 3), else ``image_to_array``'s float32 in [0, 1]. ``pixels_to_batch`` takes either."""
+    if (image.mode, channels) in (("L", 1), ("RGB", 3)):
+        pixels = np.asarray(image)
+        return pixels[..., None] if channels == 1 else pixels
+    return image_to_array(image, channels)
+
+
+def pixels_to_batch(arrays: list[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
+    """``[N, C, *size]`` float32 in [0, 1] from ``image_to_pixels`` arrays, resized where they differ from
+    ``size``; arrays that are all 8-bit and of that size are converted in one operation."""
+    if all(a.dtype == np.uint8 and a.shape[:2] == tuple(size) for a in arrays):
+        return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
+    units = [torch.from_numpy(a).permute(2, 0, 1)[None] for a in arrays]
+    return torch.cat([resize_tensor(u.float() / 255 if u.dtype == torch.uint8 else u, size) for u in units])
+
+
 def _luma(rgb: np.ndarray) -> np.ndarray:
     # ITU-R 601-2 luma, as PIL's convert("L").
     return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
@@ -152,6 +170,12 @@ def array_to_image(array: np.ndarray) -> Image.Image:
     array = np.clip(array, 0, 1) * 255
     array = array.round().astype(np.uint8)
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+
+def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
+    """A ``[N, 1|3, H, W]`` float tensor in [0, 1] to 8-bit PIL images (L or RGB), converted as one batch."""
+    pixels = batch.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(p[..., 0] if p.shape[2] == 1 else p) for p in pixels]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:

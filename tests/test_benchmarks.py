@@ -1,4 +1,5 @@
-"""The prepared device check runs end to end on a CPU (small sizes) and writes its JSON and summary."""
+"""The prepared device check runs end to end on a CPU (small sizes) and writes its JSON and summary; the
+time-to-quality reading of an evaluation log."""
 
 import json
 import os
@@ -25,7 +26,24 @@ def test_gpu_check_script_runs_on_cpu(tmp_path):
     assert train["fast"]["channels_last"] is True and train["speedup"] > 0
     inference = json.loads((tmp_path / "inference.json").read_text())
     assert {(r["size"], r["batch"]) for r in inference["rows"]} == {(28, 1), (28, 16), (64, 1), (64, 16)}
-    mnist = json.loads((tmp_path / "mnist.json").read_text())
-    assert mnist["step"] == 2 and mnist["wall_s"] > 0 and "translation_accuracy_a2b" in mnist
+    (run,) = json.loads((tmp_path / "mnist.json").read_text())["runs"]
+    assert run["final"]["step"] == 2 and run["wall_s"] > 0 and "translation_accuracy_a2b" in run["final"]
+    assert [row["step"] for row in run["log"]] == [2] and run["log"][0]["elapsed_s"] > 0
     summary = (tmp_path / "summary.md").read_text()
-    assert "| train 32px batch 1" in summary and "MNIST 6<->9, 2 steps" in summary
+    assert "| train 32px batch 1" in summary and "MNIST 6<->9 eager-fp32, 2 steps" in summary
+
+
+def test_time_to_quality_reads_first_and_held_crossings():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from mnist_time_to_quality import reached
+
+    def row(step, a, b):
+        return {"step": step, "elapsed_s": step / 10, "translation_accuracy_a2b": a, "translation_accuracy_b2a": b}
+
+    log = [row(50, 0.5, 0.9), row(100, 0.96, 0.95), row(150, 0.94, 1.0), row(200, 0.97, 0.99), row(250, 0.96, 0.98)]
+    first, held = reached(log, 0.95)
+    assert (first["step"], held["step"]) == (100, 200)
+    assert reached(log[:3], 0.95)[1] is None  # the last evaluation is below the target: never held
+    assert reached([row(50, 0.99, 0.5)], 0.95) == (None, None)

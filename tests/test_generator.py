@@ -144,6 +144,20 @@ def test_translate_lists_arrays_paths_and_sizes(tiny_rgb, tmp_path):
     assert len(tiny_rgb.translate(np.zeros((2, 8, 8, 3), np.uint8))) == 2
 
 
+def test_a_batch_of_mixed_modes_and_sizes_gives_what_each_gives_alone(tiny_gray):
+    rng = np.random.default_rng(1)
+    gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    inputs = [Image.fromarray(gray), Image.fromarray(np.stack([gray] * 3, -1)), Image.fromarray(gray).convert("LA"),
+              Image.fromarray(gray.astype(np.uint16) * 257), Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8))]
+    for resize_to in (None, 28):
+        together = tiny_gray.translate(inputs, batch_size=8, resize_to=resize_to)
+        alone = [tiny_gray.translate(image, resize_to=resize_to) for image in inputs]
+        for a, b in zip(together, alone):
+            assert a.size == b.size and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1  # batch-size rounding
+        # the same digit as L, RGB, LA and 16-bit comes out the same
+        assert all(np.abs(np.asarray(o, int) - np.asarray(together[0], int)).max() <= 1 for o in together[1:4])
+
+
 def test_translate_honours_exif_orientation(tiny_rgb):
     out = tiny_rgb.translate(exif_rotated_jpeg((40, 24)))
     assert out.size == (24, 40)

@@ -65,10 +65,15 @@ DEFAULTS = {
         "lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "lambda_cycle": 10.0, "lambda_identity": 0.5,
         "gan_mode": "lsgan", "pool_size": 50, "ema": False, "ema_decay": 0.999, "mixed_precision": "no",
         "channels_last": False, "compile": False,
-        "log_every": 25, "sample_every": 500, "checkpoint_every": 500, "checkpoints_total_limit": 3,
+        "log_every": 25, "sample_every": 500, "eval_every": 0, "checkpoint_every": 500, "checkpoints_total_limit": 3,
     },
     "hub": {"push_to_hub": False, "repo_id": None, "reverse_repo_id": None, "private": False},
 }  # fmt: skip
+
+
+# train.compile: false (eager), true (torch.compile's default mode), or a torch.compile mode by name;
+# "reduce-overhead" captures CUDA graphs, which pays off where small batches leave the GPU waiting for Python.
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 class TrainingError(Exception):
@@ -149,6 +154,10 @@ def load_config(args: argparse.Namespace) -> dict:
         raise TrainingError("train.max_steps and train.batch_size must be at least 1")
     if train["lr_constant_steps"] < 0 or train["lr_decay_steps"] < 0:
         raise TrainingError("train.lr_constant_steps and train.lr_decay_steps must be >= 0")
+    if train["compile"] not in COMPILE_MODES:
+        raise TrainingError(f"train.compile = {train['compile']!r}: use one of {', '.join(map(repr, COMPILE_MODES))}")
+    if not isinstance(train["eval_every"], int) or train["eval_every"] < 0:
+        raise TrainingError(f"train.eval_every = {train['eval_every']!r}: use a number of steps (0: only at the end)")
     return config
 
 
@@ -313,6 +322,7 @@ def cyclegan_step(nets, plain, opt_g, opt_d, pools, real_a, real_b, mode, lam_cy
 
 
 def main(args: argparse.Namespace) -> int:
+    launched = time.time()  # the clock of eval_log.jsonl: time to quality includes loading data and compiling
     config = load_config(args)
     cfg_data, cfg_model, cfg_train = config["data"], config["model"], config["train"]
     output_dir = Path(cfg_train["output_dir"])
@@ -416,7 +426,8 @@ def main(args: argparse.Namespace) -> int:
     nets = {"G": gen_ab, "F": gen_ba, "D_A": disc_a, "D_B": disc_b}
     plain = {name: accelerator.unwrap_model(net) for name, net in nets.items()}
     if cfg_train["compile"]:
-        nets = {name: torch.compile(net) for name, net in nets.items()}
+        compile_mode = None if cfg_train["compile"] is True else cfg_train["compile"]
+        nets = {name: torch.compile(net, mode=compile_mode) for name, net in nets.items()}
 
     ema = None
     if cfg_train["ema"]:
@@ -497,6 +508,26 @@ def main(args: argparse.Namespace) -> int:
         (output_dir / "samples").mkdir(parents=True, exist_ok=True)
         Image.fromarray(grid).save(output_dir / "samples" / f"step-{step:06d}.png")
 
+    def export_pair() -> dict[str, CycleGenerator]:
+        """Copies of G and F as they would be saved now (the EMA weights when EMA is on), in eval mode."""
+        export = {name: copy.deepcopy(plain[name]).eval() for name in ("G", "F")}
+        if ema is not None:
+            for name in export:
+                ema[name].copy_to(export[name].parameters())
+        return export
+
+    def evaluate_now(step: int, export: dict | None = None) -> dict:
+        """Held-out metrics of the pair as it would be saved now; logged, and appended to eval_log.jsonl with the
+        seconds since launch (so time to quality can be read off a run). Main process only; {} without held-out data."""
+        if not is_main or held_a is None or held_b is None:
+            return {}
+        export = export or export_pair()
+        metrics = evaluate_pair(export["G"], export["F"], cdata.to_model_range(held_a).to(device), cdata.to_model_range(held_b).to(device))
+        accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+        with open(output_dir / "eval_log.jsonl", "a") as log:
+            log.write(json.dumps({"step": step, "elapsed_s": round(time.time() - launched, 2)} | metrics) + "\n")
+        return metrics
+
     # ---- train ----
     if is_main:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -548,6 +579,8 @@ def main(args: argparse.Namespace) -> int:
             accelerator.log({f"loss/{k}": v for k, v in logs.items()} | {"lr": sched_g.get_last_lr()[0], "images_per_s": rate}, step=step)
         if step % cfg_train["sample_every"] == 0 or step == max_steps:
             save_samples(step)
+        if cfg_train["eval_every"] and step % cfg_train["eval_every"] == 0 and step < max_steps:
+            evaluate_now(step)
         if ckpt_now:
             try:
                 save_checkpoint(step)
@@ -563,13 +596,9 @@ def main(args: argparse.Namespace) -> int:
     # ---- export the pair (EMA weights when on), evaluate, write the cards ----
     accelerator.wait_for_everyone()
     if is_main:
-        export = {"G": copy.deepcopy(plain["G"]).eval(), "F": copy.deepcopy(plain["F"]).eval()}
-        if ema is not None:
-            for name in export:
-                ema[name].copy_to(export[name].parameters())
-        metrics = {"step": step}
-        if held_a is not None and held_b is not None:
-            metrics.update(evaluate_pair(export["G"], export["F"], cdata.to_model_range(held_a).to(device), cdata.to_model_range(held_b).to(device)))
+        export = export_pair()
+        metrics = {"step": step} | evaluate_now(step, export)
+        if len(metrics) > 1:
             say(metrics_table(metrics, label_a, label_b))
         (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
         recipe = describe_recipe(config, spec_a, spec_b, step, accelerator.num_processes)

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 def test_two_step_smoke_run_writes_a_complete_run_folder(tmp_path):
     out = tmp_path / "run"
-    result = run_train(*TINY, "--max-steps", "2", "--output-dir", str(out))
+    result = run_train(*TINY, "--max-steps", "2", "--output-dir", str(out), "--set", "train.eval_every=1")
     assert "domain A (6): 400 images" in result.stdout and "domain B (9): 400 images" in result.stdout
     for name in ("generator_AtoB", "generator_BtoA"):
         assert sorted(p.name for p in (out / name).iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -32,6 +32,9 @@ def test_two_step_smoke_run_writes_a_complete_run_folder(tmp_path):
     card = (out / "generator_AtoB" / "README.md").read_text()
     assert "translation accuracy" in card and "2 steps of batch 4 x 1 process(es)" in card
     assert json.loads((out / "run_config.json").read_text())["train"]["max_steps"] == 2
+    log = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2] and 0 < log[0]["elapsed_s"] < log[1]["elapsed_s"]
+    assert {k: v for k, v in log[1].items() if k not in ("elapsed_s", "step")} == {k: v for k, v in metrics.items() if k != "step"}
     assert (out / "samples" / "step-000002.png").is_file()
     assert list((out / "logs").rglob("events.out.tfevents.*"))
     assert (out / "checkpoints" / "latest").read_text() == "step-000002"
@@ -99,6 +102,8 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         (["--set", "model.d_layers=3"], "gives a 1x1 patch map on 28x28 images; use fewer layers"),
         (["--set", "model.colour=3"], "unknown key(s) in [model]: colour"),
         (["--set", "train.lr=1e38", "--max-steps", "30"], "training diverged by step"),
+        (["--set", "train.compile=fast"], "train.compile = 'fast': use one of False, True, 'default', 'reduce-overhead'"),
+        (["--set", "train.eval_every=-5"], "train.eval_every = -5: use a number of steps"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(tmp_path, extra, message):

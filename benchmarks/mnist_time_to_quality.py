@@ -1,0 +1,104 @@
+"""MNIST 6<->9 time to quality: seconds from launching the trainer until the held-out digits are judged right.
+
+    python benchmarks/mnist_time_to_quality.py                       # the bundled config, as `make mnist` runs it
+    python benchmarks/mnist_time_to_quality.py --variant eager= --variant bf16="--mixed-precision bf16"
+
+Each variant is one run of ``training/train.py --config training/configs/mnist-6to9.toml`` (plus the variant's
+arguments) with ``train.eval_every``: the trainer appends the held-out translation accuracy of both directions, as
+the shipped classifier judges it, to ``eval_log.jsonl`` with the seconds since launch (loading data and compiling
+included). Reported per variant: when both directions first reach ``--target``, from when on they stay there, the
+final figures and the wall time. The first variant is the baseline of the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import ROOT, emit, machine
+
+KEYS = ("translation_accuracy_a2b", "translation_accuracy_b2a")
+
+
+def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:
+    """(the first evaluation where both directions are at ``target`` or above, the first one after which every
+    evaluation is); None where there is none."""
+    good = [all(row.get(k, 0.0) >= target for k in KEYS) for row in log]
+    first = next((row for row, ok in zip(log, good) if ok), None)
+    held = None
+    for index in range(len(log) - 1, -1, -1):
+        if not good[index]:
+            break
+        held = log[index]
+    return first, held
+
+
+def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path) -> dict:
+    out = workdir / name
+    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--config", str(ROOT / "training" / "configs" / "mnist-6to9.toml"),
+           "--output-dir", str(out), "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]
+    if steps is not None:
+        cmd += ["--max-steps", str(steps)]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"variant {name!r} failed: {proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else proc.returncode}")
+    log = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    return {"name": name, "args": extra, "wall_s": round(wall, 1), "log": log}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variant", action="append", metavar="NAME=ARGS",
+                   help="a run with these extra trainer arguments (repeatable; default: one run of the config as is)")
+    p.add_argument("--steps", type=int, help="stop after this many steps (default: the config's max_steps)")
+    p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations (default 50)")
+    p.add_argument("--target", type=float, default=0.95, help="translation accuracy both directions must reach")
+    p.add_argument("--output")
+    args = p.parse_args()
+    variants = []
+    for text in args.variant or ["default="]:
+        name, sep, rest = text.partition("=")
+        if not sep or not name:
+            p.error(f"--variant takes NAME=ARGS, got {text!r}")
+        variants.append((name, shlex.split(rest)))
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, extra in variants:
+            run = run_variant(name, extra, args.steps, args.eval_every, Path(tmp))
+            first, held = reached(run["log"], args.target)
+            final = run["log"][-1]
+            run.update({
+                "first_reached": {"step": first["step"], "s": first["elapsed_s"]} if first else None,
+                "held_from": {"step": held["step"], "s": held["elapsed_s"]} if held else None,
+                "final": {"step": final["step"], **{k: final[k] for k in final if "accuracy" in k}},
+            })  # fmt: skip
+            runs.append(run)
+    base = runs[0]
+    for run in runs[1:]:
+        if run["first_reached"] and base["first_reached"]:
+            run["speedup_to_quality"] = round(base["first_reached"]["s"] / run["first_reached"]["s"], 3)
+        run["speedup_wall"] = round(base["wall_s"] / run["wall_s"], 3)
+
+    def line(run):
+        first = f"{run['first_reached']['s']:.0f} s (step {run['first_reached']['step']})" if run["first_reached"] else "not reached"
+        held = f"{run['held_from']['s']:.0f} s" if run["held_from"] else "not held"
+        final = run["final"]
+        return (f"{run['name']}: {args.target:.0%}/{args.target:.0%} at {first}, held from {held}; final step {final['step']} "
+                f"{final.get(KEYS[0], 0):.0%} / {final.get(KEYS[1], 0):.0%} in {run['wall_s']:.0f} s wall")
+
+    result = {"benchmark": "mnist_time_to_quality", "target": args.target, "eval_every": args.eval_every,
+              "runs": runs, "machine": machine()}
+    emit(result, " | ".join(line(run) for run in runs), args.output)
+
+
+if __name__ == "__main__":
+    main()
