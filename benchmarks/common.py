@@ -48,6 +48,16 @@ class Runner:
         loss.backward()
 
 
+def plain_convolutions(module: torch.nn.Module) -> torch.nn.Module:
+    """The baseline's convolutions: every OutputConv2d becomes the nn.Conv2d it extends (same weights), in place."""
+    from cyclegan_hub.layers import OutputConv2d
+
+    for m in module.modules():
+        if isinstance(m, OutputConv2d):
+            m.__class__ = torch.nn.Conv2d
+    return module
+
+
 def machine() -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
             "threads": torch.get_num_threads()}

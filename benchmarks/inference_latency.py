@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 import torch
 
-from common import emit, machine, median, timed, dtype_of
+from common import dtype_of, emit, machine, median, plain_convolutions, timed
 
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.hub import load_generator
@@ -55,6 +55,7 @@ def main():
     base = (load_generator(args.model) if args.model else CycleGenerator()).to(device).eval()
     fast = (load_generator(args.model) if args.model else CycleGenerator()).to(device).eval()
     fast.load_state_dict(base.state_dict())
+    plain_convolutions(base)  # the baseline is plain PyTorch layers, eager fp32
     if args.channels_last:
         fast.to(memory_format=torch.channels_last)
     if args.compile:

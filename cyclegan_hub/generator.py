@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from torch import nn
 
 from . import imaging
-from .layers import ResnetBlock, check_choice, conv_bias, init_weights, make_norm, upsample_block
+from .layers import OutputConv2d, ResnetBlock, check_choice, conv_bias, init_weights, make_norm, upsample_block
 from .modeling import HubModule
 
 CITATION = """@inproceedings{zhu2017unpaired,
@@ -109,7 +109,7 @@ def _resnet(
     for _ in range(n_downsampling):
         layers += upsample_block(channels, channels // 2, norm, upsampling)
         channels //= 2
-    layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+    layers += [nn.ReflectionPad2d(3), OutputConv2d(channels, out_channels, 7), nn.Tanh()]
     multiple = 2**n_downsampling
     # The residual blocks reflect-pad by 1, which needs at least 2 pixels at the bottleneck.
     return nn.Sequential(*layers), multiple, 2 * multiple

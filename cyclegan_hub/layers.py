@@ -73,6 +73,22 @@ def upsample_block(in_channels: int, out_channels: int, norm: str, upsampling: s
     return up + [make_norm(norm, out_channels), nn.ReLU(True)]
 
 
+class OutputConv2d(nn.Conv2d):
+    """The generator's last convolution: an ``nn.Conv2d`` (same parameters, same state dict) that, with one output
+    channel at inference on a CPU, runs as a depthwise convolution summed over the input channels. The sum is the
+    same; oneDNN pads output channels to a vector width, so the plain form costs as much as 16 outputs, and this
+    one is about 4-6x faster on that layer (a quarter of a 28x28 digit generator's time). Training keeps the plain
+    form, whose backward pass is the faster one."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.out_channels == 1 and self.groups == 1 and x.device.type == "cpu" and not torch.is_grad_enabled()
+                and self.padding == (0, 0) and self.stride == (1, 1) and self.dilation == (1, 1)):  # fmt: skip
+            weight = self.weight.view(self.in_channels, 1, *self.kernel_size)
+            y = nn.functional.conv2d(x, weight, groups=self.in_channels).sum(1, keepdim=True)
+            return y if self.bias is None else y + self.bias.view(1, 1, 1, 1)
+        return super().forward(x)
+
+
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
     """The paper's initialisation: conv weights from N(0, 0.02), biases 0, norm scales from N(1, 0.02)."""
     for m in module.modules():

@@ -47,3 +47,4 @@ def test_time_to_quality_reads_first_and_held_crossings():
     assert (first["step"], held["step"]) == (100, 200)
     assert reached(log[:3], 0.95)[1] is None  # the last evaluation is below the target: never held
     assert reached([row(50, 0.99, 0.5)], 0.95) == (None, None)
+    assert reached([row(50, 0.949999988079071, 1.0)], 0.95)[0]["step"] == 50  # 95/100 as the trainer logs it (float32)

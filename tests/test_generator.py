@@ -103,6 +103,24 @@ def test_load_generator_names_missing_models(tmp_path):
         load_generator(str(tmp_path))
 
 
+def test_output_conv_at_inference_is_the_plain_convolution():
+    from cyclegan_hub.layers import OutputConv2d
+
+    torch.manual_seed(0)
+    for out_channels in (1, 3):
+        conv = OutputConv2d(16, out_channels, 7)
+        plain = torch.nn.Conv2d(16, out_channels, 7)
+        plain.load_state_dict(conv.state_dict())  # the same parameters under the same names
+        x = torch.randn(5, 16, 20, 18)
+        with torch.inference_mode():
+            assert torch.allclose(conv(x), plain(x), atol=1e-5)
+        # with gradients on (training), the plain path: identical outputs and gradients
+        xg = x.clone().requires_grad_()
+        conv(xg).square().sum().backward()
+        expected = torch.autograd.grad(plain(x.clone().requires_grad_()).square().sum(), plain.weight)[0]
+        assert torch.equal(conv.weight.grad, expected)
+
+
 # ---- translate -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("mode", list(images_of_every_mode()))

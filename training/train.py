@@ -549,6 +549,8 @@ def main(args: argparse.Namespace) -> int:
 
         if channels_last:
             real_a, real_b = real_a.contiguous(memory_format=torch.channels_last), real_b.contiguous(memory_format=torch.channels_last)
+        if cfg_train["compile"] == "reduce-overhead":
+            torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused from here on
         loss_gan, loss_cycle, loss_idt, loss_d_a, loss_d_b = cyclegan_step(
             nets, plain, opt_g, opt_d, pools, real_a, real_b, mode, lam_cyc, lam_id, accelerator)
         sched_g.step()
