@@ -146,7 +146,7 @@ def image_to_pixels(image: Image.Image, channels: int) -> np.ndarray:
     """``[H, W, channels]``: the 8-bit pixels themselves (uint8) when the mode already has the wanted channels
     (L for 1, RGB for 3), else ``image_to_array``'s float32 in [0, 1]. ``pixels_to_batch`` takes either."""
     if (image.mode, channels) in (("L", 1), ("RGB", 3)):
-        pixels = np.asarray(image)
+        pixels = np.array(image)  # a writable copy: torch refuses to share read-only numpy memory without a warning
         return pixels[..., None] if channels == 1 else pixels
     return image_to_array(image, channels)
 
