@@ -13,6 +13,7 @@ GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address. From code:
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -77,7 +78,15 @@ def translate(image: str | None, direction: str) -> tuple[Image.Image, Image.Ima
         # name the file as the user knows it, not by the server's upload path
         message = str(err).replace(str(image), Path(image).name) if isinstance(image, str) else str(err)
         raise gr.Error(message, print_exception=False) from None
-    return result.translated, result.reconstructed, f"{result.cycle_error:.4f}"
+    return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}"
+
+
+def own_file(image: Image.Image) -> Image.Image:
+    """Gradio stores an output under a hash of its PNG bytes and writes the file again when another request gives
+    the same image, while the first response may still be downloading it (gradio-app/gradio#8878: truncated
+    downloads). A PNG text chunk unique to this response gives it a file of its own."""
+    image.info["cyclegan-hub-response"] = uuid.uuid4().hex
+    return image
 
 
 def use_drawing(sketch: dict | None) -> str | None:

@@ -47,6 +47,23 @@ def test_a_six_becomes_a_nine_and_back(client, example, direction, expected):
     assert (read_digit(translated), read_digit(reconstructed)) == expected
 
 
+def test_identical_concurrent_requests_each_download_a_whole_image(app_url):
+    """Many users pressing Translate on the same example at once: every response is a complete PNG of the same
+    digits (gradio caches outputs by content, and rewrote a shared file while serving it: gradio-app/gradio#8878)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [Client(app_url, verbose=False) for _ in range(4)]
+
+    def one(i):
+        return clients[i % 4].predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 9", api_name="/translate")[:2]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(48)))
+    pixels = {(np.asarray(Image.open(t)).tobytes(), np.asarray(Image.open(r)).tobytes()) for t, r in results}
+    assert len(pixels) == 1  # every download decodes, to the same pair of images
+    assert len({t for t, _ in results}) == 48  # each response its own file
+
+
 def test_a_dark_on_light_drawing_is_framed_like_mnist(client, tmp_path):
     six = np.asarray(Image.open(EXAMPLES / "6-test0.png").convert("L"))
     drawing = Image.fromarray(255 - six).resize((300, 300), Image.Resampling.BILINEAR)  # black ink on white, large
