@@ -156,7 +156,7 @@ def load_config(args: argparse.Namespace) -> dict:
         raise TrainingError("train.lr_constant_steps and train.lr_decay_steps must be >= 0")
     if train["compile"] not in COMPILE_MODES:
         raise TrainingError(f"train.compile = {train['compile']!r}: use one of {', '.join(map(repr, COMPILE_MODES))}")
-    if not isinstance(train["eval_every"], int) or train["eval_every"] < 0:
+    if isinstance(train["eval_every"], bool) or not isinstance(train["eval_every"], int) or train["eval_every"] < 0:
         raise TrainingError(f"train.eval_every = {train['eval_every']!r}: use a number of steps (0: only at the end)")
     return config
 
