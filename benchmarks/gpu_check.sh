@@ -23,7 +23,7 @@ echo "device $DEV: training ${SIZE}px, inference ${ISIZES}px, MNIST ${MNIST_STEP
 $PY benchmarks/train_throughput.py --device $DEV --size $SIZE --batch 1 --steps $STEPS --precision $PREC $FAST --output "$OUT/train_b1.json" | tail -1
 $PY benchmarks/train_throughput.py --device $DEV --size $SIZE --batch 8 --steps $STEPS --precision $PREC $FAST --output "$OUT/train_b8.json" | tail -1
 $PY benchmarks/inference_latency.py --device $DEV --sizes $ISIZES --batches $IBATCH --precision $PREC --channels-last --output "$OUT/inference.json" | tail -1
-$PY benchmarks/mnist_time_to_quality.py --steps $MNIST_STEPS "${MNIST_VARIANTS[@]}" --output "$OUT/mnist.json" | tail -1
+$PY benchmarks/mnist_time_to_quality.py --steps $MNIST_STEPS "${MNIST_VARIANTS[@]}" --timeout 150 --output "$OUT/mnist.json" | tail -1
 $PY - "$OUT" <<'PYEOF'
 import json, sys
 from pathlib import Path

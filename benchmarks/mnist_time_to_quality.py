@@ -39,14 +39,17 @@ def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:
     return first, held
 
 
-def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path) -> dict:
+def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path, timeout: float | None) -> dict:
     out = workdir / name
     cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--config", str(ROOT / "training" / "configs" / "mnist-6to9.toml"),
            "--output-dir", str(out), "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]
     if steps is not None:
         cmd += ["--max-steps", str(steps)]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"name": name, "args": extra, "wall_s": round(time.perf_counter() - start, 1), "error": f"timed out after {timeout:.0f} s"}
     wall = time.perf_counter() - start
     if proc.returncode != 0:  # recorded, and the other variants still run: one prepared run must report everything
         lines = proc.stderr.strip().splitlines()
@@ -62,6 +65,7 @@ def main():
     p.add_argument("--steps", type=int, help="stop after this many steps (default: the config's max_steps)")
     p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations (default 50)")
     p.add_argument("--target", type=float, default=0.95, help="translation accuracy both directions must reach")
+    p.add_argument("--timeout", type=float, help="seconds a variant may run before it is recorded as timed out")
     p.add_argument("--output")
     args = p.parse_args()
     variants = []
@@ -74,7 +78,7 @@ def main():
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, extra in variants:
-            run = run_variant(name, extra, args.steps, args.eval_every, Path(tmp))
+            run = run_variant(name, extra, args.steps, args.eval_every, Path(tmp), args.timeout)
             runs.append(run)
             if "error" in run:
                 continue
@@ -96,10 +100,10 @@ def main():
     def line(run):
         if "error" in run:
             return f"{run['name']}: failed: {run['error']}"
-        first = f"{run['first_reached']['s']:.0f} s (step {run['first_reached']['step']})" if run["first_reached"] else "not reached"
-        held = f"{run['held_from']['s']:.0f} s" if run["held_from"] else "not held"
-        final = run["final"]
-        return (f"{run['name']}: {args.target:.0%}/{args.target:.0%} at {first}, held from {held}; final step {final['step']} "
+        first, held, final = run["first_reached"], run["held_from"], run["final"]
+        reach = f"reached at {first['s']:.0f} s (step {first['step']})" if first else "not reached"
+        reach += f", held from {held['s']:.0f} s" if held else (", not held" if first else "")
+        return (f"{run['name']}: {args.target:.0%}/{args.target:.0%} {reach}; final step {final['step']} "
                 f"{final.get(KEYS[0], 0):.0%} / {final.get(KEYS[1], 0):.0%} in {run['wall_s']:.0f} s wall")
 
     result = {"benchmark": "mnist_time_to_quality", "target": args.target, "eval_every": args.eval_every,
