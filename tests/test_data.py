@@ -7,7 +7,7 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from cyclegan_hub.data import DomainSpec, UnpairedSampler, augment, decode_domain, load_domain, parse_filter
+from cyclegan_hub.data import DomainSpec, UnpairedSampler, augment, decode_domain, load_domain, parse_filter, training_batch
 
 from .image_cases import truncated_png
 
@@ -137,6 +137,14 @@ def test_sampler_ranks_split_the_global_batch():
         a, b = whole.indices(step)
         assert torch.equal(torch.cat([r0.indices(step)[0], r1.indices(step)[0]]), a)
         assert torch.equal(torch.cat([r0.indices(step)[1], r1.indices(step)[1]]), b)
+
+
+def test_training_batch_is_the_augmented_selection_in_model_range():
+    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    batch = training_batch(x, [4, 0, 4], 6, True, torch.Generator().manual_seed(1), torch.device("cpu"))
+    expected = augment(x[[4, 0, 4]], 6, True, torch.Generator().manual_seed(1)).float() / 255 * 2 - 1
+    assert batch.dtype == torch.float32 and batch.shape == (3, 1, 6, 6) and torch.equal(batch, expected)
+    assert batch.min() >= -1 and batch.max() <= 1
 
 
 def test_augment_crops_and_flips_deterministically():

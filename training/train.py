@@ -544,8 +544,8 @@ def main(args: argparse.Namespace) -> int:
     while step < max_steps:
         idx_a, idx_b = sampler.indices(step)
         aug = torch.Generator().manual_seed(cfg_train["seed"] * 7_919 + step * accelerator.num_processes + accelerator.process_index)
-        real_a = cdata.to_model_range(cdata.augment(images_a[idx_a], size, cfg_data["flip"], aug)).to(device, non_blocking=True)
-        real_b = cdata.to_model_range(cdata.augment(images_b[idx_b], size, cfg_data["flip"], aug)).to(device, non_blocking=True)
+        real_a = cdata.training_batch(images_a, idx_a, size, cfg_data["flip"], aug, device)
+        real_b = cdata.training_batch(images_b, idx_b, size, cfg_data["flip"], aug, device)
 
         if channels_last:
             real_a, real_b = real_a.contiguous(memory_format=torch.channels_last), real_b.contiguous(memory_format=torch.channels_last)
