@@ -50,6 +50,25 @@ def test_two_processes_ddp_over_gloo(tmp_path):
     CycleGenerator.from_pretrained(out / "generator_AtoB")
 
 
+def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
+    """DDP is data parallelism, not a different recipe: 2 processes x batch 2 take the same samples as 1 process x
+    batch 4 (ranks take slices of the global batch) and reach the same weights (without the image pool, which is
+    per process), while 1 process x batch 2 (other data) does not."""
+    common = [*TINY, "--max-steps", "2", "--checkpoint-every", "2", "--set", "train.pool_size=0"]
+    runs = {"ddp": (2, "2"), "single": (1, "4"), "half": (1, "2")}
+    weights = {}
+    for name, (processes, batch) in runs.items():
+        run_train(*common, "--batch-size", batch, "--output-dir", str(tmp_path / name), processes=processes)
+        # Convolution weights only: a bias just before an instance norm has a zero gradient up to float noise,
+        # which Adam scales to full-size steps of random sign, so biases differ between any two reduction orders.
+        weights[name] = {k: v for k, v in _checkpoint(tmp_path / name, 2)[0].items() if k.endswith(".weight")}
+
+    def distance(a, b):
+        return sum(float(((a[k] - b[k]) ** 2).sum()) for k in a) ** 0.5
+
+    assert distance(weights["ddp"], weights["single"]) < 0.05 * distance(weights["half"], weights["single"])
+
+
 def _checkpoint(run, step):
     path = run / "checkpoints" / f"step-{step:06d}"
     return load_file(str(path / "models.safetensors")), load_file(str(path / "optimizers.safetensors")), \
