@@ -107,7 +107,5 @@ class OnnxGenerator:
     def eval(self):
         return self
 
-    to_tensor = CycleGenerator.to_tensor
-    to_image = CycleGenerator.to_image
     translate = CycleGenerator.translate
 

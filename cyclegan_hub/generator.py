@@ -286,18 +286,6 @@ class CycleGenerator(
         translated, reconstructed = outputs
         return (translated[0], reconstructed[0]) if single else (translated, reconstructed)
 
-    def to_tensor(self, image: imaging.Image.Image) -> torch.Tensor:
-        """[1, in_channels, H, W] float tensor in ``value_range`` from a PIL image of any mode."""
-        array = imaging.image_to_array(image, self.config["in_channels"])
-        low, high = self.config["value_range"]
-        return torch.from_numpy(array).permute(2, 0, 1)[None] * (high - low) + low
-
-    def to_image(self, tensor: torch.Tensor) -> imaging.Image.Image:
-        """A [C, H, W] tensor in ``value_range`` to a PIL image."""
-        low, high = self.config["value_range"]
-        array = ((tensor.detach().float().cpu() - low) / (high - low)).permute(1, 2, 0).numpy()
-        return imaging.array_to_image(array)
-
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         """The mixin's card, with this generator's config, size and citation available to the template."""
         kwargs.setdefault("config", self.config)
@@ -331,12 +319,12 @@ def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> li
         groups.setdefault(work, []).append((index, size, array))
 
     outputs = [[None] * len(pil_images) for _ in chain]
+    in_low, in_high = first.config["value_range"]
     for work, items in groups.items():
         for start in range(0, len(items), batch_size):
             batch_items = items[start : start + batch_size]
             x = imaging.pixels_to_batch([array for _, _, array in batch_items], work)
-            low, high = first.config["value_range"]
-            x = (x * (high - low) + low).to(device=device, dtype=dtype)
+            x = (x * (in_high - in_low) + in_low).to(device=device, dtype=dtype)
             for stage, g in enumerate(chain):
                 padded = imaging.pad_to_multiple(x, g.size_multiple, g.min_size)
                 x = g(padded)[..., : work[0], : work[1]]

@@ -165,13 +165,6 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
 
 
-def array_to_image(array: np.ndarray) -> Image.Image:
-    """Float ``[H, W, 1|3]`` in [0, 1] to an 8-bit PIL image (L or RGB)."""
-    array = np.clip(array, 0, 1) * 255
-    array = array.round().astype(np.uint8)
-    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
-
-
 def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
     """A ``[N, 1|3, H, W]`` float tensor in [0, 1] to 8-bit PIL images (L or RGB), converted as one batch."""
     pixels = batch.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
