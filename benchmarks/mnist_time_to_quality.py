@@ -45,17 +45,22 @@ def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int,
            "--output-dir", str(out), "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]
     if steps is not None:
         cmd += ["--max-steps", str(steps)]
+    run = {"name": name, "args": extra}
     start = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"name": name, "args": extra, "wall_s": round(time.perf_counter() - start, 1), "error": f"timed out after {timeout:.0f} s"}
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:  # recorded, and the other variants still run: one prepared run must report everything
+        proc = None
+    run["wall_s"] = round(time.perf_counter() - start, 1)
+    # A failed variant is recorded and the others still run: one prepared run must report everything.
+    if proc is None:
+        run["error"] = f"timed out after {timeout:.0f} s"
+    elif proc.returncode != 0:
         lines = proc.stderr.strip().splitlines()
-        return {"name": name, "args": extra, "wall_s": round(wall, 1), "error": lines[-1] if lines else f"exit {proc.returncode}"}
-    log = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
-    return {"name": name, "args": extra, "wall_s": round(wall, 1), "log": log}
+        run["error"] = lines[-1] if lines else f"exit {proc.returncode}"
+    else:
+        run["log"] = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    return run
 
 
 def main():
