@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import platform
 import subprocess
@@ -13,14 +12,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_trainer():
-    """training/train.py as a module: the benchmarks time the trainer's own step function."""
-    spec = importlib.util.spec_from_file_location("cyclegan_train", ROOT / "training" / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def sync(device: torch.device) -> None:
@@ -33,7 +24,7 @@ def dtype_of(precision: str):
 
 
 class Runner:
-    """The two things cyclegan_step needs from accelerate (autocast and backward), without its global state, so
+    """The autocast that cyclegan_step takes (accelerate's in the trainer), without accelerate's global state, so
     that the baseline and the fast path can run in one process."""
 
     def __init__(self, device: torch.device, precision: str):
@@ -43,9 +34,6 @@ class Runner:
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
-
-    def backward(self, loss):
-        loss.backward()
 
 
 def plain_convolutions(module: torch.nn.Module) -> torch.nn.Module:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import ROOT, emit, machine
 
-KEYS = ("translation_accuracy_a2b", "translation_accuracy_b2a")
+KEYS = ("translation_accuracy_AtoB", "translation_accuracy_BtoA")
 
 
 def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:

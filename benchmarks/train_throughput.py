@@ -1,4 +1,4 @@
-"""Training throughput of the trainer's step against a paper-spec eager fp32 baseline, in one process.
+"""Training throughput of the trainer's step (``cyclegan_hub.objective.cyclegan_step``) against a paper-spec eager fp32 baseline, in one process.
 
     python benchmarks/train_throughput.py --size 256 --batch 1 --steps 5 --device cpu
     python benchmarks/train_throughput.py --size 256 --batch 8 --steps 30 --device cuda --precision bf16 --channels-last --compile
@@ -15,9 +15,10 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import Runner, emit, load_trainer, machine, median, timed
+from common import Runner, emit, machine, median, timed
 
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
+from cyclegan_hub.objective import Networks, Weights, cyclegan_step
 
 
 def build(device, channels_last: bool, compile_: bool, fused: bool):
@@ -34,18 +35,21 @@ def build(device, channels_last: bool, compile_: bool, fused: bool):
     opt_d = torch.optim.Adam([p for n in ("D_A", "D_B") for p in plain[n].parameters()], **adam)
     nets = {k: torch.compile(v) for k, v in plain.items()} if compile_ else dict(plain)
     pools = {"A": ImagePool(50), "B": ImagePool(50)}
-    return nets, plain, opt_g, opt_d, pools
+    return Networks(nets["G"], nets["F"], nets["D_A"], nets["D_B"], plain["D_A"], plain["D_B"]), opt_g, opt_d, pools
 
 
-def measure(args, device, precision, channels_last, compile_, fused, step_fn) -> dict:
-    nets, plain, opt_g, opt_d, pools = build(device, channels_last, compile_, fused)
+PAPER = Weights("lsgan", 10.0, 0.5)
+
+
+def measure(args, device, precision, channels_last, compile_, fused) -> dict:
+    nets, opt_g, opt_d, pools = build(device, channels_last, compile_, fused)
     runner = Runner(device, precision)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     a = (torch.rand(args.batch, 3, args.size, args.size, device=device) * 2 - 1).contiguous(memory_format=fmt)
     b = (torch.rand(args.batch, 3, args.size, args.size, device=device) * 2 - 1).contiguous(memory_format=fmt)
 
     def one():
-        step_fn(nets, plain, opt_g, opt_d, pools, a, b, "lsgan", 10.0, 0.5, runner)
+        cyclegan_step(nets, opt_g, opt_d, pools, a, b, PAPER, autocast=runner.autocast)
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -58,12 +62,12 @@ def measure(args, device, precision, channels_last, compile_, fused, step_fn) ->
     return result
 
 
-def flops_per_iter(args, device, step_fn) -> float:
-    nets, plain, opt_g, opt_d, pools = build(device, False, False, False)
+def flops_per_iter(args, device) -> float:
+    nets, opt_g, opt_d, pools = build(device, False, False, False)
     a = torch.rand(args.batch, 3, args.size, args.size, device=device)
     counter = FlopCounterMode(display=False)
     with counter:
-        step_fn(nets, plain, opt_g, opt_d, pools, a, a.clone(), "lsgan", 10.0, 0.5, Runner(device, "fp32"))
+        cyclegan_step(nets, opt_g, opt_d, pools, a, a.clone(), PAPER)
     return float(counter.get_total_flops())
 
 
@@ -81,10 +85,9 @@ def main():
     p.add_argument("--output", help="also write the JSON here")
     args = p.parse_args()
     device = torch.device(args.device)
-    step_fn = load_trainer().cyclegan_step
-    flops = flops_per_iter(args, device, step_fn)
-    baseline = measure(args, device, "fp32", False, False, False, step_fn)
-    fast = measure(args, device, args.precision, args.channels_last, args.compile, args.fused_adam, step_fn)
+    flops = flops_per_iter(args, device)
+    baseline = measure(args, device, "fp32", False, False, False)
+    fast = measure(args, device, args.precision, args.channels_last, args.compile, args.fused_adam)
     for r in (baseline, fast):
         r["achieved_tflops"] = round(flops / (r["ms_per_iter"] / 1000) / 1e12, 3)
     result = {"benchmark": "train_throughput", "size": args.size, "batch": args.batch, "steps": args.steps,

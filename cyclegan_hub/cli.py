@@ -1,4 +1,4 @@
-"""The ``cyclegan-hub`` command: translate images with a generator from the Hub or a folder.
+"""The ``cyclegan-hub`` command: translate, evaluate, export, convert, push, deploy and serve generators.
 
 User errors print one line, ``cyclegan-hub: error: ...``, and exit with status 1 (2 for bad arguments).
 """
@@ -6,10 +6,11 @@ User errors print one line, ``cyclegan-hub: error: ...``, and exit with status 1
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
-import tempfile
 from pathlib import Path
+
+from . import __version__
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -18,50 +19,89 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
+def say(message: str) -> None:
+    print(f"cyclegan-hub: {message}", file=sys.stderr)
+
+
+def skipped(path: Path, err: Exception) -> None:
+    text = str(err)
+    say(f"skipped {text}" if text.startswith(str(path)) else f"skipped {path}: {text}")
+
+
+# ---- translate ---------------------------------------------------------------------------------------------------
+
+
+def output_names(files: list[Path], out_dir: Path) -> list[Path]:
+    """``<stem>.png`` for each input; inputs that share a stem (x.png, x.jpg) keep their suffix in the name
+    (x_png.png, x_jpg.png), so that no output overwrites another."""
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[path.stem] = stems.get(path.stem, 0) + 1
+    return [out_dir / (f"{p.stem}_{p.suffix[1:].lower()}.png" if stems[p.stem] > 1 else f"{p.stem}.png") for p in files]
+
+
 def _translate(args: argparse.Namespace) -> int:
+    from .files import atomic_write
     from .imaging import open_image
 
-    source = Path(args.input)
+    source, output = Path(args.input), Path(args.output)
     if not source.exists():
         raise UserError(f"{source}: no such file or folder")
     if source.is_dir():
         files = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise UserError(f"{source} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        out_dir = Path(args.output)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise UserError(f"{out_dir} is a file; the output of a folder must be a folder")
-        targets = [out_dir / (p.stem + ".png") for p in files]
+        if output.exists() and not output.is_dir():
+            raise UserError(f"{output} is a file; the output of a folder must be a folder")
+        if output.exists() and output.resolve() == source.resolve():
+            raise UserError(f"{output} is the input folder: choose another output folder (inputs are never overwritten)")
+        targets = output_names(files, output)
     else:
         files = [source]
-        output = Path(args.output)
         targets = [output / (source.stem + ".png") if output.is_dir() else output]
         if not output.is_dir() and output.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"{output}: give an image file name (.png, .jpg, ...) or an existing folder")
+        if targets[0].exists() and targets[0].resolve() == source.resolve():
+            raise UserError(f"{targets[0]} is the input: choose another output (inputs are never overwritten)")
 
     generator = load_model(args.model, args.revision, args.device)
+    options = dict(batch_size=args.batch_size, max_side=args.max_side, resize_to=args.resize_to)
     failed = 0
     for start in range(0, len(files), args.batch_size):
-        chunk = files[start : start + args.batch_size]
-        readable, chunk_targets = [], []
-        for path, target in zip(chunk, targets[start : start + args.batch_size]):
+        chunk = list(zip(files[start : start + args.batch_size], targets[start : start + args.batch_size]))
+        readable = []
+        for path, target in chunk:
             try:
-                readable.append(open_image(path))
-                chunk_targets.append(target)
-            except ValueError as err:
+                readable.append((open_image(path), path, target))
+            except (ValueError, OSError) as err:  # every bad image is named, and the others still go through
                 failed += 1
-                print(f"cyclegan-hub: skipped {path}: {err}", file=sys.stderr)
-        if not readable:
-            continue
-        images = generator.translate(
-            readable, batch_size=args.batch_size, max_side=args.max_side, resize_to=args.resize_to
-        )
-        for image, target in zip(images, chunk_targets):
-            _save_atomically(image, target)
-            print(target)
+                skipped(path, err)
+        try:
+            outputs = generator.translate([image for image, _, _ in readable], **options) if readable else []
+        except ValueError:  # one image the network cannot take (e.g. a size): find it, keep the others
+            outputs = []
+            for image, path, _ in readable:
+                try:
+                    outputs.append(generator.translate(image, **options))
+                except ValueError as err:
+                    failed += 1
+                    skipped(path, err)
+                    outputs.append(None)
+        for out, (_, path, target) in zip(outputs, readable):
+            if out is not None:
+                fmt = _format(target)
+                atomic_write(target, lambda f, image=out: image.save(f, format=fmt))
+                print(target if len(files) == 1 or target.stem == path.stem else f"{path} -> {target}")
     if failed:
-        raise UserError(f"{failed} of {len(files)} file(s) could not be read")
+        raise UserError(f"{failed} of {len(files)} file(s) could not be translated")
     return 0
+
+
+def _format(target: Path) -> str:
+    from PIL import Image
+
+    Image.init()
+    return Image.EXTENSION.get(target.suffix.lower(), "PNG")
 
 
 def load_model(model: str, revision: str | None = None, device: str = "cpu"):
@@ -75,16 +115,7 @@ def load_model(model: str, revision: str | None = None, device: str = "cpu"):
     return load_generator(model, revision=revision, device=device)
 
 
-def _export(args: argparse.Namespace) -> int:
-    from .export import OPSET, export_onnx
-    from .hub import load_generator
-
-    generator = load_generator(args.model, revision=args.revision)
-    diffs = export_onnx(generator, args.onnx, opset=args.opset)
-    print(f"wrote {args.onnx} (opset {args.opset or OPSET}; dynamic batch, height, width)")
-    for shape, diff in diffs.items():
-        print(f"  onnxruntime check {shape}: max |onnx - torch| = {diff:.2e}")
-    return 0
+# ---- eval, export ------------------------------------------------------------------------------------------------
 
 
 def parse_domain(text: str) -> dict:
@@ -104,50 +135,70 @@ def parse_domain(text: str) -> dict:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import json
+    from .evaluate import check_metrics, evaluate_model
+    from .files import atomic_write_json
+    from .hub import load_generator
 
-    from .evaluate import evaluate_model
-
-    metrics = evaluate_model(
-        args.model, parse_domain(args.data), reverse_model=args.reverse_model,
-        target_data=parse_domain(args.target_data) if args.target_data else None,
-        metrics=[m.strip() for m in args.metrics.split(",")] if args.metrics else None,
-        max_images=args.max_images, inception_weights=args.inception_weights, device=args.device,
+    wanted = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
+    check_metrics(wanted)
+    g = load_generator(args.model, device=args.device)
+    f = load_generator(args.reverse_model, device=args.device) if args.reverse_model else None
+    metrics = {"model": args.model} | evaluate_model(
+        g, parse_domain(args.data), f=f, target_data=parse_domain(args.target_data) if args.target_data else None,
+        metrics=wanted, max_images=args.max_images, inception_weights=args.inception_weights,
     )  # fmt: skip
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
     if args.output:
-        Path(args.output).write_text(json.dumps(metrics, indent=2))
+        atomic_write_json(args.output, metrics)
         print(f"wrote {args.output}")
     return 0
 
 
-def _save_atomically(image, target: Path) -> None:
-    """Write to a temporary file beside the target, then rename: never a half-written image."""
-    from PIL import Image
+def _export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+    from .hub import load_generator
 
-    Image.init()
-    fmt = Image.EXTENSION.get(target.suffix.lower(), "PNG")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format=fmt)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    generator = load_generator(args.model, revision=args.revision)
+    diffs = export_onnx(generator, args.onnx, opset=args.opset)
+    print(f"wrote {args.onnx} (opset {args.opset}; dynamic batch, height, width)")
+    for shape, diff in diffs.items():
+        print(f"  onnxruntime check {shape}: max |onnx - torch| = {diff:.2e}")
+    return 0
+
+
+# ---- convert -----------------------------------------------------------------------------------------------------
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import convert_checkpoint
+
+    output = Path(args.output)
+    if (output.exists() or output.is_symlink()) and not args.overwrite:
+        raise UserError(f"{output} exists: choose a new folder, or --overwrite to replace it")
+    report = convert_checkpoint(
+        args.checkpoint, output, reverse=args.reverse, source_domain=args.source_domain,
+        target_domain=args.target_domain, image_size=args.image_size, sample=args.sample, name=args.name,
+    )  # fmt: skip
+    for line in report:
+        print(line)
+    return 0
+
+
+# ---- push, deploy, serve -----------------------------------------------------------------------------------------
 
 
 def _push(args: argparse.Namespace) -> int:
     from .hub import push_pair
 
-    pushed = push_pair(
+    report = push_pair(
         args.run_dir, args.repo_id, reverse_repo_id=args.reverse_repo_id, private=args.private,
         revision=args.revision, commit_message=args.commit_message, include_training_state=args.include_training_state,
-    )
-    for repo, url in pushed.items():
+    )  # fmt: skip
+    for reason in report.skipped:
+        say(f"skipped {reason}")
+    for repo, url in report.commits.items():
         print(f"pushed {repo}: {url}")
     return 0
 
@@ -155,35 +206,43 @@ def _push(args: argparse.Namespace) -> int:
 def _deploy_space(args: argparse.Namespace) -> int:
     from .deploy import deploy_space
 
-    url = deploy_space(args.space_id, args.model, reverse_model=args.reverse_model, private=args.private,
-                       hardware=args.hardware)
+    models = list(args.model)
+    if args.reverse_model:
+        if len(models) != 1:
+            raise UserError("--reverse-model names the reverse of a single --model; for several pairs write FORWARD,REVERSE")
+        models = [f"{models[0]},{args.reverse_model}"]
+    url = deploy_space(args.space_id, models, private=args.private, hardware=args.hardware)
     print(f"deployed {args.space_id}: {url}")
     return 0
 
 
-def space_app_path() -> Path:
-    """The Space's app.py: packaged in the wheel, or in the source checkout beside the package."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "space_app.py", here.parent / "space" / "app.py"):
-        if candidate.is_file():
-            return candidate
-    raise UserError("the Space app is not installed with this copy of cyclegan-hub")
-
-
 def _serve(args: argparse.Namespace) -> int:
-    import runpy
+    import os
 
-    if args.model and len(args.model) != 2:
-        raise UserError("give --model twice: the forward generator, then the reverse one")
+    try:
+        from .app import build_demo, launch, pair_specs
+    except ImportError:
+        raise UserError("serve needs gradio: pip install 'cyclegan-hub[space]'") from None
+    specs = list(args.pair or [])
     if args.model:
-        os.environ["CYCLEGAN_MODELS"] = ",".join(args.model)
+        if len(args.model) != 2:
+            raise UserError("give --model twice (the forward generator, then the reverse one), or use --pair")
+        specs.insert(0, ",".join(args.model))
+    space = Path(__file__).resolve().parents[1] / "space"
+    if not specs:
+        specs = pair_specs(space if (space / "models").is_dir() else None)
+    if not specs:
+        raise UserError("no pair to serve: --pair user/mnist-6to9 (a Hub repo id, a folder or a run folder)")
     if args.host:
         os.environ["GRADIO_SERVER_NAME"] = args.host
     if args.port:
         os.environ["GRADIO_SERVER_PORT"] = str(args.port)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    runpy.run_path(str(space_app_path()), run_name="__main__")
+    demo = build_demo(specs, examples=space / "examples" if (space / "examples").is_dir() else None)
+    launch(demo)
     return 0
+
+
+# ---- the parser --------------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -191,14 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cyclegan-hub",
         description="Unpaired image-to-image translation (CycleGAN) with models from the Hugging Face Hub.",
     )
+    parser.add_argument("--version", action="version", version=f"cyclegan-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser(
-        "translate",
-        help="translate an image or a folder of images",
-        description="Translate an image file, or every image in a folder, with a CycleGenerator.",
-    )
-    p.add_argument("--model", required=True, help="Hub repo id (user/mnist-6to9) or a save_pretrained folder")
+    p = sub.add_parser("translate", help="translate an image or a folder of images",
+                       description="Translate an image file, or every image in a folder, with a CycleGenerator. "
+                       "Outputs are PNG; inputs that share a name (x.png, x.jpg) become x_png.png, x_jpg.png.")  # fmt: skip
+    p.add_argument("--model", required=True, help="Hub repo id (user/mnist-6to9), a save_pretrained folder, or a .onnx file")
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("--output", "-o", required=True, help="output image file, or folder (written as PNG)")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
@@ -209,13 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_translate)
 
     p = sub.add_parser(
-        "eval",
-        help="evaluate a generator (accuracy for digits, cycle error, FID, KID)",
+        "eval", help="evaluate a generator (accuracy for digits, cycle error, FID, KID)",
         description="Translate held-out images of the source domain and measure the result. Domains are a dataset "
         "path / Hub id, or a TOML inline table such as '{path=\"training/data/mnist-6-9\", split=\"test\", "
         "filter=\"label == 6\"}'. Metrics: accuracy (digit models: the shipped MNIST classifier), cycle (needs "
         "--reverse-model), fid and kid (need --target-data and the Inception-v3 weights).",
-    )
+    )  # fmt: skip
     p.add_argument("--model", required=True, help="the generator: Hub repo id or folder")
     p.add_argument("--data", required=True, help="source-domain images")
     p.add_argument("--reverse-model", help="the reverse generator, for the cycle metrics")
@@ -228,12 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
-        "export",
-        help="export a generator to ONNX (checked with onnxruntime)",
-        description="Export a generator to ONNX with dynamic batch, height and width (opset 18), then check it "
-        "against PyTorch with onnxruntime on random inputs of two sizes (max abs difference <= 1e-4). "
+        "export", help="export a generator to ONNX (checked with onnxruntime)",
+        description="Export a generator to one ONNX file with dynamic batch, height and width (opset 18), then check "
+        "it against PyTorch with onnxruntime on random inputs of two sizes (max abs difference <= 1e-4). "
         "`cyclegan-hub translate --model out.onnx` runs the file.",
-    )
+    )  # fmt: skip
     p.add_argument("--model", required=True, help="Hub repo id or folder")
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
@@ -241,45 +297,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
-        "push",
-        help="push a trained pair to the Hub",
-        description="Push both generators of a training run to the Hub: the forward one to --repo-id, the reverse "
+        "convert", help="convert an official pytorch-CycleGAN-and-pix2pix generator",
+        description="Convert a generator checkpoint of the official implementation (a model-zoo file such as "
+        "horse2zebra.pth, or a training checkpoint such as latest_net_G_A.pth) into a save_pretrained folder. The "
+        "architecture is read off the tensors (ResNet of any depth, U-Net, channels); the file is read with "
+        "torch.load(weights_only=True): nothing in it is run. With --reverse, both directions go into a run folder "
+        "(generator_AtoB/, generator_BtoA/) that `cyclegan-hub push` sends as twin repos. The card records the "
+        "file's SHA-256 and the measured difference from the original network.",
+    )  # fmt: skip
+    p.add_argument("checkpoint", help="the official generator checkpoint (.pth)")
+    p.add_argument("--reverse", help="the checkpoint of the other direction (zebra2horse.pth, latest_net_G_B.pth)")
+    p.add_argument("--source-domain", help="name of the input domain (default: read off the file name, e.g. horse)")
+    p.add_argument("--target-domain", help="name of the output domain (default: read off the file name, e.g. zebra)")
+    p.add_argument("--image-size", type=int, default=256, help="the training image size (the zoo: 256)")
+    p.add_argument("--name", help="the model's name in the card (default: the file name, e.g. horse2zebra)")
+    p.add_argument("--sample", help="an image of the source domain: its translation goes into the card")
+    p.add_argument("--output", "-o", required=True, help="the folder to write (must not exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser(
+        "push", help="push a trained or converted pair to the Hub",
+        description="Push both generators of a run folder to the Hub: the forward one to --repo-id, the reverse "
         "one to its twin (the name's AtoB part swapped: mnist-6to9 -> mnist-9to6, else <name>-reverse). "
-        "Each repo gets model.safetensors, config.json, a model card and a sample image, in one commit. "
-        "The token comes from HF_TOKEN or the stored login.",
-    )
-    p.add_argument("run_dir", help="a training run folder (with generator_AtoB/ and generator_BtoA/)")
+        "Each repo gets model.safetensors, config.json, a model card and a sample image, in one commit. Only regular "
+        "files inside the run folder are read (links are refused or skipped, and said). The token comes from "
+        "HF_TOKEN or the stored login.",
+    )  # fmt: skip
+    p.add_argument("run_dir", help="a run folder (with generator_AtoB/ and generator_BtoA/)")
     p.add_argument("--repo-id", required=True, help="repo of the A -> B generator, e.g. user/mnist-6to9")
     p.add_argument("--reverse-repo-id", help="repo of the B -> A generator (default: the twin name)")
     p.add_argument("--private", action="store_true", help="create the repos as private")
     p.add_argument("--revision", help="branch to push to (created if missing; default main)")
     p.add_argument("--commit-message", help="commit message of both commits")
     p.add_argument("--include-training-state", action="store_true",
-                   help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub")
+                   help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub")  # fmt: skip
     p.set_defaults(func=_push)
 
     p = sub.add_parser(
-        "deploy-space",
-        help="create or update a Hugging Face Space serving a pair from the Hub",
+        "deploy-space", help="create or update a Hugging Face Space serving pairs from the Hub",
         description="Create or update a Gradio Space in one commit: the app, a README whose front matter is the "
-        "Space config (models, pinned gradio), and a requirements.txt that installs this package (a wheel built "
-        "from this checkout and uploaded with the app, or the pinned release when installed from an index). "
-        "Both models are checked before anything is uploaded.",
-    )
-    p.add_argument("--space-id", required=True, help="e.g. user/mnist-6to9-demo")
-    p.add_argument("--model", required=True, help="Hub repo of the forward generator")
-    p.add_argument("--reverse-model", help="Hub repo of the reverse generator (default: the twin name)")
+        "Space config (models, pinned gradio), a requirements.txt, and this package as a wheel of exactly its own "
+        "files. Every model is checked before anything is uploaded.",
+    )  # fmt: skip
+    p.add_argument("--space-id", required=True, help="e.g. user/cyclegan-demo")
+    p.add_argument("--model", required=True, action="append", metavar="FORWARD[,REVERSE]",
+                   help="a pair on the Hub (repeat for several); the reverse defaults to the twin name")  # fmt: skip
+    p.add_argument("--reverse-model", help="the reverse of a single --model (default: the twin name)")
     p.add_argument("--private", action="store_true")
     p.add_argument("--hardware", default="cpu-basic", help="suggested_hardware of the Space (default cpu-basic)")
     p.set_defaults(func=_deploy_space)
 
     p = sub.add_parser(
-        "serve",
-        help="run the Gradio app (the Space) locally",
-        description="Run the Space's Gradio app: both directions of a pair, the round trip, an API at /translate.",
-    )
-    p.add_argument("--model", action="append", metavar="ID_OR_DIR",
-                   help="forward then reverse generator (give it twice); default: the bundled MNIST 6 <-> 9 pair")
+        "serve", help="run the Gradio app (the Space) locally",
+        description="Run the Space's Gradio app: any number of pairs behind a picker (the first is the default), "
+        "both directions, the round trip, an API at /translate.",
+    )  # fmt: skip
+    p.add_argument("--pair", action="append", metavar="SPEC",
+                   help="a pair: a Hub repo id or folder of one direction (the reverse by its twin name), a run folder, "
+                   "or FORWARD,REVERSE; repeat for several (default: the bundled MNIST 6 <-> 9 pair)")  # fmt: skip
+    p.add_argument("--model", action="append", metavar="ID_OR_DIR", help="forward then reverse generator (twice)")
     p.add_argument("--host", help="address to listen on (GRADIO_SERVER_NAME; default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (GRADIO_SERVER_PORT; default 7860)")
     p.set_defaults(func=_serve)

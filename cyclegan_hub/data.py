@@ -262,28 +262,21 @@ def augment(images: torch.Tensor, size: int, flip: bool, generator: torch.Genera
 
 
 def training_batch(images: torch.Tensor, indices, size: int, flip: bool, generator: torch.Generator,
-                   device: torch.device) -> torch.Tensor:
+                   device: torch.device, value_range=(-1.0, 1.0)) -> torch.Tensor:
     """The batch ``images[indices]`` (uint8, decoded domain), cropped and flipped by ``augment``, on ``device`` in
-    the model's range. Domains held on the host go to a GPU as uint8 (a quarter of the bytes of float) from pinned
-    memory without blocking, and are augmented there, so the copy overlaps the previous step's kernels."""
+    the model's ``value_range``. Domains held on the host go to a GPU as uint8 (a quarter of the bytes of float)
+    from pinned memory without blocking, and are augmented there, so the copy overlaps the previous step's kernels."""
     batch = images[indices]
     if batch.device.type == "cpu" and device.type == "cuda":
         batch = batch.pin_memory().to(device, non_blocking=True)
-    return to_model_range(augment(batch, size, flip, generator)).to(device)
-
-
-def to_model_range(images: torch.Tensor, value_range=(-1.0, 1.0)) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> float in ``value_range``."""
-    low, high = value_range
-    return images.float() / 255 * (high - low) + low
+    return imaging.to_network(augment(batch, size, flip, generator), value_range).to(device)
 
 
 def preview_grid(rows: list[torch.Tensor], value_range=(-1.0, 1.0)) -> np.ndarray:
     """Stack rows of images [N, C, H, W] (model range) into one uint8 HxWx3 grid, 2-pixel gutters."""
-    low, high = value_range
     tiles = []
     for row in rows:
-        row = ((row.detach().float().cpu() - low) / (high - low)).clamp(0, 1)
+        row = imaging.to_unit(row.detach().cpu(), value_range)
         if row.shape[1] == 1:
             row = row.repeat(1, 3, 1, 1)
         row = F.pad(row, (1, 1, 1, 1), value=1.0)

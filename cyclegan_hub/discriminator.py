@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import conv_bias, init_weights, make_norm
-from .modeling import HubModule
+from .layers import NORMS, check_choice, conv_bias, init_weights, make_norm
+from .modeling import HubModule, check_int
 
 
 class PatchDiscriminator(
@@ -36,8 +36,7 @@ class PatchDiscriminator(
 
     def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"):
         super().__init__()
-        if n_layers < 1:
-            raise ValueError(f"n_layers must be at least 1, got {n_layers}")
+        self.check_config(dict(in_channels=in_channels, base_channels=base_channels, n_layers=n_layers, norm=norm))
         self.config = dict(in_channels=in_channels, base_channels=base_channels, n_layers=n_layers, norm=norm)
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
@@ -57,6 +56,15 @@ class PatchDiscriminator(
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
         init_weights(self)
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        """Refuse (ValueError naming the field) a config out of any sane range, before anything is built."""
+        config = {"in_channels": 3, "base_channels": 64, "n_layers": 3, "norm": "instance", **config}
+        check_int(config, "in_channels", 1, 4)
+        check_int(config, "base_channels", 1, 256)
+        check_int(config, "n_layers", 1, 8)
+        check_choice("norm", config["norm"], NORMS)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] in the generator's value range -> [N, 1, h, w] patch logits."""

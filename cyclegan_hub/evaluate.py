@@ -26,15 +26,11 @@ def is_digit_pair(generator: CycleGenerator) -> bool:
 
 @torch.inference_mode()
 def translate_tensors(generator: CycleGenerator, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Run a generator over [N, C, H, W] images in its value range (H, W already a valid size)."""
-    from .imaging import pad_to_multiple
-
+    """Run a generator over [N, C, H, W] images in its value range, in batches, through ``generator.run`` (the
+    pad -> run -> crop that ``translate`` uses); returns float32 on the CPU."""
     device = next(generator.parameters()).device
-    height, width = images.shape[-2:]
-    outputs = []
-    for i in range(0, len(images), batch_size):
-        batch = pad_to_multiple(images[i : i + batch_size].to(device).float(), generator.size_multiple, generator.min_size)
-        outputs.append(generator(batch)[..., :height, :width].float().cpu())
+    outputs = [generator.run(images[i : i + batch_size].to(device).float()).float().cpu()
+               for i in range(0, len(images), batch_size)]  # fmt: skip
     return torch.cat(outputs) if outputs else images.new_empty(0)
 
 
@@ -73,33 +69,13 @@ def evaluate_pair(
     classifier=None,
 ) -> dict[str, float]:
     """Metrics of a pair on held-out images of both domains ([N, C, H, W], in the generators' value range): what
-    training prints at its end and what the model cards carry. Keys: ``direction_metrics``'s, suffixed ``_a2b``
-    and ``_b2a``."""
+    training prints at its end and what the model cards carry. Keys: ``direction_metrics``'s, suffixed ``_AtoB``
+    and ``_BtoA``."""
     metrics: dict[str, float] = {"n_images_a": len(images_a), "n_images_b": len(images_b)}
-    for name, g, f, real in (("a2b", forward, reverse, images_a), ("b2a", reverse, forward, images_b)):
+    for name, g, f, real in (("AtoB", forward, reverse, images_a), ("BtoA", reverse, forward, images_b)):
         values, _ = direction_metrics(g, f, real, classifier)
         metrics.update({f"{key}_{name}": value for key, value in values.items()})
     return metrics
-
-
-def reversed_metrics(metrics: dict) -> dict:
-    """The same figures seen from the reverse generator: its own direction becomes ``_a2b``."""
-    return {key.replace("_a2b", "\0").replace("_b2a", "_a2b").replace("\0", "_b2a"): value for key, value in metrics.items()}
-
-
-def metrics_table(metrics: dict[str, float], source: str, target: str) -> str:
-    """A markdown table of ``evaluate_pair`` figures for a model card."""
-    rows = ["| metric | " + f"{source} → {target} | {target} → {source} |", "|---|---|---|"]
-    for key, label in (
-        ("translation_accuracy", "translation accuracy (classifier reads the target digit)"),
-        ("cycle_accuracy", "cycle accuracy (round trip still reads as the source digit)"),
-        ("cycle_l1", "cycle L1 (mean absolute error, range [-1, 1])"),
-    ):
-        if f"{key}_a2b" in metrics:
-            a2b, b2a = metrics[f"{key}_a2b"], metrics[f"{key}_b2a"]
-            fmt = "{:.1%}" if "accuracy" in key else "{:.4f}"
-            rows.append(f"| {label} | {fmt.format(a2b)} | {fmt.format(b2a)} |")
-    return "\n".join(rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -193,23 +169,27 @@ def fid_kid(fake: torch.Tensor, real: torch.Tensor, features, batch_size: int = 
 METRICS = ("accuracy", "cycle", "fid", "kid")
 
 
-def evaluate_model(model, data: dict, *, reverse_model=None, target_data: dict | None = None, metrics=None,
-                   max_images: int = 1000, inception_weights: str | None = None, device: str = "cpu",
-                   features=None) -> dict:
-    """What ``cyclegan-hub eval`` prints: translate ``data`` (a DomainSpec dict) with ``model`` and measure.
-
-    ``metrics`` None means every metric that applies: accuracy for digit models, cycle with a reverse model, FID/KID
-    with ``target_data`` (skipped with a note when the Inception weights are missing; an explicit request fails)."""
-    from .data import DomainSpec, decode_domain, load_domain, to_model_range
-    from .hub import load_generator
-
-    explicit = metrics is not None
-    wanted = list(metrics) if explicit else list(METRICS)
+def check_metrics(metrics) -> list[str]:
+    """The metric names asked for (None: all), each one known."""
+    wanted = list(metrics) if metrics is not None else list(METRICS)
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}")
-    g = load_generator(model, device=device) if isinstance(model, str) else model
-    f = load_generator(reverse_model, device=device) if isinstance(reverse_model, str) else reverse_model
+    return wanted
+
+
+def evaluate_model(g: CycleGenerator, data: dict, *, f: CycleGenerator | None = None, target_data: dict | None = None,
+                   metrics=None, max_images: int = 1000, inception_weights: str | None = None, features=None) -> dict:
+    """What ``cyclegan-hub eval`` prints: translate ``data`` (a DomainSpec dict) with ``g`` and measure.
+
+    ``metrics`` None means every metric that applies: accuracy for digit models, cycle with the reverse model ``f``,
+    FID/KID with ``target_data`` (skipped with a note when the Inception weights are missing; an explicit request
+    fails)."""
+    from .data import DomainSpec, decode_domain, load_domain
+    from .imaging import to_network, to_unit
+
+    explicit = metrics is not None
+    wanted = check_metrics(metrics)
     if explicit and "cycle" in wanted and f is None:
         raise ValueError("the cycle metrics need the reverse generator: --reverse-model")
     if explicit and "accuracy" in wanted and not is_digit_pair(g):
@@ -222,9 +202,9 @@ def evaluate_model(model, data: dict, *, reverse_model=None, target_data: dict |
     real, skipped = decode_domain(source, data.get("image_column", "image"), channels, size, max_images)
     if len(real) == 0:
         raise ValueError("--data holds no readable image")
-    x = to_model_range(real, g.config["value_range"])
+    x = to_network(real, g.config["value_range"])
     values, fake = direction_metrics(g, f, x, wanted=wanted)
-    out: dict = {"model": model if isinstance(model, str) else "in memory", "n_images": len(real), "skipped": skipped}
+    out: dict = {"n_images": len(real), "skipped": skipped}
     out.update(values)
     if target_data is not None and {"fid", "kid"} & set(wanted):
         target = load_domain(DomainSpec.from_dict(target_data), "--target-data")
@@ -237,7 +217,6 @@ def evaluate_model(model, data: dict, *, reverse_model=None, target_data: dict |
                 raise
             out["fid_kid"] = f"skipped: {err}"
         else:
-            low, high = g.config["value_range"]
-            scores = fid_kid(((fake - low) / (high - low)).clamp(0, 1), real_b.float() / 255, features)
+            scores = fid_kid(to_unit(fake, g.config["value_range"]), real_b.float() / 255, features)
             out.update({k: v for k, v in scores.items() if k.split("_")[0] in wanted})
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -10,8 +11,12 @@ from huggingface_hub import ModelCard
 from torch import nn
 
 from . import imaging
-from .layers import OutputConv2d, ResnetBlock, check_choice, conv_bias, init_weights, make_norm, upsample_block
-from .modeling import HubModule
+from .layers import NORMS, UPSAMPLINGS, OutputConv2d, ResnetBlock, check_choice, conv_bias, init_weights, make_norm, upsample_block
+from .modeling import HubModule, check_float, check_int, check_text
+
+#: How to install this package, as cards and docs say it: from its source repository (it is not on the index).
+INSTALL_URL = "git+https://github.com/cyclegan-hub/cyclegan-hub"
+INSTALL_COMMAND = f'pip install "cyclegan-hub @ {INSTALL_URL}"'
 
 CITATION = """@inproceedings{zhu2017unpaired,
   title     = {Unpaired Image-to-Image Translation using Cycle-Consistent Adversarial Networks},
@@ -27,8 +32,9 @@ MODEL_CARD_TEMPLATE = """---
 # CycleGAN generator: {{ config.source_domain }} → {{ config.target_domain }}
 
 A [CycleGAN]({{ paper_url }}) generator that translates **{{ config.source_domain }}** images into
-**{{ config.target_domain }}** images. It was trained on unpaired examples of the two domains with adversarial and
-cycle-consistency losses (see Training); it is one half of a pair{% if twin_repo_id %} (the reverse
+**{{ config.target_domain }}** images. {% if origin %}Its weights were converted from the original authors'
+release (see Origin){% else %}It was trained on unpaired examples of the two domains with adversarial and
+cycle-consistency losses (see Training){% endif %}; it is one half of a pair{% if twin_repo_id %} (the reverse
 direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }})){% endif %}.
 
 {% if sample_image %}![input | translated | reconstructed]({{ sample_image }})
@@ -36,7 +42,7 @@ direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }})){% 
 ## Usage
 
 ```bash
-pip install cyclegan-hub
+{{ install }}
 ```
 
 ```python
@@ -70,7 +76,11 @@ The model was trained at {{ config.image_size }}x{{ config.image_size }}.
 | parameters | {{ "{:,}".format(num_parameters) }} |
 | training image size | {{ config.image_size }} |
 | value range | {{ config.value_range }} |
-{% if training %}
+{% if origin %}
+## Origin
+
+{{ origin }}
+{% endif %}{% if training %}
 ## Training
 
 {{ training }}
@@ -143,7 +153,7 @@ class _UNet(nn.Module):
                 up.append(nn.Tanh())
             else:
                 up.append(make_norm(norm, up_out))
-                if dropout > 0 and i >= depth - 4 and i < depth - 1:  # the official net drops out in the 3 innermost
+                if dropout > 0 and 4 <= i < depth - 1:  # as the official net: the 8x-wide levels inside the 4th
                     up.append(nn.Dropout(dropout))
             self.ups.append(nn.Sequential(*up))
 
@@ -219,11 +229,13 @@ class CycleGenerator(
         value_range: Sequence[float] = (-1.0, 1.0),
     ):
         super().__init__()
-        check_choice("architecture", architecture, ARCHITECTURES)
-        check_choice("upsampling", upsampling, ("transpose", "resize"))
+        self.check_config(dict(
+            architecture=architecture, in_channels=in_channels, out_channels=out_channels,
+            base_channels=base_channels, n_blocks=n_blocks, n_downsampling=n_downsampling, norm=norm,
+            upsampling=upsampling, dropout=dropout, source_domain=source_domain, target_domain=target_domain,
+            image_size=image_size, value_range=value_range,
+        ))  # fmt: skip
         value_range = [float(v) for v in value_range]
-        if len(value_range) != 2 or value_range[0] >= value_range[1]:
-            raise ValueError(f"value_range must be [low, high] with low < high, got {value_range}")
         self.config = dict(
             architecture=architecture, in_channels=in_channels, out_channels=out_channels,
             base_channels=base_channels, n_blocks=n_blocks, n_downsampling=n_downsampling, norm=norm,
@@ -234,6 +246,31 @@ class CycleGenerator(
             in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout
         )
         init_weights(self)
+
+    @classmethod
+    def check_config(cls, config: dict) -> None:
+        """Refuse (ValueError naming the field) a config no real generator has: every integer is bounded before
+        anything is built, so that a config.json cannot ask for a network that exhausts memory."""
+        defaults = {k: p.default for k, p in inspect.signature(cls.__init__).parameters.items() if k != "self"}
+        config = {**defaults, **config}
+        check_choice("architecture", config["architecture"], ARCHITECTURES)
+        check_choice("norm", config["norm"], NORMS)
+        check_choice("upsampling", config["upsampling"], UPSAMPLINGS)
+        check_int(config, "in_channels", 1, 4)
+        check_int(config, "out_channels", 1, 4)
+        check_int(config, "base_channels", 1, 256)
+        check_int(config, "n_blocks", 0, 32)
+        low, high = (0, 5) if config["architecture"] == "resnet" else (2, 9)  # U-Net 256 has 8 levels, U-Net 512 9
+        check_int(config, "n_downsampling", low, high)
+        check_float(config, "dropout", 0.0, 1.0, high_open=True)
+        check_text(config, "source_domain")
+        check_text(config, "target_domain")
+        check_int(config, "image_size", 1, 8192)
+        value_range = config["value_range"]
+        if (not isinstance(value_range, (list, tuple)) or len(value_range) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value_range)
+                or not all(abs(float(v)) < 1e6 for v in value_range) or not value_range[0] < value_range[1]):  # fmt: skip
+            raise ValueError(f"value_range must be [low, high], two finite numbers with low < high, got {value_range!r}")
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[N, in_channels, H, W] in ``value_range``, H and W multiples of ``size_multiple`` ->
@@ -286,12 +323,18 @@ class CycleGenerator(
         translated, reconstructed = outputs
         return (translated[0], reconstructed[0]) if single else (translated, reconstructed)
 
+    def run(self, images: torch.Tensor) -> torch.Tensor:
+        """The network on ``[N, C, H, W]`` of any H, W (in ``value_range``): padded to ``size_multiple``, run,
+        cropped back. Every caller (translate, evaluation, training samples, export checks) goes through here."""
+        return imaging.run_padded(self, images, self.size_multiple, self.min_size)
+
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         """The mixin's card, with this generator's config, size and citation available to the template."""
         kwargs.setdefault("config", self.config)
         kwargs.setdefault("num_parameters", self.num_parameters())
         kwargs.setdefault("size_multiple", self.size_multiple)
         kwargs.setdefault("citation", CITATION)
+        kwargs.setdefault("install", INSTALL_COMMAND)
         return super().generate_model_card(*args, **kwargs)
 
 
@@ -319,17 +362,16 @@ def _run_chain(chain, pil_images, device, batch_size, max_side, resize_to) -> li
         groups.setdefault(work, []).append((index, size, array))
 
     outputs = [[None] * len(pil_images) for _ in chain]
-    in_low, in_high = first.config["value_range"]
     for work, items in groups.items():
         for start in range(0, len(items), batch_size):
             batch_items = items[start : start + batch_size]
             x = imaging.pixels_to_batch([array for _, _, array in batch_items], work)
-            x = (x * (in_high - in_low) + in_low).to(device=device, dtype=dtype)
+            x = imaging.to_network(x, first.config["value_range"]).to(device=device, dtype=dtype)
             for stage, g in enumerate(chain):
-                padded = imaging.pad_to_multiple(x, g.size_multiple, g.min_size)
-                x = g(padded)[..., : work[0], : work[1]]
-                low, high = g.config["value_range"]
-                unit = ((x.float() - low) / (high - low)).cpu()
+                if stage and g.config["value_range"] != chain[stage - 1].config["value_range"]:
+                    x = imaging.to_network(imaging.to_unit(x, chain[stage - 1].config["value_range"]), g.config["value_range"])
+                x = g.run(x)
+                unit = imaging.to_unit(x, g.config["value_range"]).cpu()
                 if all(size == work for _, size, _ in batch_items):
                     pictures = imaging.tensor_to_images(unit)
                 else:

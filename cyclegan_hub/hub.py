@@ -1,13 +1,19 @@
-"""The Hub side of the library: loading generators by repo id or folder with errors a user can act on."""
+"""The Hub side of the library: loading generators by repo id or folder with errors a user can act on, and pushing
+a trained (or converted) pair as two repos.
+
+What goes up is only what was meant to: each repo is staged in a fresh folder from the run's regular files (never a
+link out of the run folder), the sample image is checked to be an image, and the training state is the checkpoint's
+own files; whatever is skipped is said.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub.errors import (
@@ -20,13 +26,31 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from .cards import DIRECTIONS, CardInputs, write_generator
+from .checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
+from .files import read_json, regular_file_inside
 from .generator import CycleGenerator
+from .imaging import open_image
+
+RUN_GENERATORS = tuple(f"generator_{d}" for d in DIRECTIONS)
+_DIRECTION = re.compile(r"^(?P<a>[A-Za-z0-9]+)(?P<sep>2|to|-to-|_to_)(?P<b>[A-Za-z0-9]+)$")
+
+
+def looks_like_a_local_path(model: str) -> bool:
+    """A model name that can only mean a folder: it starts with ., / or ~, has more than one slash, or its first part
+    is a folder here (``space/models/mnist-6to8``, ``models/x`` beside a ``models/`` folder)."""
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model:
+        return True
+    return "/" in model and os.path.isdir(model.split("/")[0])
 
 
 def load_generator(model: str, *, revision: str | None = None, device: str = "cpu", **kwargs) -> CycleGenerator:
     """``CycleGenerator.from_pretrained`` with every failure turned into a one-line ValueError naming the model.
 
-    ``model`` is a local ``save_pretrained`` folder or a Hub repo id ("user/mnist-6to9")."""
+    ``model`` is a local ``save_pretrained`` folder or a Hub repo id ("user/mnist-6to9"). A name that can only be a
+    folder and is not one fails at once, without asking the Hub."""
+    if not os.path.isdir(model) and looks_like_a_local_path(model):
+        raise ValueError(f"{model}: no such model folder")
     try:
         return CycleGenerator.from_pretrained(model, revision=revision, map_location=device, **kwargs)
     except HFValidationError:
@@ -38,22 +62,21 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
     except RevisionNotFoundError:
         raise ValueError(f"{model}: no revision {revision!r}") from None
     except LocalEntryNotFoundError:
-        raise ValueError(f"{model} is not in the local cache and the Hub cannot be reached (offline?)") from None
+        raise ValueError(f"{model}: no such local folder, and it is not in the Hub cache (the Hub cannot be reached)") from None
     except EntryNotFoundError:
-        raise ValueError(f"{model} is not a cyclegan-hub model: it has no model.safetensors") from None
+        raise ValueError(f"{model} is not a cyclegan-hub model: it has no model.safetensors or config.json") from None
     except HfHubHTTPError as err:
         raise ValueError(f"could not download {model}: {str(err).splitlines()[0]}") from None
     except (FileNotFoundError, ValueError) as err:  # ours: a folder without weights, a config/weights mismatch
         raise ValueError(str(err)) from None
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# pushing a trained pair
-# ---------------------------------------------------------------------------------------------------------------
-
-RUN_GENERATORS = ("generator_AtoB", "generator_BtoA")
-TRAINING_STATE_FILES = ("models.safetensors", "optimizers.safetensors", "training_state.json", "rank-0.safetensors")
-_DIRECTION = re.compile(r"^(?P<a>[A-Za-z0-9]+)(?P<sep>2|to|-to-|_to_)(?P<b>[A-Za-z0-9]+)$")
+def check_pair(forward: CycleGenerator, reverse: CycleGenerator, names: tuple[str, str] = ("forward", "reverse")) -> None:
+    """Raise ValueError unless the two generators are the two directions of one pair (A -> B and B -> A)."""
+    a, b = forward.config["source_domain"], forward.config["target_domain"]
+    c, d = reverse.config["source_domain"], reverse.config["target_domain"]
+    if (c, d) != (b, a):
+        raise ValueError(f"{names[0]} ({a} -> {b}) and {names[1]} ({c} -> {d}) are not the two directions of one pair")
 
 
 def twin_repo_id(repo_id: str) -> str:
@@ -72,45 +95,69 @@ def twin_repo_id(repo_id: str) -> str:
     return repo_id + "-reverse"
 
 
-def _card_inputs(run_dir: Path) -> dict:
-    card = run_dir / "card.json"
-    return json.loads(card.read_text()) if card.is_file() else {}
+# ---------------------------------------------------------------------------------------------------------------
+# pushing a pair
+# ---------------------------------------------------------------------------------------------------------------
 
 
-def stage_generator(generator: CycleGenerator, folder: Path, repo_id: str, twin: str | None, inputs: dict,
-                    metrics: dict, sample: Path | None, direction: str) -> None:
-    """Write a complete CycleGenerator repo into ``folder``: weights, config, card, sample image."""
-    from huggingface_hub import EvalResult, ModelCard
+@dataclass
+class PushReport:
+    """What a push did: the commit URL of each repo, and every file of the run that was not uploaded, with why."""
 
-    sample_name = None
-    if sample is not None and sample.is_file():
-        sample_name = "sample.png"
-        shutil.copyfile(sample, folder / sample_name)
-    from .evaluate import metrics_table, reversed_metrics
+    commits: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
 
-    own = metrics if direction == "a2b" else reversed_metrics(metrics)
 
-    source, target = generator.config["source_domain"], generator.config["target_domain"]
-    table = metrics_table(own, source, target) if any(k.startswith("cycle_l1") for k in own) else None
-    generator.save_pretrained(folder, model_card_kwargs={
-        "repo_id": repo_id, "twin_repo_id": twin, "sample_image": sample_name, "metrics_table": table,
-        "training": inputs.get("training"),
-    })  # fmt: skip
-    card = ModelCard.load(folder / "README.md")
-    card.data.datasets = inputs.get("datasets") or None
-    name = repo_id.split("/")[-1]
-    results = [
-        EvalResult(task_type="image-to-image", dataset_type=(inputs.get("datasets") or [name])[0],
-                   dataset_name=f"{source} -> {target} held-out images", metric_type=key, metric_name=label,
-                   metric_value=round(float(own[key]), 4))
-        for key, label in (("translation_accuracy_a2b", "translation accuracy"), ("cycle_accuracy_a2b", "cycle accuracy"),
-                           ("cycle_l1_a2b", "cycle L1"))
-        if key in own
-    ]  # fmt: skip
-    if results:
-        card.data.model_name = name
-        card.data.eval_results = results
-    card.save(folder / "README.md")
+def load_run_pair(run_dir: Path) -> list[CycleGenerator]:
+    """The two generators of a run folder, each from regular files inside it (a link out of it is refused)."""
+    pair = []
+    for name in RUN_GENERATORS:
+        folder = run_dir / name
+        weights = folder / "model.safetensors"
+        if not weights.exists() and not weights.is_symlink():
+            raise ValueError(f"{run_dir} has no {name}/ with weights: is it a finished training run folder?")
+        for path in (weights, folder / "config.json"):
+            if not regular_file_inside(run_dir, path):
+                raise ValueError(f"{path} is not a regular file inside {run_dir} (links are never followed); nothing was pushed")
+        pair.append(load_generator(str(folder)))
+    check_pair(*pair, names=RUN_GENERATORS)
+    return pair
+
+
+def newest_sample(run_dir: Path, skipped: list[str]) -> Path | None:
+    """The newest ``samples/step-*.png`` that is a regular file inside the run and decodes as an image."""
+    folder = run_dir / "samples"
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("step-*.png"), reverse=True):
+        if not regular_file_inside(run_dir, path):
+            skipped.append(f"{path.relative_to(run_dir)}: not a regular file inside the run (a link?)")
+            continue
+        try:
+            open_image(path, max_bytes=32 * 2**20)
+        except ValueError as err:
+            skipped.append(f"{path.relative_to(run_dir)}: {err}")
+            continue
+        return path
+    return None
+
+
+def stage_training_state(run_dir: Path, target: Path) -> None:
+    """Copy the newest checkpoint's own files (every process's) into ``target``: regular files inside the run."""
+    try:
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise ValueError(f"{run_dir} has no checkpoint to push with --include-training-state")
+        checkpoint = local_checkpoint(path, run_dir)
+        meta = read_json(checkpoint.path("training_state.json"), follow_links=False)
+        processes = meta.get("num_processes")
+        if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+            raise ValueError(f"{path}/training_state.json: num_processes must be a whole number")
+        target.mkdir()
+        for name in checkpoint_files(processes):
+            shutil.copyfile(checkpoint.path(name), target / name)
+    except CheckpointError as err:
+        raise ValueError(str(err)) from None
 
 
 def push_pair(
@@ -124,18 +171,17 @@ def push_pair(
     include_training_state: bool = False,
     token: str | None = None,
     retries: int = 3,
-) -> dict[str, str]:
-    """Push both generators of a training run, each as a complete repo in one commit; returns {repo: commit url}.
+) -> PushReport:
+    """Push both generators of a run folder (trained or converted), each as a complete repo in one commit.
 
-    Raises ValueError (one line, the token never in it) for: a run folder without generators, no token, a rejected
-    token (401), no write access (403), a Hub that cannot be reached after ``retries`` attempts."""
+    Raises ValueError (one line, the token never in it) for: a run folder without generators, a link out of it, no
+    token, a rejected token (401), no write access (403), a Hub that cannot be reached after ``retries`` attempts."""
     from huggingface_hub import HfApi, get_token
 
     run_dir = Path(run_dir)
-    for name in RUN_GENERATORS:
-        if not (run_dir / name / "model.safetensors").is_file():
-            raise ValueError(f"{run_dir} has no {name}/ with weights: is it a finished training run folder?")
-    pair = [load_generator(str(run_dir / name)) for name in RUN_GENERATORS]
+    if run_dir.is_symlink() or not run_dir.is_dir():
+        raise ValueError(f"{run_dir} is not a run folder")
+    pair = load_run_pair(run_dir)
     reverse_repo_id = reverse_repo_id or twin_repo_id(repo_id)
     if reverse_repo_id == repo_id:
         raise ValueError("the forward and reverse generators need two different repos")
@@ -143,55 +189,37 @@ def push_pair(
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
     api = HfApi(token=token)
-    inputs = _card_inputs(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-    samples = sorted((run_dir / "samples").glob("step-*.png")) if (run_dir / "samples").is_dir() else []
-    sample = samples[-1] if samples else None
+    inputs = CardInputs.load(run_dir)
+    if not inputs.metrics and (run_dir / "metrics.json").exists():
+        inputs.metrics = {k: v for k, v in read_json(run_dir / "metrics.json", follow_links=False).items() if k != "step"}
+    report = PushReport()
+    sample = newest_sample(run_dir, report.skipped)
 
-    pushed = {}
     with tempfile.TemporaryDirectory(prefix="cyclegan-push-") as tmp:
         plans = []
-        for generator, repo, twin, direction in ((pair[0], repo_id, reverse_repo_id, "a2b"),
-                                                 (pair[1], reverse_repo_id, repo_id, "b2a")):
+        for generator, repo, twin, direction in ((pair[0], repo_id, reverse_repo_id, "AtoB"),
+                                                 (pair[1], reverse_repo_id, repo_id, "BtoA")):  # fmt: skip
             folder = Path(tmp) / repo.replace("/", "--")
-            folder.mkdir()
-            stage_generator(generator, folder, repo, twin, inputs, metrics, sample, direction)
+            write_generator(generator, folder, inputs, direction, repo_id=repo, twin_repo_id=twin, sample=sample)
             plans.append((repo, folder))
         if include_training_state:
-            checkpoint = latest_checkpoint(run_dir)
-            if checkpoint is None:
-                raise ValueError(f"{run_dir} has no checkpoint to push with --include-training-state")
-            state = plans[0][1] / "training_state"
-            state.mkdir()
-            for name in TRAINING_STATE_FILES:
-                shutil.copyfile(checkpoint / name, state / name)
+            stage_training_state(run_dir, plans[0][1] / "training_state")
         # Create both repos before the first commit, so that an access problem stops us with nothing pushed.
         for repo, _ in plans:
             _hub_call(lambda: api.create_repo(repo, private=private, exist_ok=True), repo, retries)
             if revision:
                 _hub_call(lambda: api.create_branch(repo, branch=revision, exist_ok=True), repo, retries)
+        source, target = pair[0].config["source_domain"], pair[0].config["target_domain"]
+        message = commit_message or f"Upload CycleGAN generator {source} <-> {target} with cyclegan-hub"
         for repo, folder in plans:
-            message = commit_message or f"Upload CycleGAN generator {pair[0].config['source_domain']} <-> " \
-                                        f"{pair[0].config['target_domain']} with cyclegan-hub"
             try:
                 info = _hub_call(lambda: api.upload_folder(repo_id=repo, folder_path=folder, revision=revision,
-                                                           commit_message=message), repo, retries)
+                                                           commit_message=message), repo, retries)  # fmt: skip
             except ValueError as err:
-                done = f"; already pushed: {', '.join(pushed)}" if pushed else "; nothing was pushed"
+                done = f"; already pushed: {', '.join(report.commits)}" if report.commits else "; nothing was pushed"
                 raise ValueError(f"{err}{done}") from None
-            pushed[repo] = str(getattr(info, "commit_url", info))
-    return pushed
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The newest complete checkpoint of a training run: the one ``checkpoints/latest`` names, else the highest
-    ``step-*`` folder with a training_state.json (checkpoints are renamed into place whole)."""
-    root = Path(run_dir) / "checkpoints"
-    pointer = root / "latest"
-    if pointer.is_file() and (root / pointer.read_text().strip() / "training_state.json").is_file():
-        return root / pointer.read_text().strip()
-    complete = sorted(p for p in root.glob("step-*") if (p / "training_state.json").is_file())
-    return complete[-1] if complete else None
+            report.commits[repo] = str(getattr(info, "commit_url", info))
+    return report
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:

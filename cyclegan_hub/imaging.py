@@ -4,8 +4,10 @@
   every bad file (empty, not an image, truncated, a decompression bomb) into a ``ValueError`` that names the problem.
 - ``image_to_array`` maps every PIL mode (1, L, LA, P, PA, RGB, RGBA, CMYK, YCbCr, I, I;16, F, ...) to float32
   ``[H, W, channels]`` in [0, 1]; transparent pixels are composited over black (MNIST's background).
-- ``pad_to_multiple`` pads by reflection (replication where the image is too small to reflect) so that the
-  network's strided layers divide the size; the caller crops back.
+- ``to_network`` / ``to_unit`` map pixels in [0, 1] onto a model's ``value_range`` and back: the one place that
+  arithmetic lives (translate, evaluation, training batches and samples all call it).
+- ``run_padded`` pads by reflection (replication where the image is too small to reflect) so that the network's
+  strided layers divide the size, runs the network and crops back: the one pad -> run -> crop path.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import io
 import os
 import warnings
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .files import read_file
 
 ImageInput = Union[str, os.PathLike, bytes, io.IOBase, np.ndarray, Image.Image]
 
@@ -29,20 +34,27 @@ MAX_PIXELS = 64_000_000
 #: ``translate`` works on images whose longer side is at most this; larger ones are resized down for the network
 #: and the result is resized back up to the input size (tiling would show seams with instance norm).
 DEFAULT_MAX_SIDE = 1024
+#: Image files larger than this are refused before they are read (a 64 MP 8-bit RGB TIFF is 192 MB).
+MAX_FILE_BYTES = 256 * 2**20
+#: Padding may at most multiply an image's pixels by this (or reach the network's smallest input): a model whose
+#: config asks for a huge multiple cannot turn a 28x28 digit into a 16384x16384 tensor.
+MAX_PAD_FACTOR = 4
+MIN_PAD_PIXELS = 256 * 256
 
 
-def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES) -> Image.Image:
     """Return a fully decoded PIL image, upright according to its EXIF orientation.
 
     Raises ValueError (naming the problem) for an empty file, data that is not an image, a truncated or corrupt
-    file, or an image of more than ``max_pixels`` pixels; FileNotFoundError for a missing path.
+    file, a file of more than ``max_bytes`` or a special file (a device, a pipe), or an image of more than
+    ``max_pixels`` pixels (checked from the header, before decoding); FileNotFoundError for a missing path.
     """
     if isinstance(source, Image.Image):
         image = source
     elif isinstance(source, np.ndarray):
         return array_to_pil(source)
     else:
-        name, data = _read_bytes(source)
+        name, data = _read_bytes(source, max_bytes)
         if not data:
             raise ValueError(f"{name} is an empty file")
         try:
@@ -53,6 +65,8 @@ def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
             raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
         except UnidentifiedImageError:
             raise ValueError(f"{name} is not an image PIL can read (raster formats such as PNG, JPEG, WebP, TIFF)") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header that ends early: "Truncated File Read"
+            raise ValueError(f"{name} is truncated or corrupt ({err})") from None
         _check_pixels(name, image.size, max_pixels)
         try:
             image.load()
@@ -62,21 +76,27 @@ def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if image.width < 1 or image.height < 1:
         raise ValueError(f"the image has no pixels ({image.width}x{image.height})")
     # An animated GIF or a multi-page TIFF: the first frame is the image (loaded above).
+    if image.getexif().get(0x0112, 1) in (None, 1):
+        return image  # upright already (exif_transpose would return a copy: twice the memory of a large image)
     return ImageOps.exif_transpose(image)
 
 
-def _read_bytes(source) -> tuple[str, bytes]:
+def _read_bytes(source, max_bytes: int) -> tuple[str, bytes]:
     if isinstance(source, (bytes, bytearray)):
+        if len(source) > max_bytes:
+            raise ValueError(f"the data is {len(source) / 2**20:.1f} MB, above the limit of {max_bytes / 2**20:.0f} MB")
         return "the data", bytes(source)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such file")
         if path.is_dir():
             raise ValueError(f"{path} is a folder, not an image file")
-        return str(path), path.read_bytes()
+        return str(path), read_file(path, max_bytes)
     if hasattr(source, "read"):
-        return getattr(source, "name", "the stream"), source.read()
+        data = source.read(max_bytes + 1)
+        name = getattr(source, "name", "the stream")
+        if len(data) > max_bytes:
+            raise ValueError(f"{name} is larger than the limit of {max_bytes / 2**20:.0f} MB")
+        return name, data
     raise TypeError(f"cannot read an image from a {type(source).__name__}")
 
 
@@ -171,12 +191,41 @@ def tensor_to_images(batch: torch.Tensor) -> list[Image.Image]:
     return [Image.fromarray(p[..., 0] if p.shape[2] == 1 else p) for p in pixels]
 
 
+def to_network(unit: torch.Tensor, value_range: Sequence[float]) -> torch.Tensor:
+    """Pixels in [0, 1] (float, or uint8 in [0, 255]) -> the network's ``value_range`` (e.g. [-1, 1] for tanh)."""
+    low, high = value_range
+    if unit.dtype == torch.uint8:
+        unit = unit.float() / 255
+    return unit * (high - low) + low
+
+
+def to_unit(x: torch.Tensor, value_range: Sequence[float]) -> torch.Tensor:
+    """The network's ``value_range`` -> pixels in [0, 1] (float32, clamped)."""
+    low, high = value_range
+    return ((x.float() - low) / (high - low)).clamp(0, 1)
+
+
+def run_padded(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
+    """``net`` on ``[N, C, H, W]`` padded to its size multiple, cropped back to H x W: what every caller of a
+    generator (translate, evaluation, samples, the ONNX check) runs."""
+    height, width = x.shape[-2:]
+    return net(pad_to_multiple(x, multiple, min_size))[..., :height, :width]
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
     """Pad ``[N, C, H, W]`` at the bottom and right so that H and W are multiples of ``multiple`` and at least
-    ``min_size``. Reflection where the image is large enough to reflect, else replication."""
+    ``min_size``. Reflection where the image is large enough to reflect, else replication.
+
+    Raises ValueError when the padded image would have more than ``MAX_PAD_FACTOR`` times the pixels (and more than
+    ``MIN_PAD_PIXELS``): the padding is bounded by the input, not by what a config asks for."""
     height, width = x.shape[-2:]
     target_h = max(-(-height // multiple) * multiple, min_size)
     target_w = max(-(-width // multiple) * multiple, min_size)
+    if target_h * target_w > max(MAX_PAD_FACTOR * height * width, MIN_PAD_PIXELS):
+        raise ValueError(
+            f"the network needs sizes that are multiples of {multiple} (at least {min_size}): padding a {height}x{width} "
+            f"image to {target_h}x{target_w} is more than {MAX_PAD_FACTOR}x its pixels; refused"
+        )
     pad_h, pad_w = target_h - height, target_w - width
     if pad_h == 0 and pad_w == 0:
         return x
@@ -191,6 +240,15 @@ def resize_tensor(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     shrinking = size[0] * size[1] < x.shape[-2] * x.shape[-1]
     mode = "bilinear" if shrinking else "bicubic"
     return F.interpolate(x, size=size, mode=mode, antialias=shrinking, align_corners=False)
+
+
+def shrink_image(image: Image.Image, max_side: int) -> Image.Image:
+    """A PIL image whose longer side is at most ``max_side`` (aspect kept, Lanczos), for previews and to bound the
+    memory of everything downstream; smaller images are returned as they are."""
+    height, width = fit_within((image.height, image.width), max_side)
+    if (height, width) == (image.height, image.width):
+        return image
+    return image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def fit_within(size: tuple[int, int], max_side: int) -> tuple[int, int]:

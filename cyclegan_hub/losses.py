@@ -1,7 +1,8 @@
 """CycleGAN's objective (Zhu et al., 2017, arXiv 1703.10593) as small pure functions, and the image pool.
 
 Names follow the paper: G: X -> Y and F: Y -> X are the generators; D_Y judges G's outputs against real y,
-D_X judges F's outputs against real x. The full objective (Eq. 3) is
+D_X judges F's outputs against real x. The rest of the package names the domains A (= X) and B (= Y), so D_A is
+the paper's D_X and D_B its D_Y; ``objective.cyclegan_step`` puts these terms together. The full objective (Eq. 3) is
 
     L(G, F, D_X, D_Y) = L_GAN(G, D_Y, X, Y) + L_GAN(F, D_X, Y, X) + lambda * L_cyc(G, F)
 
@@ -25,7 +26,8 @@ import torch.nn.functional as F
 GAN_MODES = ("lsgan", "vanilla", "hinge")
 
 
-def _check_mode(mode: str) -> None:
+def check_gan_mode(mode: str) -> None:
+    """Raise a ValueError listing the valid GAN losses unless ``mode`` is one."""
     if mode not in GAN_MODES:
         raise ValueError(f"unknown GAN loss {mode!r}; valid: {', '.join(repr(m) for m in GAN_MODES)}")
 
@@ -39,7 +41,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mod
 
     The factor 0.5 is the paper's "we divide the objective by 2 while optimizing D", which slows D relative to G.
     """
-    _check_mode(mode)
+    check_gan_mode(mode)
     if mode == "lsgan":
         real = F.mse_loss(real_logits, torch.ones_like(real_logits))
         fake = F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
@@ -59,7 +61,7 @@ def generator_adversarial_loss(fake_logits: torch.Tensor, mode: str = "lsgan") -
     - vanilla: BCE(D(G(x)), 1) (the non-saturating form)
     - hinge:   -E[D(G(x))]
     """
-    _check_mode(mode)
+    check_gan_mode(mode)
     if mode == "lsgan":
         return F.mse_loss(fake_logits, torch.ones_like(fake_logits))
     if mode == "vanilla":

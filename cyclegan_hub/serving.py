@@ -1,17 +1,26 @@
-"""Serving a pair: both directions, the round trip, and request batching for apps such as the Space.
+"""Serving pairs: both directions of each pair, the round trip, request batching, and bounded memory.
 
 ``PairTranslator`` holds a forward and a reverse generator and names the two directions after the domains
-("6 -> 9", "9 -> 6"). Concurrent ``translate`` calls are gathered into batches by a single worker thread (up to
+("6 -> 9", "9 -> 6"). Concurrent ``translate`` calls are gathered into batches by the pair's own worker thread (up to
 ``max_batch`` requests, waiting at most ``max_wait_ms`` for company), so that 16 clients cost a few forward passes
-rather than 16, and only one forward pass runs at a time: memory stays bounded whatever the load.
+rather than 16, one forward pass of a pair runs at a time, and a slow photo pair never queues the digit pair.
+
+Every input is bounded before it is decoded (``ServingLimits``: bytes, pixels) and shrunk to ``max_side`` right after
+(photos: up to 1024 pixels a side by default), so a request's memory does not depend on what it sends.
+``load_pairs`` turns pair names (a folder, a run folder, a Hub repo id, with the reverse named or found by the twin
+naming convention) into translators.
 """
 
 from __future__ import annotations
 
+import ctypes
+import os
 import queue
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -19,6 +28,18 @@ from PIL import Image
 
 from . import imaging
 from .generator import CycleGenerator
+from .hub import RUN_GENERATORS, check_pair, load_generator, twin_repo_id
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """What one request may cost. Defaults: a 16 GB, 2-vCPU Space answering 16 requests at once: 16 decoded
+    inputs of at most 24 MP (96 MB as RGBA) stay under 1.6 GB, one photo is translated at a time per pair."""
+
+    max_bytes: int = 20 * 2**20  # an upload larger than this is refused before it is read (the app sets the same)
+    max_pixels: int = 24_000_000  # checked from the image header, before decoding
+    photo_side: int = 1024  # photos are translated at up to this many pixels on the longer side
+    decoding: int = 2  # inputs decoded at once, across all pairs (each briefly holds its pixels: up to ~200 MB)
 
 
 @dataclass
@@ -26,6 +47,8 @@ class Result:
     translated: Image.Image
     reconstructed: Image.Image
     cycle_error: float  # mean |F(G(x)) - x| on a 0-1 pixel scale
+    size: tuple[int, int]  # (width, height) the network ran at
+    seconds: float
 
 
 def is_small_digit_model(generator: CycleGenerator) -> bool:
@@ -61,36 +84,65 @@ def frame_like_mnist(image: Image.Image, size: int = 28) -> Image.Image:
     return Image.fromarray(canvas.astype(np.uint8))
 
 
+def _return_memory() -> None:
+    """Give the pages of a large decoded image back to the system (glibc keeps freed memory in per-thread arenas,
+    so 16 server threads would each keep their largest image's worth)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+_DECODING: dict[int, threading.BoundedSemaphore] = {}
+_DECODING_LOCK = threading.Lock()
+
+
+def _decoding(slots: int) -> threading.BoundedSemaphore:
+    """One semaphore per limit, shared by every translator of the process: at most ``slots`` full-size decodes."""
+    with _DECODING_LOCK:
+        return _DECODING.setdefault(slots, threading.BoundedSemaphore(slots))
+
+
 class PairTranslator:
     """Both directions of a CycleGAN pair behind one thread-safe, batching ``translate(image, direction)``."""
 
-    def __init__(self, forward: CycleGenerator, reverse: CycleGenerator, *, max_batch: int = 16,
-                 max_wait_ms: float = 5.0, max_side: int = imaging.DEFAULT_MAX_SIDE, device: str | None = None):
+    def __init__(self, forward: CycleGenerator, reverse: CycleGenerator, *, name: str | None = None,
+                 max_batch: int | None = None, max_wait_ms: float = 5.0, limits: ServingLimits = ServingLimits(),
+                 device: str | None = None):  # fmt: skip
+        check_pair(forward, reverse)
         a, b = forward.config["source_domain"], forward.config["target_domain"]
-        if (reverse.config["source_domain"], reverse.config["target_domain"]) != (b, a):
-            raise ValueError(
-                f"the two generators are not a pair: {a} -> {b} and "
-                f"{reverse.config['source_domain']} -> {reverse.config['target_domain']}"
-            )
+        self.name = name or f"{a} ↔ {b}"
         self.directions = {f"{a} -> {b}": (forward, reverse), f"{b} -> {a}": (reverse, forward)}
-        self.max_batch, self.max_wait, self.max_side, self.device = max_batch, max_wait_ms / 1000, max_side, device
+        self.digits = is_small_digit_model(forward)
+        # Digits batch well (a forward pass of 16 costs little more than one); photos go one at a time, which
+        # bounds the activations (a ResNet-9 at 1024 px holds ~1 GB) whatever the number of waiting requests.
+        self.max_batch = max_batch or (16 if self.digits else 1)
+        self.max_wait, self.limits, self.device = max_wait_ms / 1000, limits, device
         self._requests: queue.Queue = queue.Queue()
-        self._worker = threading.Thread(target=self._serve, name="cyclegan-batcher", daemon=True)
+        self._worker = threading.Thread(target=self._serve, name=f"cyclegan-{a}-{b}", daemon=True)
         self._worker.start()
 
+    def rename_directions(self, labels: dict[str, str]) -> None:
+        """Show directions under other labels (``load_pairs`` does so when two pairs share domain names)."""
+        self.directions = {labels.get(k, k): v for k, v in self.directions.items()}
+
     def prepare(self, source, direction: str) -> Image.Image:
-        """Decode and check one input (ValueError naming the problem), framed for the model of ``direction``."""
+        """Decode and check one input (ValueError naming the problem), bounded and framed for ``direction``."""
         if direction not in self.directions:
             raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(map(repr, self.directions))}")
         if source is None:
             raise ValueError("no image: upload, paste, photograph or draw one first")
-        image = imaging.open_image(source)
-        generator = self.directions[direction][0]
-        if is_small_digit_model(generator):
-            return frame_like_mnist(image, generator.config["image_size"])
+        with _decoding(self.limits.decoding):
+            image = imaging.open_image(source, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
+            full_size = image.width * image.height
+            image = imaging.shrink_image(image, self.limits.photo_side)  # from here on, memory is bounded by the side
+        if full_size > 4_000_000:
+            _return_memory()
+        if self.digits:
+            return frame_like_mnist(image, self.directions[direction][0].config["image_size"])
         return image
 
-    def translate(self, source, direction: str, timeout: float = 60.0) -> Result:
+    def translate(self, source, direction: str, timeout: float = 300.0) -> Result:
         image = self.prepare(source, direction)
         future: Future = Future()
         self._requests.put((image, direction, future))
@@ -118,14 +170,55 @@ class PairTranslator:
     @torch.inference_mode()
     def _run(self, images: list[Image.Image], direction: str) -> list[Result]:
         forward, reverse = self.directions[direction]
-        translated, reconstructed = forward.translate(
-            images, return_reconstruction_with=reverse, batch_size=self.max_batch, max_side=self.max_side,
-            device=self.device,
-        )
+        start = time.perf_counter()
+        translated, reconstructed = forward.translate(images, return_reconstruction_with=reverse, batch_size=self.max_batch,
+                                                      max_side=self.limits.photo_side, device=self.device)  # fmt: skip
+        seconds = (time.perf_counter() - start) / len(images)
         results = []
         for image, out, back in zip(images, translated, reconstructed):
             x = imaging.image_to_array(image, reverse.config["out_channels"])
             y = imaging.image_to_array(back, reverse.config["out_channels"])
-            results.append(Result(out, back, float(np.abs(x - y).mean())))
+            results.append(Result(out, back, float(np.abs(x - y).mean()), image.size, seconds))
         return results
 
+
+def resolve_pair(spec: str) -> tuple[str, str]:
+    """A pair name -> (forward, reverse): ``FORWARD,REVERSE``; a run folder (generator_AtoB/, generator_BtoA/); or
+    one generator (folder or Hub repo id) whose reverse has the twin name (``mnist-6to9`` -> ``mnist-9to6``)."""
+    forward, sep, reverse = (part.strip() for part in spec.partition(","))
+    if sep:
+        if not forward or not reverse:
+            raise ValueError(f"pair {spec!r}: write FORWARD,REVERSE")
+        return forward, reverse
+    folder = Path(forward)
+    if all((folder / name).is_dir() for name in RUN_GENERATORS):
+        return str(folder / RUN_GENERATORS[0]), str(folder / RUN_GENERATORS[1])
+    if folder.is_dir():
+        return forward, str(folder.with_name(twin_repo_id(folder.name)))
+    return forward, twin_repo_id(forward)
+
+
+def load_pairs(specs: list[str], *, limits: ServingLimits = ServingLimits(), device: str | None = None) -> list[PairTranslator]:
+    """Load every pair once (ValueError naming the pair that cannot be served). Direction labels stay unique across
+    pairs: two pairs with the same domains get their model names added."""
+    pairs = []
+    for spec in specs:
+        forward, reverse = resolve_pair(spec)
+        models = []
+        for name in (forward, reverse):
+            try:
+                models.append(load_generator(name, device=device or "cpu"))
+            except ValueError as err:
+                raise ValueError(f"pair {spec}: {err}") from None
+        check_pair(*models, names=(forward, reverse))
+        pairs.append(PairTranslator(*models, name=None, limits=limits, device=device))
+    seen: dict[str, int] = {}
+    for pair in pairs:
+        for label in pair.directions:
+            seen[label] = seen.get(label, 0) + 1
+    for pair, spec in zip(pairs, specs):
+        if any(seen[label] > 1 for label in pair.directions):
+            short = os.path.basename(spec.split(",")[0].rstrip("/")) or spec
+            pair.rename_directions({label: f"{label} ({short})" for label in pair.directions})
+            pair.name = f"{pair.name} ({short})"
+    return pairs

@@ -27,7 +27,7 @@ def test_gpu_check_script_runs_on_cpu(tmp_path):
     inference = json.loads((tmp_path / "inference.json").read_text())
     assert {(r["size"], r["batch"]) for r in inference["rows"]} == {(28, 1), (28, 16), (64, 1), (64, 16)}
     (run,) = json.loads((tmp_path / "mnist.json").read_text())["runs"]
-    assert run["final"]["step"] == 2 and run["wall_s"] > 0 and "translation_accuracy_a2b" in run["final"]
+    assert run["final"]["step"] == 2 and run["wall_s"] > 0 and "translation_accuracy_AtoB" in run["final"]
     assert [row["step"] for row in run["log"]] == [2] and run["log"][0]["elapsed_s"] > 0
     summary = (tmp_path / "summary.md").read_text()
     assert "| train 32px batch 1" in summary and "MNIST 6<->9 eager-fp32, 2 steps" in summary
@@ -40,7 +40,7 @@ def test_time_to_quality_reads_first_and_held_crossings():
     from mnist_time_to_quality import reached
 
     def row(step, a, b):
-        return {"step": step, "elapsed_s": step / 10, "translation_accuracy_a2b": a, "translation_accuracy_b2a": b}
+        return {"step": step, "elapsed_s": step / 10, "translation_accuracy_AtoB": a, "translation_accuracy_BtoA": b}
 
     log = [row(50, 0.5, 0.9), row(100, 0.96, 0.95), row(150, 0.94, 1.0), row(200, 0.97, 0.99), row(250, 0.96, 0.98)]
     first, held = reached(log, 0.95)

@@ -37,7 +37,7 @@ def test_round_trip_and_strict_loading(tmp_path):
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="n_layers must be at least 1"):
+    with pytest.raises(ValueError, match="n_layers must be an integer from 1 to 8, got 0"):
         PatchDiscriminator(n_layers=0)
     with pytest.raises(ValueError, match="unknown norm 'layer'"):
         PatchDiscriminator(norm="layer")

@@ -65,11 +65,11 @@ def tiny_pair(tmp_path):
 
 
 def test_evaluate_model_schema(tiny_pair):
-    g, f = map(str, tiny_pair)
+    g, f = (CycleGenerator.from_pretrained(p) for p in tiny_pair)
     six = {"path": MNIST, "split": "test", "filter": "label == 6"}
     nine = {"path": MNIST, "split": "test", "filter": "label == 9"}
-    out = evaluate_model(g, six, reverse_model=f, target_data=nine, max_images=60, features=small_features())
-    assert set(out) == {"model", "n_images", "skipped", "translation_accuracy", "source_accuracy", "cycle_l1", "cycle_accuracy",
+    out = evaluate_model(g, six, f=f, target_data=nine, max_images=60, features=small_features())
+    assert set(out) == {"n_images", "skipped", "translation_accuracy", "source_accuracy", "cycle_l1", "cycle_accuracy",
                         "fid", "kid", "kid_std"}
     assert out["n_images"] == 60 and 0 <= out["translation_accuracy"] <= 1 and out["fid"] >= 0
 
@@ -93,12 +93,12 @@ def test_eval_cli_writes_json_and_says_what_is_missing(tiny_pair, tmp_path, caps
 
 
 def test_reversed_metrics_swap_the_directions():
-    from cyclegan_hub.evaluate import metrics_table, reversed_metrics
+    from cyclegan_hub.cards import metrics_table, reversed_metrics
 
-    metrics = {"translation_accuracy_a2b": 0.97, "translation_accuracy_b2a": 0.99, "cycle_l1_a2b": 0.1,
-               "cycle_l1_b2a": 0.2, "step": 10}
+    metrics = {"translation_accuracy_AtoB": 0.97, "translation_accuracy_BtoA": 0.99, "cycle_l1_AtoB": 0.1,
+               "cycle_l1_BtoA": 0.2, "step": 10}
     back = reversed_metrics(metrics)
-    assert back == {"translation_accuracy_b2a": 0.97, "translation_accuracy_a2b": 0.99, "cycle_l1_b2a": 0.1,
-                    "cycle_l1_a2b": 0.2, "step": 10}
+    assert back == {"translation_accuracy_BtoA": 0.97, "translation_accuracy_AtoB": 0.99, "cycle_l1_BtoA": 0.1,
+                    "cycle_l1_AtoB": 0.2, "step": 10}
     assert reversed_metrics(back) == metrics
     assert "| translation accuracy (classifier reads the target digit) | 99.0% | 97.0% |" in metrics_table(back, "9", "6")

@@ -76,7 +76,7 @@ def test_mismatched_config_fails_loudly(tmp_path, tiny_gray):
         CycleGenerator.from_pretrained(tmp_path)
     config.update(n_blocks=1, base_channels=16)
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"net.1.bias has shape \(8,\) in the weights but \(16,\) in the model"):
+    with pytest.raises(ValueError, match=r"net.1.weight has shape \(8, 1, 7, 7\) in the weights but \(16, 1, 7, 7\) in the model"):
         CycleGenerator.from_pretrained(tmp_path)
 
 
@@ -96,9 +96,19 @@ def test_unknown_architecture_lists_valid_names():
         CycleGenerator(norm="group")
 
 
-def test_load_generator_names_missing_models(tmp_path):
-    with pytest.raises(ValueError, match="no such model folder, and not a Hub repo id"):
+def test_load_generator_names_missing_models(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="missing: no such model folder$"):
         load_generator(str(tmp_path / "missing"))
+    # a mistyped folder beside a real one is a folder, not a Hub repo: said at once, without asking the Hub
+    (tmp_path / "models" / "mnist-6to9").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    import time
+
+    start = time.time()
+    with pytest.raises(ValueError, match="^models/mnist-6to8: no such model folder$"):
+        load_generator("models/mnist-6to8")
+    assert time.time() - start < 1
     with pytest.raises(ValueError, match="has no config.json"):
         load_generator(str(tmp_path))
 

@@ -55,7 +55,17 @@ def test_push_writes_two_complete_repos_in_one_commit_each(hub, run_dir, tmp_pat
         assert meta["library_name"] == "cyclegan-hub" and meta["pipeline_tag"] == "image-to-image"
         assert "unpaired-image-translation" in meta["tags"] and meta["license"] == "mit"
         results = meta["model-index"][0]["results"][0]["metrics"]
-        assert {m["type"] for m in results} == {"translation_accuracy_a2b", "cycle_accuracy_a2b", "cycle_l1_a2b"}
+        assert {m["type"] for m in results} == {"translation_accuracy", "cycle_accuracy", "cycle_l1"}
+        # huggingface_hub's own card classes read the metadata back: the figures of the card's table
+        from huggingface_hub import ModelCard
+
+        data = ModelCard.load(hub.repo_path("model", repo) / "README.md").data
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        own = "AtoB" if repo == "user/mnist-6to9" else "BtoA"
+        by_type = {r.metric_type: r.metric_value for r in data.eval_results}
+        assert by_type["translation_accuracy"] == round(metrics[f"translation_accuracy_{own}"], 4)
+        assert data.datasets is None and data.base_model is None  # bundled data: no Hub dataset to name
+        assert str(ROOT) not in card and "/tmp" not in card  # no path of this machine
         assert f'CycleGenerator.from_pretrained("{repo}")' in card
         assert f"[{twin}]" in card and "![input | translated | reconstructed](sample.png)" in card
         assert f"# CycleGAN generator: {src} → {dst}" in card and "## Training" in card and "@inproceedings{zhu2017" in card
@@ -99,7 +109,9 @@ def test_push_to_a_branch_with_training_state(hub, run_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     repo = hub.repo_path("model", "user/digits")
     files = sorted(git(repo, "ls-tree", "-r", "--name-only", "exp").splitlines())
-    assert "training_state/optimizers.safetensors" in files and "training_state/training_state.json" in files
+    assert sorted(f for f in files if f.startswith("training_state/")) == [
+        "training_state/models.safetensors", "training_state/optimizers.safetensors",
+        "training_state/rank-0.safetensors", "training_state/training_state.json"]
     assert git(repo, "log", "-1", "--format=%s", "exp") == "first try"
     assert committed_files(hub, "user/digits") == [".gitattributes"]  # main untouched
 
@@ -174,3 +186,57 @@ def test_resume_from_the_hub(hub, olah, run_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "at step 2" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["step"] == 3
+
+
+def copy_run(run_dir, tmp_path):
+    copy = tmp_path / "run-copy"
+    shutil.copytree(run_dir, copy, symlinks=True)
+    return copy
+
+
+def test_push_never_follows_a_link_out_of_the_run(hub, run_dir, tmp_path):
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "hf")}
+    secret = tmp_path / "secret.png"
+    from PIL import Image
+
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(secret)
+    run = copy_run(run_dir, tmp_path)
+    newest = sorted((run / "samples").glob("step-*.png"))[-1]
+    os.symlink(secret, run / "samples" / "step-999999.png")  # the newest sample is a link to another file
+    (run / "samples" / "step-999998.png").write_text("not an image")
+    result = cli("push", str(run), "--repo-id", "user/mnist-6to9", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "skipped samples/step-999999.png: not a regular file inside the run (a link?)" in result.stderr
+    assert "skipped samples/step-999998.png: " in result.stderr and "not an image" in result.stderr
+    pushed = hub.repo_path("model", "user/mnist-6to9") / "sample.png"
+    assert pushed.read_bytes() == newest.read_bytes()  # the newest real sample, not what the link points to
+
+    # weights or config behind a link: refused, nothing pushed
+    run = copy_run(run_dir, tmp_path / "2")
+    weights = run / "generator_BtoA" / "model.safetensors"
+    os.rename(weights, tmp_path / "elsewhere.safetensors")
+    os.symlink(tmp_path / "elsewhere.safetensors", weights)
+    hub.commits.clear()
+    result = cli("push", str(run), "--repo-id", "user/other-6to9", env=env)
+    assert result.returncode == 1 and "model.safetensors is not a regular file inside" in result.stderr
+    assert hub.commits == [] and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("attack", ["pointer-out", "pointer-absolute", "linked-step"])
+def test_training_state_comes_only_from_the_run_folder(hub, run_dir, tmp_path, attack):
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "hf")}
+    run = copy_run(run_dir, tmp_path)
+    checkpoints = run / "checkpoints"
+    outside = tmp_path / "outside" / "step-000002"
+    shutil.copytree(checkpoints / "step-000002", outside)
+    if attack == "pointer-out":
+        (checkpoints / "latest").write_text("../../outside/step-000002")
+    elif attack == "pointer-absolute":
+        (checkpoints / "latest").write_text(str(outside))
+    else:
+        shutil.rmtree(checkpoints / "step-000002")
+        os.symlink(outside, checkpoints / "step-000002")
+    result = cli("push", str(run), "--repo-id", "user/mnist-6to9", "--include-training-state", env=env)
+    assert result.returncode == 1 and hub.commits == []
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "not a step folder of this run" in result.stderr or "has no checkpoint" in result.stderr

@@ -6,19 +6,19 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGenerator
-from cyclegan_hub.serving import PairTranslator, frame_like_mnist
+from cyclegan_hub.serving import PairTranslator, ServingLimits, frame_like_mnist, load_pairs, resolve_pair
 
 
-def tiny(src, dst):
+def tiny(src, dst, channels=1, size=28):
     torch.manual_seed(0)
-    return CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=28,
+    return CycleGenerator(in_channels=channels, out_channels=channels, base_channels=4, n_blocks=1, image_size=size,
                           source_domain=src, target_domain=dst)
 
 
 def test_directions_are_named_after_the_domains():
     pair = PairTranslator(tiny("6", "9"), tiny("9", "6"))
     assert list(pair.directions) == ["6 -> 9", "9 -> 6"]
-    with pytest.raises(ValueError, match="not a pair: 6 -> 9 and 6 -> 9"):
+    with pytest.raises(ValueError, match=r"forward \(6 -> 9\) and reverse \(6 -> 9\) are not the two directions of one pair"):
         PairTranslator(tiny("6", "9"), tiny("6", "9"))
     with pytest.raises(ValueError, match="unknown direction '6 -> 7'; valid: '6 -> 9', '9 -> 6'"):
         pair.translate(Image.new("L", (28, 28)), "6 -> 7")
@@ -55,3 +55,52 @@ def test_frame_like_mnist_inverts_scales_and_centres():
     cy, cx = (framed * np.mgrid[:28, :28]).sum((1, 2)) / framed.sum()
     assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1
     assert frame_like_mnist(Image.new("L", (50, 50), 255)).getextrema() == (0, 0)  # blank stays blank
+
+
+def test_photos_are_bounded_before_and_after_decoding():
+    limits = ServingLimits(max_bytes=2**20, max_pixels=4_000_000, photo_side=64)
+    pair = PairTranslator(tiny("horse", "zebra", 3, 256), tiny("zebra", "horse", 3, 256), limits=limits)
+    assert not pair.digits and pair.max_batch == 1  # photos one at a time: activations bounded whatever the load
+    result = pair.translate(Image.new("RGB", (400, 300), (90, 120, 30)), "horse -> zebra")
+    assert result.translated.size == (64, 48) and result.size == (64, 48)  # translated at the bounded side
+    import io
+
+    bomb = io.BytesIO()
+    Image.new("L", (3000, 2000)).save(bomb, "PNG")  # 6 MP in a few KB
+    with pytest.raises(ValueError, match=r"3000x2000 pixels \(6 MP\), above the limit of 4 MP"):
+        pair.translate(bomb.getvalue(), "horse -> zebra")
+    with pytest.raises(ValueError, match="above the limit of 1 MB"):
+        pair.translate(b"\x89PNG" + bytes(2**20), "horse -> zebra")
+
+
+def test_a_slow_photo_pair_never_queues_the_digit_pair():
+    import time
+
+    slow_forward = tiny("horse", "zebra", 3, 256)
+    slow_forward.register_forward_hook(lambda m, i, o: time.sleep(3))
+    photos = PairTranslator(slow_forward, tiny("zebra", "horse", 3, 256))
+    digits = PairTranslator(tiny("6", "9"), tiny("9", "6"))
+    photo = threading.Thread(target=photos.translate, args=(Image.new("RGB", (64, 64)), "horse -> zebra"))
+    photo.start()
+    time.sleep(0.5)  # the photo is in its forward pass
+    start = time.time()
+    digits.translate(Image.new("L", (28, 28)), "6 -> 9")
+    assert time.time() - start < 2.5 and photo.is_alive()
+    photo.join(30)
+
+
+def test_pairs_by_name_and_unique_direction_labels(tmp_path):
+    for a, b in (("6", "9"), ("9", "6")):
+        tiny(a, b).save_pretrained(tmp_path / f"mnist-{a}to{b}")
+    (tmp_path / "run").mkdir()
+    for name, (a, b) in (("generator_AtoB", ("6", "9")), ("generator_BtoA", ("9", "6"))):
+        tiny(a, b).save_pretrained(tmp_path / "run" / name)
+    assert resolve_pair(str(tmp_path / "mnist-6to9")) == (str(tmp_path / "mnist-6to9"), str(tmp_path / "mnist-9to6"))
+    assert resolve_pair(str(tmp_path / "run")) == (str(tmp_path / "run" / "generator_AtoB"), str(tmp_path / "run" / "generator_BtoA"))
+    assert resolve_pair("user/horse2zebra") == ("user/horse2zebra", "user/zebra2horse")
+    assert resolve_pair("user/a,user/b") == ("user/a", "user/b")
+    pairs = load_pairs([str(tmp_path / "mnist-6to9"), str(tmp_path / "run")])
+    labels = [label for pair in pairs for label in pair.directions]
+    assert len(set(labels)) == 4 and labels[0] == "6 -> 9 (mnist-6to9)" and labels[2] == "6 -> 9 (run)"
+    with pytest.raises(ValueError, match="pair nobody/nothing: nobody/nothing: no such local folder"):
+        load_pairs(["nobody/nothing"])

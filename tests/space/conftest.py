@@ -44,10 +44,15 @@ def stop_app(proc) -> None:
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def app_process():
     proc, url = start_app()
-    yield url
+    yield proc, url
     stop_app(proc)
+
+
+@pytest.fixture(scope="session")
+def app_url(app_process):
+    return app_process[1]
 
 
 def chromium_path() -> str | None:

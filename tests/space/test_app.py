@@ -120,6 +120,12 @@ def test_unknown_direction_is_refused(client):
         client.predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 7", api_name="/translate")
 
 
+def open_page(page, url: str) -> None:
+    """Load the app and wait until it has rendered (the session heartbeat keeps a connection open: never idle)."""
+    page.goto(url, wait_until="load")
+    page.get_by_role("button", name="Translate", exact=True).wait_for(state="visible", timeout=60_000)
+
+
 def _browser():
     sync_api = pytest.importorskip("playwright.sync_api")
     browser_path = chromium_path()
@@ -135,7 +141,7 @@ def test_browser_draw_a_six_and_translate(app_url):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(app_url, wait_until="networkidle")
+        open_page(page, app_url)
         page.get_by_role("tab", name="Draw").click()
         brush = page.locator("button[aria-label='Brush']").first
         brush.wait_for(state="visible")
@@ -165,7 +171,7 @@ def test_browser_upload_translate_and_screenshot(app_url, tmp_path):
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(app_url, wait_until="networkidle")
+        open_page(page, app_url)
         page.locator("input[type=file]").first.set_input_files(str(EXAMPLES / "6-test0.png"))
         page.get_by_label("6 -> 9").check()
         page.get_by_role("button", name="Translate", exact=True).click()
@@ -189,5 +195,170 @@ def test_space_card_front_matter_is_a_space_config():
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
     assert meta["title"] and meta["emoji"] and meta["license"] == "mit" and "cyclegan" in meta["tags"]
     assert len(meta["models"]) == 2
-    requirements = (ROOT / "space" / "requirements.txt").read_text().split()
-    assert f"gradio=={gradio.__version__}" in requirements and "cyclegan-hub" in requirements
+    from cyclegan_hub.generator import INSTALL_URL
+
+    requirements = (ROOT / "space" / "requirements.txt").read_text().splitlines()
+    assert requirements == [f"cyclegan-hub[space] @ {INSTALL_URL}", f"gradio=={gradio.__version__}"]
+
+
+# ---- what a request may make the server do ------------------------------------------------------------------------
+
+
+def raw_call(url: str, data: list) -> str:
+    """The API called as an attacker would, without gradio_client: the event stream's text."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url + "gradio_api/call/translate", data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(request, timeout=10).read())["event_id"]
+    with urllib.request.urlopen(url + f"gradio_api/call/translate/{event}", timeout=30) as response:
+        return response.read().decode()
+
+
+@pytest.mark.parametrize("path", [str(EXAMPLES / "6-test0.png"), "/etc/hostname", "/no/such/file.png", "/tmp", "/dev/zero"],
+                         ids=["server-image", "server-text", "missing", "folder", "device"])
+def test_a_request_cannot_make_the_server_read_its_files(app_url, path):
+    from cyclegan_hub.app import NOT_UPLOADED
+
+    start = time.time()
+    for payload in ({"path": path}, {"path": path, "url": None, "is_stream": False}):
+        text = raw_call(app_url, [payload, "6 -> 9"])
+        assert text.startswith("event: error") and NOT_UPLOADED in text  # the same answer for every path: no oracle
+    assert time.time() - start < 10  # /dev/zero is not read
+    with_meta = raw_call(app_url, [{"path": path, "meta": {"_type": "gradio.FileData"}}, "6 -> 9"])
+    assert with_meta.startswith("event: error")  # Gradio's own check for payloads that say they are files
+    translated, _, _ = Client(app_url, verbose=False).predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 9",
+                                                               api_name="/translate")  # a real upload still works
+    assert read_digit(translated) == 9
+
+
+def test_uploads_are_bounded_in_bytes_and_pixels(app_url, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from cyclegan_hub.serving import ServingLimits
+
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(ServingLimits().max_bytes + 1))
+    boundary = "cyclegan-test"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + big.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(app_url + "gradio_api/upload", data=body,
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(request, timeout=30)
+    assert info.value.code == 413
+    Image.new("L", (8000, 8000)).save(tmp_path / "64mp.png")  # 64 MP in a few hundred KB
+    start = time.time()
+    with pytest.raises(Exception, match=r"64mp.png is 8000x8000 pixels \(64 MP\), above the limit of 24 MP"):
+        Client(app_url, verbose=False).predict(handle_file(tmp_path / "64mp.png"), "6 -> 9", api_name="/translate")
+    assert time.time() - start < 10
+
+
+def test_sixteen_concurrent_worst_case_uploads_stay_inside_the_memory_budget(app_process, tmp_path):
+    """The budget (ServingLimits): a 16 GB Space answering 16 requests at once. The worst upload within the limits
+    is a 24 MP RGBA image (96 MB decoded from a 100 KB file); 16 of them at once must stay under 1.5 GB above the
+    idle app (decoding is bounded to two at a time, each input shrunk to 1024 px right after)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    proc, url = app_process
+
+    def rss_mb() -> float:
+        for line in open(f"/proc/{proc.pid}/status"):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    worst = tmp_path / "worst.png"
+    Image.new("RGBA", (6000, 3990), (255, 255, 255, 255)).save(worst)
+    clients = [Client(url, verbose=False) for _ in range(4)]
+    clients[0].predict(handle_file(worst), "6 -> 9", api_name="/translate")  # warm: first-use allocations
+    idle, peak, done = rss_mb(), [0.0], []
+
+    def watch():
+        while not done:
+            peak[0] = max(peak[0], rss_mb())
+            time.sleep(0.02)
+
+    import threading
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with ThreadPoolExecutor(16) as pool:
+        errors = list(pool.map(lambda i: clients[i % 4].predict(handle_file(worst), "6 -> 9", api_name="/translate")[2], range(16)))
+    done.append(True)
+    watcher.join()
+    assert all(0 <= float(e) < 1 for e in errors)  # every request was answered
+    assert peak[0] - idle < 1536, f"idle {idle:.0f} MB, peak {peak[0]:.0f} MB"
+
+
+def test_the_app_deletes_old_uploads_and_outputs():
+    from cyclegan_hub.app import DELETE_CACHE, build_demo
+    from cyclegan_hub.serving import PairTranslator
+
+    from ..test_serving import tiny
+
+    demo = build_demo([PairTranslator(tiny("6", "9"), tiny("9", "6"))])
+    assert demo.delete_cache == DELETE_CACHE == (1800, 3600)
+
+
+def test_space_script_is_the_library_script():
+    from cyclegan_hub.app import SPACE_SCRIPT
+
+    assert (ROOT / "space" / "app.py").read_text() == SPACE_SCRIPT
+
+
+# ---- several pairs: the bundled digits and a converted photo pair -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two_pair_app(tmp_path_factory):
+    from cyclegan_hub.convert import convert_checkpoint
+    from tests.official_layout import ResnetGenerator, randomized
+
+    from .conftest import start_app, stop_app
+
+    folder = tmp_path_factory.mktemp("official")
+    for seed, name in enumerate(("horse2zebra", "zebra2horse")):
+        torch.save(randomized(ResnetGenerator(ngf=4, n_blocks=2), seed).state_dict(), folder / f"{name}.pth")
+    convert_checkpoint(str(folder / "horse2zebra.pth"), folder / "h2z", reverse=str(folder / "zebra2horse.pth"))
+    proc, url = start_app({"CYCLEGAN_MODELS": str(folder / "h2z")})
+    yield url
+    stop_app(proc)
+
+
+def test_two_pairs_answer_through_the_api(two_pair_app, tmp_path):
+    client = Client(two_pair_app, verbose=False)
+    nine, six, _ = client.predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 9", api_name="/translate")
+    assert (read_digit(nine), read_digit(six)) == (9, 6)
+    Image.new("RGB", (1500, 1000), (200, 150, 60)).save(tmp_path / "horse.jpg")
+    zebra, horse, error = client.predict(handle_file(tmp_path / "horse.jpg"), "horse -> zebra", api_name="/translate")
+    assert Image.open(zebra).size == (1024, 683) and Image.open(horse).mode == "RGB"  # the preview size, said in the UI
+    assert 0 <= float(error) <= 1
+    with pytest.raises(Exception, match="unknown direction 'horse -> cat'; valid: '6 -> 9', '9 -> 6', 'horse -> zebra'"):
+        client.predict(handle_file(tmp_path / "horse.jpg"), "horse -> cat", api_name="/translate")
+
+
+def test_browser_picks_the_photo_pair_and_translates(two_pair_app, tmp_path):
+    sync_api, browser_path = _browser()
+    Image.new("RGB", (300, 200), (30, 140, 60)).save(tmp_path / "field.png")
+    shots = ROOT / "tests" / "artifacts"
+    shots.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        open_page(page, two_pair_app)
+        sync_api.expect(page.get_by_label("6 -> 9")).to_be_visible()
+        page.get_by_label("Pair").click()
+        page.get_by_role("option", name="horse ↔ zebra").click()
+        sync_api.expect(page.get_by_label("horse -> zebra")).to_be_visible(timeout=10_000)
+        sync_api.expect(page.get_by_label("6 -> 9")).to_have_count(0)  # the digit directions are gone from the radio
+        page.locator("input[type=file]").first.set_input_files(str(tmp_path / "field.png"))
+        page.get_by_label("zebra -> horse").check()
+        page.get_by_role("button", name="Translate", exact=True).click()
+        sync_api.expect(page.get_by_text("zebra -> horse: ran at 300x200")).to_be_visible(timeout=60_000)
+        error_box = page.get_by_label("Cycle error", exact=False)
+        assert 0 <= float(error_box.input_value()) <= 1
+        page.screenshot(path=str(shots / "space-two-pairs.png"), full_page=True)
+        browser.close()

@@ -1,7 +1,8 @@
-"""deploy-space against the local Hub, then the uploaded Space installed in a fresh venv and started for real."""
+"""deploy-space against the local Hub, then the uploaded Space installed in a fresh venv and started for real; and
+the bundled space/ folder installed as its requirements.txt says."""
 
-import json
 import shutil
+import zipfile
 import subprocess
 import sys
 from pathlib import Path
@@ -27,20 +28,49 @@ def push_bundled_pair(hub, tmp_path) -> dict:
     return env
 
 
+def push_converted_pair(tmp_path, env) -> None:
+    """A tiny official-layout horse <-> zebra pair, converted and pushed as twin repos."""
+    import torch
+
+    from tests.official_layout import ResnetGenerator, randomized
+
+    for seed, name in enumerate(("horse2zebra", "zebra2horse")):
+        torch.save(randomized(ResnetGenerator(ngf=4, n_blocks=2), seed).state_dict(), tmp_path / f"{name}.pth")
+    result = cli("convert", str(tmp_path / "horse2zebra.pth"), "--reverse", str(tmp_path / "zebra2horse.pth"),
+                 "--output", str(tmp_path / "h2z"), env=env)
+    assert result.returncode == 0, result.stderr
+    result = cli("push", str(tmp_path / "h2z"), "--repo-id", "user/horse2zebra", env=env)
+    assert result.returncode == 0, result.stderr
+
+
 def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     env = push_bundled_pair(hub, tmp_path)
-    result = cli("deploy-space", "--space-id", "user/mnist-demo", "--model", "user/mnist-6to9", env=env, timeout=600)
+    push_converted_pair(tmp_path, env)
+    # a stray secret and an untracked note in the package folder: neither may reach the public Space
+    strays = [ROOT / "cyclegan_hub" / ".env", ROOT / "cyclegan_hub" / "untracked_notes.py"]
+    strays[0].write_text("HF_TOKEN=hf_not_a_real_token\n")
+    strays[1].write_text("# a local scratch file\n")
+    try:
+        result = cli("deploy-space", "--space-id", "user/cyclegan-demo", "--model", "user/mnist-6to9",
+                     "--model", "user/horse2zebra", env=env, timeout=600)
+    finally:
+        for stray in strays:
+            stray.unlink()
     assert result.returncode == 0, result.stderr
-    space = hub.repo_path("space", "user/mnist-demo")
+    space = hub.repo_path("space", "user/cyclegan-demo")
     files = sorted(git(space, "ls-files").splitlines())
     wheels = [f for f in files if f.endswith(".whl")]
     assert [f for f in files if not f.endswith(".whl")] == [".gitattributes", "README.md", "app.py", "requirements.txt"]
     assert len(wheels) == 1 and wheels[0].startswith("cyclegan_hub-")
+    with zipfile.ZipFile(space / wheels[0]) as wheel:
+        packed = sorted(n for n in wheel.namelist() if ".dist-info/" not in n)
+    tracked = sorted(git(ROOT, "ls-files", "cyclegan_hub").splitlines())
+    assert packed == tracked  # exactly the package's own files: no .env, no untracked note
     assert (space / "app.py").read_text() == (ROOT / "space" / "app.py").read_text()  # one app, not a copy
     assert not list(space.rglob("*.safetensors"))  # models are configuration, not bundled weights
     meta = yaml.safe_load((space / "README.md").read_text().split("---")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
-    assert meta["models"] == ["user/mnist-6to9", "user/mnist-9to6"]
+    assert meta["models"] == ["user/mnist-6to9", "user/mnist-9to6", "user/horse2zebra", "user/zebra2horse"]
     assert meta["license"] == "mit" and "cyclegan" in meta["tags"] and meta["suggested_hardware"] == "cpu-basic"
     assert meta["title"] and meta["emoji"]
     requirements = (space / "requirements.txt").read_text().split()
@@ -67,9 +97,46 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
 
         from .test_app import read_digit
 
-        translated, reconstructed, _ = Client(url, verbose=False).predict(
+        client = Client(url, verbose=False)
+        translated, reconstructed, _ = client.predict(
             handle_file(ROOT / "space" / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate")
         assert read_digit(translated) == 9 and read_digit(reconstructed) == 6
+        from PIL import Image
+
+        Image.new("RGB", (96, 64), (120, 90, 40)).save(tmp_path / "horse.png")
+        zebra, horse, _ = client.predict(handle_file(tmp_path / "horse.png"), "horse -> zebra", api_name="/translate")
+        assert Image.open(zebra).size == (96, 64) and Image.open(zebra).mode == "RGB"
+    finally:
+        stop_app(proc)
+
+
+def test_the_space_folder_installs_as_its_requirements_say(tmp_path):
+    """space/ pushed to a Space as it is: requirements.txt installs cyclegan-hub from its repository by a URL that
+    pip accepts. Here that repository is a clone of this one, reached by file URL instead of GitHub."""
+    requirements = (ROOT / "space" / "requirements.txt").read_text()
+    from cyclegan_hub.generator import INSTALL_URL
+
+    assert INSTALL_URL in requirements and f"gradio=={gradio.__version__}" in requirements.split()
+    clone = tmp_path / "repository"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
+    folder = tmp_path / "space"
+    shutil.copytree(ROOT / "space", folder, ignore=shutil.ignore_patterns(".gradio", "*.pyi", "__pycache__"))
+    (folder / "requirements.txt").write_text(requirements.replace(INSTALL_URL, f"git+file://{clone}"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
+                             cwd=folder, capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    proc, url = start_app({"HF_HUB_OFFLINE": "1", "CYCLEGAN_MODELS": ""}, app=folder / "app.py",
+                          python=str(venv / "bin" / "python"), timeout=300)
+    try:
+        from gradio_client import Client, handle_file
+
+        from .test_app import read_digit
+
+        translated, _, _ = Client(url, verbose=False).predict(handle_file(folder / "examples" / "6-test0.png"), "6 -> 9",
+                                                              api_name="/translate")
+        assert read_digit(translated) == 9
     finally:
         stop_app(proc)
 
@@ -78,6 +145,9 @@ def test_deploy_checks_the_models_before_uploading(hub, tmp_path):
     env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "home")}
     result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/nothing-here", env=env)
     assert result.returncode == 1 and "user/nothing-here cannot be served" in result.stderr
+    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/a,user/b", "--model", "user/c",
+                 "--reverse-model", "user/d", env=env)
+    assert result.returncode == 1 and "--reverse-model names the reverse of a single --model" in result.stderr
     hub.create_repo("model", "user/not-a-gan")
     repo = hub.repo_path("model", "user/not-a-gan")
     (repo / "README.md").write_text("# a text model\n")

@@ -1,10 +1,7 @@
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN = ROOT / "training" / "train.py"
@@ -39,10 +36,3 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-@pytest.fixture(scope="session")
-def train_module():
-    spec = importlib.util.spec_from_file_location("cyclegan_train", TRAIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file
 
 from cyclegan_hub import CycleGenerator
+from cyclegan_hub import config as configs
+from training import train as train_module
 
 from .conftest import ROOT, TINY, TRAIN, run_train
 
@@ -28,13 +30,15 @@ def test_two_step_smoke_run_writes_a_complete_run_folder(tmp_path):
     assert (g.config["source_domain"], g.config["target_domain"], g.config["in_channels"]) == ("6", "9", 1)
     assert (f.config["source_domain"], f.config["target_domain"]) == ("9", "6")
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["step"] == 2 and 0 <= metrics["translation_accuracy_a2b"] <= 1 and metrics["n_images_a"] == 16
+    assert metrics["step"] == 2 and 0 <= metrics["translation_accuracy_AtoB"] <= 1 and metrics["n_images_a"] == 16
     card = (out / "generator_AtoB" / "README.md").read_text()
     assert "translation accuracy" in card and "2 steps of batch 4 x 1 process(es)" in card
     assert json.loads((out / "run_config.json").read_text())["train"]["max_steps"] == 2
     log = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2] and 0 < log[0]["elapsed_s"] < log[1]["elapsed_s"]
     assert {k: v for k, v in log[1].items() if k not in ("elapsed_s", "step")} == {k: v for k, v in metrics.items() if k != "step"}
+    for path in [out / "generator_AtoB" / "model.safetensors", *(out / "checkpoints" / "step-000002").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o644, path  # what open() gives under umask 022, not 0600
     assert (out / "samples" / "step-000002.png").is_file()
     assert list((out / "logs").rglob("events.out.tfevents.*"))
     assert (out / "checkpoints" / "latest").read_text() == "step-000002"
@@ -88,7 +92,7 @@ def test_resume_is_exact_weight_for_weight(tmp_path):
         assert part_a.keys() == part_b.keys()
         for key in part_a:
             assert torch.equal(part_a[key], part_b[key]), key
-    assert a[3]["sched_g"] == b[3]["sched_g"] and a[3]["step"] == b[3]["step"] == 6
+    assert a[3]["schedulers"] == b[3]["schedulers"] and a[3]["step"] == b[3]["step"] == 6
 
 
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
@@ -108,7 +112,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     latest = (out / "checkpoints" / "latest").read_text()
     _checkpoint(out, int(latest.split("-")[1]))  # every file of it reads
     result = run_train(*TINY, "--max-steps", str(int(latest.split("-")[1]) + 1), "--output-dir", str(out), "--resume", "latest")
-    assert f"resumed from {out / 'checkpoints' / latest}" in result.stdout
+    assert f"resumed from {out / 'checkpoints' / latest} at step" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -119,10 +123,10 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
         (["--set", 'domain_a.filter="label == 12"'], "unknown value 12; valid: 0, 1"),
         (["--set", 'domain_b.filter="label == 3"'], "training/data/mnist-6-9 split=train where label == 3 empty (label values present: 6, 9)"),
         (["--set", "model.d_layers=3"], "gives a 1x1 patch map on 28x28 images; use fewer layers"),
-        (["--set", "model.colour=3"], "unknown key(s) in [model]: colour"),
-        (["--set", "train.lr=1e38", "--max-steps", "30"], "training diverged by step"),
-        (["--set", "train.compile=fast"], "train.compile = 'fast': use one of False, True, 'default', 'reduce-overhead'"),
-        (["--set", "train.eval_every=-5"], "train.eval_every = -5: use a number of steps"),
+        (["--set", "model.colour=3"], "--set model.colour: unknown key; valid: architecture"),
+        (["--set", "train.lr=1e38"], "train.lr = 1e+38: use a value from 0.0 to 1.0"),
+        (["--set", "train.compile=fast"], 'train.compile = "fast": use one of false, true, "default", "reduce-overhead"'),
+        (["--set", "train.eval_every=-5"], "train.eval_every = -5: use a value from 0 to"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(tmp_path, extra, message):
@@ -133,19 +137,42 @@ def test_bad_inputs_give_one_line_errors(tmp_path, extra, message):
     assert "Traceback" not in result.stderr
 
 
-def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, train_module, monkeypatch, capsys):
-    import errno
-
-    real_save = train_module.save_file
+def test_divergence_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    real_step = train_module.cyclegan_step
     calls = {"n": 0}
 
-    def save_file_then_fill_the_disk(tensors, path):
+    def step_that_diverges(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] > 4:  # the first checkpoint (4 files) fits; the second does not
-            raise OSError(errno.ENOSPC, "No space left on device", path)
-        real_save(tensors, path)
+        losses = real_step(*args, **kwargs)
+        return losses * float("nan") if calls["n"] > 2 else losses
 
-    monkeypatch.setattr(train_module, "save_file", save_file_then_fill_the_disk)
+    monkeypatch.setattr(train_module, "cyclegan_step", step_that_diverges)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    out = tmp_path / "nan"
+    code = train_module.cli([*TINY, "--max-steps", "6", "--checkpoint-every", "2", "--output-dir", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1
+    assert "training diverged by step 3: loss_G_gan, loss_cycle, loss_identity, loss_D_A, loss_D_B became NaN/inf" in err
+    assert f"the last good checkpoint is {out / 'checkpoints' / 'step-000002'}" in err
+
+
+def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import cyclegan_hub.modeling
+
+    real_save = cyclegan_hub.modeling.safetensors.torch.save_file
+    calls = {"n": 0}
+
+    def save_file_then_fill_the_disk(tensors, path, *args, **kwargs):
+        if "checkpoints" in str(path):
+            calls["n"] += 1
+            if calls["n"] > 3:  # the first checkpoint (3 tensor files) fits; the second does not
+                raise OSError(errno.ENOSPC, "No space left on device", path)
+        real_save(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(cyclegan_hub.modeling.safetensors.torch, "save_file", save_file_then_fill_the_disk)
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "full"
     code = train_module.cli([*TINY, "--max-steps", "4", "--checkpoint-every", "2", "--output-dir", str(out)])
     err = capsys.readouterr().err.strip().splitlines()[-1]
@@ -153,7 +180,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, trai
     assert "no space left on the device while writing the checkpoint of step 4" in err and "step-000002" in err
     assert (out / "checkpoints" / "latest").read_text() == "step-000002"
     _checkpoint(out, 2)
-    assert not (out / "checkpoints" / "step-000004").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step-000002"]  # nothing half-written
 
 
 def test_help_documents_the_flags():
@@ -164,26 +191,98 @@ def test_help_documents_the_flags():
 
 
 @pytest.mark.parametrize("config", sorted((ROOT / "training" / "configs").glob("*.toml")), ids=lambda p: p.name)
-def test_shipped_configs_are_valid(train_module, config):
-    cfg = train_module.load_config(train_module.parse_args(["--config", str(config)]))
-    for section in ("domain_a", "domain_b"):
-        train_module.split_domain(cfg[section])
+def test_shipped_configs_are_valid(config):
+    cfg = configs.load(config)
     from cyclegan_hub import PatchDiscriminator
 
-    d = PatchDiscriminator(in_channels=cfg["data"]["channels"], n_layers=cfg["model"]["d_layers"])
-    assert min(d.output_size(cfg["data"]["image_size"], cfg["data"]["image_size"])) >= 2
-    t = cfg["train"]
-    assert t["lr_constant_steps"] + t["lr_decay_steps"] == t["max_steps"]
+    d = PatchDiscriminator(in_channels=cfg.data.channels, n_layers=cfg.model.d_layers)
+    assert min(d.output_size(cfg.data.image_size, cfg.data.image_size)) >= 2
+    assert cfg.train.lr_constant_steps + cfg.train.lr_decay_steps == cfg.train.max_steps
 
 
-def test_every_rng_round_trips(train_module):
-    import random
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--set", "train.lambda_cycle=ten"], 'train.lambda_cycle = "ten": expected a number'),
+        (["--set", "train.lambda_cycle=-1"], "train.lambda_cycle = -1.0: use a value from 0.0 to 1000.0"),
+        (["--set", "train.lambda_cycle=true"], "train.lambda_cycle = true: expected a number"),
+        (["--set", "train.lamda_cycle=5"], "--set train.lamda_cycle: unknown key (did you mean 'lambda_cycle'?)"),
+        (["--push-to-hub"], "--push-to-hub needs --hub-repo-id (hub.repo_id)"),
+        (["--push-to-hub", "--hub-repo-id", "user/x"], "--push-to-hub needs a Hugging Face token"),
+    ],
+)
+def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, message):
+    out = tmp_path / "never"
+    start = time.time()
+    env_token = {"HF_TOKEN": "", "HF_HOME": str(tmp_path / "home")}
+    result = subprocess.run([sys.executable, str(TRAIN), *TINY, "--output-dir", str(out), *extra], capture_output=True,
+                            text=True, timeout=120, cwd=ROOT, env={**__import__("os").environ, **env_token})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [f"train.py: error: {result.stderr.split('error: ', 1)[1].strip()}"]
+    assert message in result.stderr
+    assert not out.exists() and time.time() - start < 30  # before data, models or training
 
-    import numpy as np
 
-    random.seed(1), np.random.seed(2), torch.manual_seed(3)
-    state = train_module.rng_state()
-    expected = (random.random(), float(np.random.rand()), float(torch.rand(())))
-    random.seed(9), np.random.seed(9), torch.manual_seed(9)
-    train_module.set_rng_state(state)
-    assert (random.random(), float(np.random.rand()), float(torch.rand(()))) == expected
+def test_without_a_config_the_trainer_says_what_to_give():
+    result = subprocess.run([sys.executable, str(TRAIN), "--max-steps", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "domain_a.path is not set: give --config" in result.stderr
+
+
+def test_a_finished_run_folder_is_not_mixed_with_a_new_run(tmp_path):
+    out = tmp_path / "run"
+    common = [*TINY, "--max-steps", "2", "--output-dir", str(out), "--set", "train.eval_every=1"]
+    run_train(*common)
+    again = run_train(*common, check=False)
+    assert again.returncode == 1
+    assert f"{out} already holds a run" in again.stderr and "--resume latest" in again.stderr and "--overwrite" in again.stderr
+    (out / "notes.txt").write_text("mine")
+    run_train(*common, "--overwrite")
+    log = [json.loads(line)["step"] for line in (out / "eval_log.jsonl").read_text().splitlines()]
+    assert log == [1, 2]  # the old run's evaluations are gone, not appended to
+    assert (out / "notes.txt").read_text() == "mine"  # --overwrite removes what a run writes, nothing else
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["latest", "step-000002"]
+
+
+def test_ema_trains_where_torchvision_cannot_be_imported(tmp_path):
+    """A torchvision whose compiled ops do not match torch (a CPU torch wheel beside a default-index torchvision)
+    dies on import; diffusers' EMA imported it. The trainer's EMA is torch's own and never imports torchvision."""
+    stub = tmp_path / "stub" / "torchvision"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "PYTHONPATH": f"{tmp_path / 'stub'}:{ROOT}"}
+    broken = subprocess.run([sys.executable, "-c", "import torchvision"], env=env, capture_output=True, text=True)
+    assert "torchvision::nms does not exist" in broken.stderr  # the environment is really broken
+    out = tmp_path / "ema"
+    result = subprocess.run([sys.executable, str(TRAIN), *TINY, "--max-steps", "2", "--output-dir", str(out),
+                             "--set", "train.ema=true"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    CycleGenerator.from_pretrained(out / "generator_AtoB")
+
+
+def test_init_from_an_official_checkpoint_starts_from_its_weights(tmp_path):
+    from tests.official_layout import NLayerDiscriminator, ResnetGenerator, randomized
+
+    official = tmp_path / "official"
+    official.mkdir()
+    nets = {"G_A": ResnetGenerator(1, 1, ngf=4, n_blocks=1), "G_B": ResnetGenerator(1, 1, ngf=4, n_blocks=1),
+            "D_A": NLayerDiscriminator(1, ndf=4, n_layers=2), "D_B": NLayerDiscriminator(1, ndf=4, n_layers=2)}
+    for seed, (name, net) in enumerate(nets.items()):
+        torch.save(randomized(net, seed).state_dict(), official / f"latest_net_{name}.pth")
+    out = tmp_path / "finetune"
+    # lr 0: the one step changes no weight, so the exported pair is the official pair as converted
+    result = run_train(*TINY, "--max-steps", "1", "--output-dir", str(out), "--init-from-official", str(official),
+                       "--set", "train.lr=0")
+    assert "initialised G, F, D_A, D_B from the official checkpoint latest" in result.stdout
+    x = torch.rand(3, 1, 28, 36) * 2 - 1
+    for folder, name in (("generator_AtoB", "G_A"), ("generator_BtoA", "G_B")):
+        ours = CycleGenerator.from_pretrained(out / folder)
+        with torch.inference_mode():
+            assert (ours(x) - nets[name](x)).abs().max() < 1e-5
+    models = _checkpoint(out, 1)[0]
+    d_b = {k[4:]: v for k, v in models.items() if k.startswith("D_B.")}  # our D_B judges domain B: official D_A
+    assert all(torch.equal(d_b[k], v) for k, v in nets["D_A"].state_dict().items())
+    wrong = run_train(*TINY, "--max-steps", "1", "--output-dir", str(tmp_path / "wrong"), "--init-from-official",
+                      str(official), "--set", "model.n_blocks=2", check=False)
+    assert "the official G has n_blocks = 1, this config 2" in wrong.stderr.strip().splitlines()[-1]

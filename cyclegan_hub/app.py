@@ -1,0 +1,228 @@
+"""The Gradio app of the Space: any number of CycleGAN pairs behind a picker, both directions, the round trip.
+
+``build_demo(pairs)`` makes the Blocks; ``space/app.py`` (what a Space runs, and what ``deploy-space`` uploads: the
+text of ``SPACE_SCRIPT``) and ``cyclegan-hub serve`` call it. Needs the ``space`` extra (gradio).
+
+What a request may do is decided here, not by the payload: an image is read only when Gradio's upload wrote it
+(a path inside Gradio's upload folder, whatever the request says about it), bounded in bytes and pixels before it is
+decoded (``ServingLimits``), and uploads and outputs are deleted after an hour.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from .serving import PairTranslator, ServingLimits, load_pairs
+
+#: What ``space/app.py`` holds and ``deploy-space`` uploads as the Space's app.py.
+SPACE_SCRIPT = '''"""CycleGAN Space: translate an image both ways with any of the pairs it serves, and see the round trip.
+
+    python app.py                                             # the bundled MNIST 6 <-> 9 pair, offline
+    CYCLEGAN_MODELS="user/horse2zebra;user/a,user/b" python app.py   # more pairs: forward[,reverse], ';' between pairs
+
+From code: Client(url).predict(handle_file("six.png"), "6 -> 9", api_name="/translate") returns the translated PNG,
+the round trip PNG and the cycle error. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address.
+"""
+
+from pathlib import Path
+
+from cyclegan_hub.app import build_demo, launch, pair_specs
+
+HERE = Path(__file__).resolve().parent
+demo = build_demo(pair_specs(HERE), examples=HERE / "examples")
+
+if __name__ == "__main__":
+    launch(demo)
+'''
+
+# Small images (28x28 digits) are shown enlarged with crisp pixels; photos are shown smoothly.
+CSS = ".digit img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
+ABOUT = """
+**CycleGAN** learns to translate between two image domains from examples that are *not* paired: a generator
+G turns domain A into domain B, a second one F turns B back into A. Discriminators push each output to look like
+its target domain, and a *cycle-consistency* loss asks that F(G(x)) gives x back, so that G changes what makes an
+image an A into what makes it a B, and keeps the rest. Below: the translation, and the round trip through both
+generators with its error. ([paper](https://arxiv.org/abs/1703.10593), [code](https://github.com/cyclegan-hub/cyclegan-hub))
+"""
+
+#: Uploads and outputs older than an hour are deleted, every half hour.
+DELETE_CACHE = (1800, 3600)
+NOT_UPLOADED = "the image must be uploaded with this request (only files that Gradio's upload wrote are read)"
+
+
+def uploaded_path(path: str | None) -> bool:
+    """Whether ``path`` is a file that Gradio's upload (or Gradio itself) wrote: inside its upload folder, reached
+    through no link. The same rule Gradio applies to a payload that says it is a file; here it holds whatever the
+    payload says."""
+    from gradio.utils import get_upload_folder
+
+    if not path or not isinstance(path, str):
+        return False
+    folder, real = os.path.realpath(get_upload_folder()), os.path.realpath(path)
+    return real.startswith(folder + os.sep) and os.path.isfile(real)
+
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the uploaded file to cyclegan-hub's decoder untouched (Gradio's own preprocessing would
+    open it with PIL first, unbounded and with a generic message), and only a file Gradio's upload wrote."""
+
+    limits = ServingLimits()  # set per app by build_demo (not a constructor argument: those are sent to the page)
+
+    def get_block_name(self) -> str:
+        return "image"  # the same front end as gr.Image
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        url = payload.url or ""
+        if url.startswith("data:"):  # an inline image (a paste): decoded by us, bounded
+            header, _, encoded = url.partition(",")
+            if len(encoded) > self.limits.max_bytes * 4 // 3 + 4:
+                raise gr.Error(f"the image is larger than {self.limits.max_bytes // 2**20} MB", print_exception=False)
+            try:
+                return base64.b64decode(encoded, validate=True) if header.endswith(";base64") else None
+            except ValueError:
+                raise gr.Error("the inline image is not valid base64", print_exception=False) from None
+        if not uploaded_path(payload.path):
+            raise gr.Error(NOT_UPLOADED, print_exception=False)
+        return payload.path
+
+
+class DirectionRadio(gr.Radio):
+    """The direction, checked by the translator (which names the valid ones) rather than against the choices the
+    picker shows now: any pair's direction can be asked for through the API."""
+
+    def get_block_name(self) -> str:
+        return "radio"
+
+    def preprocess(self, payload):
+        return payload
+
+
+def own_file(image: Image.Image) -> Image.Image:
+    """Gradio stores an output under a hash of its PNG bytes and writes the file again when another request gives
+    the same image, while the first response may still be downloading it (gradio-app/gradio#8878: truncated
+    downloads). A PNG text chunk unique to this response gives it a file of its own."""
+    image.info["cyclegan-hub-response"] = uuid.uuid4().hex
+    return image
+
+
+def build_demo(pairs: list[PairTranslator] | list[str], *, examples: Path | None = None,
+               limits: ServingLimits = ServingLimits()) -> gr.Blocks:  # fmt: skip
+    """The app for ``pairs`` (translators, or pair names for ``load_pairs``); the first is the default."""
+    if pairs and isinstance(pairs[0], str):
+        pairs = load_pairs(pairs, limits=limits)
+    if not pairs:
+        raise ValueError("no pair to serve: name one (CYCLEGAN_MODELS, --pair, or the Space card's models)")
+    by_direction = {label: pair for pair in pairs for label in pair.directions}
+    by_name = {pair.name: pair for pair in pairs}
+    first = pairs[0]
+
+    def translate(image, direction: str, progress=gr.Progress()):
+        """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
+        pair = by_direction.get(direction)
+        if pair is None:
+            raise gr.Error(f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}", print_exception=False)
+        try:
+            if not pair.digits:
+                progress(0.1, desc=f"translating on the CPU at up to {pair.limits.photo_side} px a side")
+            result = pair.translate(image, direction)
+        except (ValueError, FileNotFoundError) as err:
+            # name the file as the user knows it, never by the server's upload path
+            message = str(err).replace(str(image), Path(image).name) if isinstance(image, str) else str(err)
+            raise gr.Error(message, print_exception=False) from None
+        width, height = result.size
+        note = f"{direction}: ran at {width}x{height} in {result.seconds:.2f} s"
+        return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}", note
+
+    def pick(name: str):
+        pair = by_name[name]
+        directions = list(pair.directions)
+        classes = ["digit"] if pair.digits else []
+        return gr.update(choices=directions, value=directions[0]), *(gr.update(elem_classes=classes) for _ in range(3))
+
+    def use_drawing(sketch: dict | None) -> str | None:
+        """The sketchpad's composite becomes the input image."""
+        return sketch.get("composite") if sketch else None
+
+    titles = " · ".join(pair.name for pair in pairs)
+    classes = ["digit"] if first.digits else []
+    with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
+        gr.Markdown(f"# CycleGAN: {titles}")
+        gr.Markdown(ABOUT)
+        with gr.Row():
+            with gr.Column():
+                picker = gr.Dropdown([pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1)
+                with gr.Tab("Image"):
+                    source = UploadedImage(label="Input", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                           image_mode=None, format="png", height=280, elem_classes=classes)  # fmt: skip
+                    source.limits = limits
+                with gr.Tab("Draw"):
+                    sketch = gr.Sketchpad(label="Pick the brush, draw, then press Translate", type="filepath",
+                                          image_mode="RGB", canvas_size=(280, 280),
+                                          brush=gr.Brush(default_size=18, colors=["#000000"]))  # fmt: skip
+                direction = DirectionRadio(list(first.directions), value=next(iter(first.directions)), label="Direction")
+                button = gr.Button("Translate", variant="primary")
+                gr.Markdown(f"Photos are translated at up to {limits.photo_side} pixels on the longer side (on a CPU: "
+                            f"a few seconds); uploads up to {limits.max_bytes // 2**20} MB and "
+                            f"{limits.max_pixels / 1e6:.0f} megapixels.")  # fmt: skip
+            with gr.Column():
+                translated = gr.Image(label="Translated", format="png", type="pil", interactive=False, height=280,
+                                      elem_classes=classes)  # fmt: skip
+                reconstructed = gr.Image(label="Round trip (reconstruction)", format="png", type="pil",
+                                         interactive=False, height=280, elem_classes=classes)  # fmt: skip
+                cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
+                ran_at = gr.Markdown("")
+        info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
+        picker.change(pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden")
+        sketch.change(use_drawing, sketch, source, api_name=False, show_progress="hidden")
+        button.click(translate, [source, direction], [translated, reconstructed, cycle_error, info], api_name="translate",
+                     concurrency_limit=16).then(lambda note: note, info, ran_at, api_name=False, show_progress="hidden")  # fmt: skip
+        files = sorted(examples.glob("*.png")) if examples is not None and examples.is_dir() else []
+        if files:
+            # examples/<domain>-<name>.png is translated from <domain>, by the first pair that starts there
+            start = {label.split(" -> ")[0]: label for label in reversed(list(by_direction))}
+            rows = [[str(p), start[p.stem.split("-")[0]]] for p in files if p.stem.split("-")[0] in start]
+            if rows:
+                gr.Examples(rows, [source, direction], [translated, reconstructed, cycle_error, info], fn=translate,
+                            cache_examples=True, cache_mode="lazy")  # fmt: skip
+    # A bounded queue: at most 64 waiting requests; each pair's translator batches the ones that run together.
+    demo.queue(max_size=64, default_concurrency_limit=16)
+    demo.limits = limits
+    return demo
+
+
+def launch(demo: gr.Blocks, **kwargs) -> None:
+    """Launch with the upload size limit of the app's ``ServingLimits``."""
+    limits = getattr(demo, "limits", ServingLimits())
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    demo.launch(show_error=True, css=CSS, max_file_size=limits.max_bytes, **kwargs)
+
+
+def pair_specs(here: Path | None = None) -> list[str]:
+    """Which pairs a Space serves: the pairs bundled in ``here/models`` (MNIST 6 <-> 9 in this repo) first, then those
+    of ``CYCLEGAN_MODELS`` ("forward[,reverse]" per pair, ';' between pairs); with neither, the ``models:`` of
+    ``here``'s Space card, in twos (forward, reverse), as ``deploy-space`` writes them."""
+    from .hub import twin_repo_id
+
+    specs, used = [], set()
+    models = here / "models" if here is not None else None
+    for folder in sorted(p for p in models.iterdir() if p.is_dir()) if models is not None and models.is_dir() else []:
+        twin = folder.with_name(twin_repo_id(folder.name))
+        if folder.name not in used and twin.is_dir():
+            specs.append(f"{folder},{twin}")
+            used |= {folder.name, twin.name}
+    extra = [s.strip() for s in os.environ.get("CYCLEGAN_MODELS", "").split(";") if s.strip()]
+    if not specs and not extra and here is not None and (here / "README.md").is_file():
+        from huggingface_hub import SpaceCard
+
+        listed = list(SpaceCard.load(here / "README.md").data.get("models") or [])
+        extra = [f"{listed[i]},{listed[i + 1]}" for i in range(0, len(listed) - 1, 2)]
+    return specs + [s for s in extra if s not in specs]

@@ -1,0 +1,481 @@
+"""The training state of a run, saved and loaded as one symmetric pair: safetensors + JSON, nothing pickled.
+
+A checkpoint is a folder ``<run>/checkpoints/step-NNNNNN/`` holding
+
+| file                          | what                                                                          |
+|-------------------------------|-------------------------------------------------------------------------------|
+| ``models.safetensors``        | G, F, D_A, D_B (``G.<key>``, ...) and the EMA copies (``ema_G.<key>``)        |
+| ``optimizers.safetensors``    | Adam's moments and step counts (``G.<param index>.exp_avg``, ...)             |
+| ``rank-<r>.safetensors``      | per process: the image pools and every RNG (torch, CUDA, Python, NumPy)       |
+| ``training_state.json``       | step, processes, optimizer hyper-parameters, LR schedules, loss scaler        |
+
+and ``checkpoints/latest`` names the newest. ``TrainingState.save`` writes one into a temporary folder and renames
+it into place (a kill at any moment leaves the old checkpoint or the new one, never half of one);
+``TrainingState.load`` restores every piece, weight for weight.
+
+A checkpoint may come from somewhere else (a Hub repo, a copied run folder), so loading validates it as one schema
+before any tensor is read: the JSON's fields and ranges, every tensor's name, shape and dtype (from the
+safetensors headers), and that every file is a regular file inside the run folder (never a link out of it).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from .files import atomic_write_text, inside, parse_json, read_file, regular_file_inside, remove, replace_folder
+from .losses import ImagePool
+from .modeling import check_weights_header, read_safetensors_header, save_tensors
+
+FORMAT = 2
+STEP_FOLDER = re.compile(r"^step-(\d{6,})$")
+STATE_JSON = "training_state.json"
+SHARED_FILES = ("models.safetensors", "optimizers.safetensors", STATE_JSON)
+MAX_PROCESSES = 4096
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used, with the reason in one line."""
+
+
+def rank_file(rank: int) -> str:
+    return f"rank-{rank}.safetensors"
+
+
+def checkpoint_files(num_processes: int) -> list[str]:
+    """Every file of a checkpoint written by ``num_processes`` processes."""
+    return [*SHARED_FILES, *(rank_file(r) for r in range(num_processes))]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# random generators of one process, as tensors
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, torch.Tensor]:
+    """Every random generator of this process (torch, CUDA, Python, NumPy), as tensors for safetensors."""
+    _, internal, gauss = random.getstate()
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": torch.tensor(internal, dtype=torch.int64),
+        "python_rng_gauss": torch.tensor([gauss is not None, gauss or 0.0], dtype=torch.float64),  # (set?, value)
+        "numpy_rng": torch.from_numpy(keys.astype(np.int64)),
+        "numpy_rng_extra": torch.tensor([pos, has_gauss, cached], dtype=torch.float64),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state()
+    return state
+
+
+def set_rng_state(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    has_next, next_gauss = state["python_rng_gauss"].tolist()
+    random.setstate((3, tuple(int(v) for v in state["python_rng"]), next_gauss if has_next else None))
+    pos, has_gauss, cached = state["numpy_rng_extra"].tolist()
+    np.random.set_state(("MT19937", state["numpy_rng"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
+
+
+def _rng_header() -> dict[str, tuple[str, tuple[int, ...]]]:
+    """What ``rng_state`` writes, as a safetensors header (the CUDA state is checked separately: optional)."""
+    torch_rng = tuple(torch.get_rng_state().shape)
+    return {"torch_rng": ("U8", torch_rng), "python_rng": ("I64", (625,)), "python_rng_gauss": ("F64", (2,)),
+            "numpy_rng": ("I64", (624,)), "numpy_rng_extra": ("F64", (3,))}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the state of a run
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def ema_update(decay: float):
+    """``AveragedModel``'s averaging function for an exponential moving average with a warm-up: the decay starts
+    small and grows as (1 + n) / (10 + n) up to ``decay``, so early averages follow the weights closely (as
+    diffusers' EMAModel does) instead of dragging the random initialisation along."""
+
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        rate = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay).to(averaged.dtype)
+        return averaged + (1 - rate) * (current - averaged)
+
+    return average
+
+
+def make_ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
+    """An EMA copy of ``net`` (torch's own averaging: a plain module, so its state is a safetensors-ready dict)."""
+    return torch.optim.swa_utils.AveragedModel(net, avg_fn=ema_update(decay))
+
+
+@dataclass
+class TrainingState:
+    """Everything a run needs to continue exactly: one owner, used by the trainer and by ``push``.
+
+    ``nets``: G, F, D_A, D_B (unwrapped); ``optimizers``: "G" (both generators) and "D" (both discriminators) with
+    their ``schedulers``; ``ema``: EMA copies of G and F, or empty; ``pools``: this process's image pools "A", "B";
+    ``step``: optimisation steps done."""
+
+    nets: dict[str, nn.Module]
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler]
+    pools: dict[str, ImagePool]
+    ema: dict[str, torch.optim.swa_utils.AveragedModel] = field(default_factory=dict)
+    scaler: object | None = None
+    step: int = 0
+
+    # ---- saving ----
+
+    def process_state(self) -> dict[str, torch.Tensor]:
+        """This process's share (its RNGs and pools): gathered by the main process, which writes all of them."""
+        state = rng_state()
+        for key, pool in self.pools.items():
+            state.update({f"pool_{key}.{k}": v for k, v in pool.state_dict().items()})
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def model_tensors(self) -> dict[str, torch.Tensor]:
+        tensors = {f"{name}.{k}": v for name, net in self.nets.items() for k, v in net.state_dict().items()}
+        tensors.update({f"ema_{name}.{k}": v for name, ema in self.ema.items() for k, v in ema.state_dict().items()})
+        return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+
+    def optimizer_tensors(self) -> dict[str, torch.Tensor]:
+        return {
+            f"{name}.{pid}.{key}": (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().contiguous()
+            for name, opt in self.optimizers.items()
+            for pid, slots in opt.state_dict()["state"].items()
+            for key, value in slots.items()
+        }
+
+    def meta(self, num_processes: int) -> dict:
+        return {
+            "format": FORMAT,
+            "step": self.step,
+            "num_processes": num_processes,
+            "optimizers": {name: opt.state_dict()["param_groups"] for name, opt in self.optimizers.items()},
+            "schedulers": {name: _scheduler_state(s) for name, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+        }
+
+    def save(self, run_dir: str | os.PathLike, process_states: list[dict[str, torch.Tensor]], keep: int = 0) -> Path:
+        """Write ``checkpoints/step-NNNNNN`` of ``run_dir`` atomically, point ``latest`` at it and keep the newest
+        ``keep`` (0: all). Main process only; ``process_states`` are every process's ``process_state()``."""
+        root = _checkpoints_folder(Path(run_dir), create=True)
+        folder = root / f"step-{self.step:06d}"
+        files = {
+            "models.safetensors": self.model_tensors(),
+            "optimizers.safetensors": self.optimizer_tensors(),
+            **{rank_file(r): s for r, s in enumerate(process_states)},
+        }
+        meta = self.meta(len(process_states))
+
+        def fill(tmp: Path) -> None:
+            for name, tensors in files.items():
+                save_tensors(tensors, tmp / name)
+            (tmp / STATE_JSON).write_text(_json(meta))
+
+        replace_folder(folder, fill)
+        atomic_write_text(root / "latest", folder.name)
+        prune(root, keep)
+        return folder
+
+    # ---- loading ----
+
+    def load(self, source: CheckpointFiles, process_index: int, device: torch.device | str = "cpu") -> None:
+        """Restore every piece from a checkpoint, after checking all of it (``validate``): nothing is changed when
+        the checkpoint is refused."""
+        meta = self.validate(source, process_index)
+        weights = load_file(str(source.path("models.safetensors")))
+        for name, net in self.nets.items():
+            net.load_state_dict(_strip(weights, f"{name}."))
+        for name, ema in self.ema.items():
+            ema.load_state_dict(_strip(weights, f"ema_{name}."))
+        tensors = load_file(str(source.path("optimizers.safetensors")))
+        for name, opt in self.optimizers.items():
+            state: dict[int, dict] = {}
+            for key, value in _strip(tensors, f"{name}.").items():
+                pid, slot = key.split(".", 1)
+                state.setdefault(int(pid), {})[slot] = value
+            opt.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
+        for name, scheduler in self.schedulers.items():
+            saved = meta["schedulers"][name]
+            scheduler.load_state_dict({**saved, "lr_lambdas": [None] * len(saved["base_lrs"])})
+        if self.scaler is not None and meta.get("scaler"):
+            self.scaler.load_state_dict(meta["scaler"])
+        process = load_file(str(source.path(rank_file(process_index))))
+        for key, pool in self.pools.items():
+            pool.load_state_dict(_strip(process, f"pool_{key}."), device)
+        set_rng_state(process)
+        self.step = meta["step"]
+
+    def validate(self, source: CheckpointFiles, process_index: int) -> dict:
+        """Check a checkpoint against this state as one schema, reading only JSON and safetensors headers.
+        Returns the validated JSON; raises CheckpointError naming the first problem."""
+        where = source.name
+        raw = read_file(source.path(STATE_JSON), 4 * 2**20, what=f"{where}/{STATE_JSON}")
+        meta = parse_json(raw, f"{where}/{STATE_JSON}")
+        problem = _check_meta(meta, self)
+        if problem:
+            raise CheckpointError(f"{where}/{STATE_JSON}: {problem}")
+        if process_index >= meta["num_processes"]:
+            raise CheckpointError(f"{where} was written by {meta['num_processes']} process(es); "
+                                  f"no state for process {process_index}")  # fmt: skip
+        expected = {
+            "models.safetensors": self.model_tensors(),
+            "optimizers.safetensors": _adam_tensors(self.optimizers),
+            rank_file(process_index): None,
+        }
+        for name, tensors in expected.items():
+            try:
+                header = read_safetensors_header(source.path(name))
+            except (OSError, ValueError) as err:
+                raise CheckpointError(f"{where}/{name}: {err}") from None
+            problems = check_weights_header(tensors, header) if tensors is not None else _check_process_header(header, self)
+            if problems:
+                raise CheckpointError(f"{where}/{name} does not fit this run: {problems[0]}")
+        return meta
+
+
+def _json(value) -> str:
+    import json
+
+    return json.dumps(value, indent=1)
+
+
+def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _scheduler_state(scheduler) -> dict:
+    # LambdaLR keeps the lambda itself out of its state (it is code, rebuilt from the config)
+    return {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
+
+
+def _adam_tensors(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
+    """The tensors an Adam optimizer's state holds once it has taken a step, on the meta device (shapes only)."""
+    out = {}
+    for name, opt in optimizers.items():
+        pid = 0
+        for group in opt.param_groups:
+            for p in group["params"]:
+                out[f"{name}.{pid}.step"] = torch.empty((), device="meta")
+                out[f"{name}.{pid}.exp_avg"] = torch.empty(p.shape, device="meta")
+                out[f"{name}.{pid}.exp_avg_sq"] = torch.empty(p.shape, device="meta")
+                if group.get("amsgrad"):
+                    out[f"{name}.{pid}.max_exp_avg_sq"] = torch.empty(p.shape, device="meta")
+                pid += 1
+    return out
+
+
+def _check_process_header(header: dict, state: TrainingState) -> list[str]:
+    problems = []
+    for key, (dtype, shape) in _rng_header().items():
+        if header.get(key) != (dtype, shape):
+            problems.append(f"{key} is {header.get(key)}, expected {(dtype, shape)}")
+    cuda = header.get("cuda_rng")
+    if cuda is not None and (cuda[0] != "U8" or len(cuda[1]) != 1):
+        problems.append(f"cuda_rng is {cuda}")
+    for key, pool in state.pools.items():
+        if header.get(f"pool_{key}.rng") != ("U8", tuple(pool.generator.get_state().shape)):
+            problems.append(f"pool_{key}.rng is {header.get(f'pool_{key}.rng')}")
+        if header.get(f"pool_{key}.size") != ("I64", ()):
+            problems.append(f"pool_{key}.size is {header.get(f'pool_{key}.size')}")
+        images = header.get(f"pool_{key}.images")
+        if images is not None and (images[0] not in ("F32", "F16", "BF16") or len(images[1]) != 4 or images[1][0] > pool.size):
+            problems.append(f"pool_{key}.images is {images}, more than the pool holds or not images")
+    known = set(_rng_header()) | {"cuda_rng"} | {f"pool_{k}.{s}" for k in state.pools for s in ("rng", "size", "images")}
+    unknown = sorted(set(header) - known)
+    if unknown:
+        problems.append(f"unexpected tensor(s) {', '.join(unknown[:3])}")
+    return problems
+
+
+def _number(value, low=-math.inf, high=math.inf) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+
+
+def _whole(value, low=0, high=2**62) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _check_meta(meta: dict, state: TrainingState) -> str | None:
+    """The first problem of a training_state.json, or None. Every value that reaches an optimizer, a scheduler
+    or the loop is checked here; the rest of the file is ignored."""
+    if meta.get("format") != FORMAT:
+        return f"format {meta.get('format')!r} is not this version's checkpoint format ({FORMAT})"
+    if not _whole(meta.get("step")):
+        return f"step must be a whole number >= 0, got {meta.get('step')!r}"
+    if not _whole(meta.get("num_processes"), 1, MAX_PROCESSES):
+        return f"num_processes must be a whole number from 1 to {MAX_PROCESSES}, got {meta.get('num_processes')!r}"
+    optimizers = meta.get("optimizers")
+    if not isinstance(optimizers, dict) or set(optimizers) != set(state.optimizers):
+        return f"optimizers must describe {', '.join(sorted(state.optimizers))}"
+    for name, opt in state.optimizers.items():
+        groups = optimizers[name]
+        live = opt.state_dict()["param_groups"]
+        if not isinstance(groups, list) or len(groups) != len(live):
+            return f"optimizers.{name} must be a list of {len(live)} parameter group(s)"
+        trusted = []
+        for saved, current in zip(groups, live):
+            if not isinstance(saved, dict) or saved.get("params") != current["params"]:
+                return f"optimizers.{name}: parameter groups do not match this run's networks"
+            betas = saved.get("betas")
+            if not (isinstance(betas, list) and len(betas) == 2 and all(_number(b, 0, 0.999999) for b in betas)):
+                return f"optimizers.{name}.betas must be two numbers in [0, 1), got {betas!r}"
+            for key, low in (("lr", 0), ("initial_lr", 0), ("weight_decay", 0), ("eps", 1e-30)):
+                if key in saved and not _number(saved[key], low, 1e3):
+                    return f"optimizers.{name}.{key} must be a number from {low} to 1000, got {saved[key]!r}"
+            # Only the numbers a run changes are taken from the file; switches (fused, maximize, ...) stay ours.
+            trusted.append({**current, **{k: saved[k] for k in ("lr", "initial_lr", "betas", "eps", "weight_decay") if k in saved}})
+        optimizers[name] = trusted
+    schedulers = meta.get("schedulers")
+    if not isinstance(schedulers, dict) or set(schedulers) != set(state.schedulers):
+        return f"schedulers must describe {', '.join(sorted(state.schedulers))}"
+    for name, scheduler in state.schedulers.items():
+        saved, current = schedulers[name], _scheduler_state(scheduler)
+        if not isinstance(saved, dict) or set(saved) - set(current):
+            return f"schedulers.{name} has unknown field(s)"
+        if saved.get("last_epoch") != meta["step"]:
+            return f"schedulers.{name}.last_epoch ({saved.get('last_epoch')!r}) is not the step ({meta['step']})"
+        for key in ("base_lrs", "_last_lr"):
+            values = saved.get(key)
+            if not isinstance(values, list) or len(values) != len(current.get(key, [])) or not all(_number(v, 0, 1e3) for v in values):
+                return f"schedulers.{name}.{key} must be {len(current.get(key, []))} learning rate(s)"
+        if not _whole(saved.get("_step_count"), 0):
+            return f"schedulers.{name}._step_count must be a whole number"
+        for key, value in current.items():
+            if isinstance(value, bool) and not isinstance(saved.get(key, value), bool):
+                return f"schedulers.{name}.{key} must be true or false"
+    scaler = meta.get("scaler")
+    if scaler is not None:
+        if not isinstance(scaler, dict) or not all(_number(v, 0) or isinstance(v, bool) for v in scaler.values()):
+            return "scaler must hold non-negative numbers"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# finding checkpoints: inside the run folder (or the Hub repo they came from), never through a link
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckpointFiles:
+    """Where each file of one checkpoint is: a folder of a run, or files downloaded from a Hub repo."""
+
+    name: str
+    files: dict[str, Path]
+
+    def path(self, file: str) -> Path:
+        if file not in self.files:
+            raise CheckpointError(f"{self.name} has no {file}")
+        return self.files[file]
+
+
+def _checkpoints_folder(run_dir: Path, create: bool = False) -> Path:
+    root = run_dir / "checkpoints"
+    if root.is_symlink():
+        raise CheckpointError(f"{root} is a symbolic link; checkpoints stay inside the run folder")
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def local_checkpoint(folder: str | os.PathLike, run_dir: str | os.PathLike | None = None) -> CheckpointFiles:
+    """A checkpoint folder as files: each must be a regular file inside the folder (and the folder inside
+    ``run_dir`` when given), reached through no symbolic link."""
+    folder = Path(folder)
+    if run_dir is not None and not inside(run_dir, folder):
+        raise CheckpointError(f"{folder} is outside the run folder {run_dir} (or reached through a link)")
+    if folder.is_symlink() or not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a checkpoint folder (a real folder holding {STATE_JSON})")
+    files = {}
+    for path in folder.iterdir():
+        if path.name.endswith(".safetensors") or path.name == STATE_JSON:
+            if not regular_file_inside(folder, path):
+                raise CheckpointError(f"{path} is not a regular file (links are never followed)")
+            files[path.name] = path
+    if STATE_JSON not in files:
+        raise CheckpointError(f"{folder} is not a checkpoint folder (no {STATE_JSON})")
+    return CheckpointFiles(str(folder), files)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The newest complete checkpoint folder of a run: the one ``checkpoints/latest`` names, else the highest
+    ``step-*`` folder holding a training_state.json. Only real folders inside the run count.
+
+    Raises CheckpointError for a ``latest`` pointer that names anything but a step folder of this run."""
+    root = _checkpoints_folder(Path(run_dir))
+    if not root.is_dir():
+        return None
+    pointer = root / "latest"
+    if pointer.exists() or pointer.is_symlink():
+        name = read_file(pointer, 256, what=str(pointer), follow_links=False).decode(errors="replace").strip()
+        if not STEP_FOLDER.match(name):
+            raise CheckpointError(f"{pointer} names {name!r}, not a step folder of this run")
+        if _is_checkpoint(root / name):
+            return root / name
+    complete = sorted((p for p in root.iterdir() if STEP_FOLDER.match(p.name) and _is_checkpoint(p)),
+                      key=lambda p: int(STEP_FOLDER.match(p.name)[1]))  # fmt: skip
+    return complete[-1] if complete else None
+
+
+def _is_checkpoint(folder: Path) -> bool:
+    return not folder.is_symlink() and folder.is_dir() and regular_file_inside(folder, folder / STATE_JSON)
+
+
+def prune(root: Path, keep: int) -> None:
+    """Keep the newest ``keep`` step folders (0: all). Entries named like step folders that are links are not
+    checkpoints of this run: they are removed as links, never followed."""
+    entries = [p for p in root.iterdir() if STEP_FOLDER.match(p.name)]
+    links = [p for p in entries if p.is_symlink()]
+    for link in links:
+        link.unlink()
+    if not keep or keep <= 0:
+        return
+    steps = sorted((p for p in entries if p not in links), key=lambda p: int(STEP_FOLDER.match(p.name)[1]))
+    for old in steps[:-keep]:
+        remove(old)
+
+
+def hub_checkpoint(repo_id: str, subfolder: str = "training_state") -> CheckpointFiles:
+    """The checkpoint a repo holds under ``training_state/`` (``push --include-training-state``), downloaded file
+    by file: its own names only, the number of process files read from the validated JSON."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    def get(name: str) -> Path:
+        try:
+            return Path(hf_hub_download(repo_id, f"{subfolder}/{name}"))
+        except EntryNotFoundError:
+            raise CheckpointError(f"{repo_id} has no training state (push it with --include-training-state)") from None
+        except (HfHubHTTPError, LocalEntryNotFoundError) as err:
+            raise CheckpointError(f"cannot download the training state of {repo_id} ({str(err).splitlines()[0]})") from None
+
+    state_json = get(STATE_JSON)
+    meta = parse_json(read_file(state_json, 4 * 2**20, what=f"{repo_id}/{STATE_JSON}"), f"{repo_id}/{STATE_JSON}")
+    processes = meta.get("num_processes")
+    if not _whole(processes, 1, MAX_PROCESSES):
+        raise CheckpointError(f"{repo_id}/{STATE_JSON}: num_processes must be a whole number, got {processes!r}")
+    return CheckpointFiles(repo_id, {name: get(name) for name in checkpoint_files(processes)})
+
+
+def resolve_checkpoint(run_dir: str | os.PathLike, resume: str) -> CheckpointFiles:
+    """``--resume``: "latest" (this run's newest), a checkpoint folder, or a Hub repo id with a training state."""
+    run_dir = Path(run_dir)
+    if resume == "latest":
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise CheckpointError(f"--resume latest: no checkpoint in {run_dir / 'checkpoints'}")
+        return local_checkpoint(path, run_dir)
+    if Path(resume).exists() or Path(resume).is_symlink():
+        return local_checkpoint(resume)
+    if resume.count("/") == 1 and not resume.startswith((".", "/")):
+        return hub_checkpoint(resume)
+    raise CheckpointError(f"--resume {resume}: no such checkpoint folder, and not a Hub repo id")

@@ -1,0 +1,326 @@
+"""The training config: one typed schema, checked when it is loaded, before any data is read or model built.
+
+A config is a TOML file with the sections below; ``--set section.key=value`` and the trainer's flags override it.
+Every key is declared once here with its type, range and meaning: a misspelt key is refused with the nearest
+valid name, a value of the wrong type or out of range with the valid ones, and settings that cannot work together
+(``push_to_hub`` without a repo id, a crop larger than the loaded image) before training starts.
+``reference()`` renders the schema as the README's config reference.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import sys
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import torch
+
+from .data import DomainSpec
+from .discriminator import PatchDiscriminator
+from .layers import NORMS, UPSAMPLINGS
+from .losses import GAN_MODES
+
+
+class ConfigError(ValueError):
+    """A config mistake, in one line that names the key and the fix."""
+
+
+def key(default=MISSING, doc: str = "", *, low=None, high=None, choices=None, path: bool = False):
+    """A config key: its default, what it means, and what values it takes."""
+    meta = {"doc": doc, "low": low, "high": high, "choices": choices, "path": path}
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class DomainConfig:
+    """``[domain_a]`` / ``[domain_b]``: where one domain's images come from (the layouts: `data.DomainSpec`)."""
+
+    path: str | None = key(None, "Hub dataset id, local dataset folder (relative to the config file) or a builder "
+                                 "such as `imagefolder`", path=True)  # fmt: skip
+    label: str = key("A", "the domain's name, used for the models' `source_domain` / `target_domain` and cards")
+    name: str | None = key(None, "dataset config name, if the dataset has several")
+    split: str = key("train", "split to train on (`train`, `trainA`, ...)")
+    image_column: str = key("image", "column holding the images")
+    filter: str | None = key(None, "keep rows where `column OP value`, e.g. `label == 6`, `Male == 1`, `label in [6, 9]`")
+    streaming: bool = key(False, "read the split as a stream (decoded into memory once)")
+    data_dir: str | None = key(None, "folder given to the builder (`imagefolder`), relative to the config file", path=True)
+    data_files: str | list[str] | None = key(None, "files given to the builder")
+    eval_split: str | None = key(None, "held-out split for samples and the evaluation (none: no held-out figures)")
+
+    def spec(self, split: str | None = None) -> DomainSpec:
+        values = {f.name: getattr(self, f.name) for f in fields(DomainSpec)}
+        if split is not None:
+            values.update(split=split, streaming=False)
+        return DomainSpec(**values)
+
+
+@dataclass
+class DataConfig:
+    """``[data]``: how images are prepared."""
+
+    image_size: int = key(256, "side of the square training crops (and the models' `image_size`)", low=4, high=4096)
+    load_size: int = key(286, "images are resized to this square side, then randomly cropped to `image_size`", low=4, high=8192)
+    channels: int = key(3, "1 (gray) or 3 (RGB)", choices=(1, 3))
+    flip: bool = key(True, "random horizontal flips (off for digits: a mirrored 6 is not a 6)")
+    eval_images: int = key(500, "held-out images per domain for the evaluation", low=1, high=100_000)
+    stroke_augment: bool = key(False, "vary stroke width (dilation / erosion) and add small affine jitter, each domain "
+                                      "independently (for drawn digits)")  # fmt: skip
+
+
+@dataclass
+class ModelConfig:
+    """``[model]``: the generators (`CycleGenerator`) and discriminators (`PatchDiscriminator`)."""
+
+    architecture: str = key("resnet", "generator architecture", choices=("resnet", "unet"))
+    base_channels: int = key(64, "generator filters in the first layer (doubled per downsampling)", low=1, high=256)
+    n_blocks: int = key(9, "residual blocks (ResNet: 9 for 256x256, 6 for 128x128)", low=0, high=32)
+    n_downsampling: int = key(2, "stride-2 downsamplings (ResNet 2; U-Net: 7 for 128x128, 8 for 256x256)", low=0, high=9)
+    norm: str = key("instance", "normalisation of the generators", choices=NORMS)
+    upsampling: str = key("transpose", "transposed convolutions (the paper) or resize + convolution", choices=UPSAMPLINGS)
+    dropout: float = key(0.0, "dropout in the generators' residual blocks (0: off)", low=0.0, high=0.99)
+    d_base_channels: int = key(64, "discriminator filters in the first layer", low=1, high=256)
+    d_layers: int = key(3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", low=1, high=8)
+    d_norm: str = key("instance", "normalisation of the discriminators", choices=NORMS)
+
+
+COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
+@dataclass
+class TrainConfig:
+    """``[train]``: the optimisation. The learning rate is constant for `lr_constant_steps`, then decays linearly to
+    0 over `lr_decay_steps` (the paper: 100 + 100 epochs); `max_steps` is where this run stops, so a run can be
+    stopped early and resumed on the same schedule. Usually `max_steps = lr_constant_steps + lr_decay_steps`."""
+
+    output_dir: str = key("runs/cyclegan", "the run folder (relative to the working directory)")
+    seed: int = key(0, "seed of the models, the data order, the augmentation and the pools", low=0, high=2**31 - 1)
+    batch_size: int = key(1, "images per domain per process and step", low=1, high=4096)
+    max_steps: int = key(1000, "optimisation steps of the run", low=1, high=10**9)
+    lr_constant_steps: int = key(500, "steps at the initial learning rate", low=0, high=10**9)
+    lr_decay_steps: int = key(500, "steps of linear decay to 0 after those", low=0, high=10**9)
+    lr: float = key(2e-4, "Adam learning rate", low=0.0, high=1.0)
+    beta1: float = key(0.5, "Adam beta1", low=0.0, high=0.999999)
+    beta2: float = key(0.999, "Adam beta2", low=0.0, high=0.999999)
+    lambda_cycle: float = key(10.0, "weight of the cycle-consistency loss (Eq. 3)", low=0.0, high=1000.0)
+    lambda_identity: float = key(0.5, "weight of the identity loss, times `lambda_cycle` (0: off)", low=0.0, high=100.0)
+    gan_mode: str = key("lsgan", "adversarial loss", choices=GAN_MODES)
+    pool_size: int = key(50, "past fakes kept for the discriminators (0: none)", low=0, high=10_000)
+    ema: bool = key(False, "keep an exponential moving average of the generators and export it")
+    ema_decay: float = key(0.999, "EMA decay (warmed up from 0.1)", low=0.0, high=0.999999)
+    mixed_precision: str = key("no", "autocast precision", choices=("no", "fp16", "bf16"))
+    channels_last: bool = key(False, "NHWC memory format (faster on tensor cores; slower on this project's CPUs)")
+    compile: bool | str = key(False, "torch.compile: false, true or a mode (`reduce-overhead` captures CUDA graphs)",
+                              choices=COMPILE_MODES)  # fmt: skip
+    log_every: int = key(25, "steps between logged losses", low=1, high=10**9)
+    sample_every: int = key(500, "steps between sample grids in `samples/`", low=1, high=10**9)
+    eval_every: int = key(0, "steps between held-out evaluations in `eval_log.jsonl` (0: only at the end)", low=0, high=10**9)
+    checkpoint_every: int = key(500, "steps between checkpoints", low=1, high=10**9)
+    checkpoints_total_limit: int = key(3, "checkpoints kept (0: all)", low=0, high=10**6)
+
+
+@dataclass
+class HubConfig:
+    """``[hub]``: push the pair when training ends (token from HF_TOKEN or `hf auth login`, checked at start)."""
+
+    push_to_hub: bool = key(False, "push both generators at the end")
+    repo_id: str | None = key(None, "repo of the A -> B generator, e.g. `user/mnist-6to9`")
+    reverse_repo_id: str | None = key(None, "repo of the B -> A generator (default: the twin name, `user/mnist-9to6`)")
+    private: bool = key(False, "create the repos as private")
+
+
+SECTIONS: dict[str, type] = {
+    "domain_a": DomainConfig, "domain_b": DomainConfig, "data": DataConfig, "model": ModelConfig,
+    "train": TrainConfig, "hub": HubConfig,
+}  # fmt: skip
+
+
+@dataclass
+class TrainingConfig:
+    """A whole run's config: one typed object per section."""
+
+    domain_a: DomainConfig = field(default_factory=lambda: DomainConfig(label="A"))
+    domain_b: DomainConfig = field(default_factory=lambda: DomainConfig(label="B"))
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    hub: HubConfig = field(default_factory=HubConfig)
+
+    def to_dict(self) -> dict:
+        return {name: {f.name: getattr(getattr(self, name), f.name) for f in fields(SECTIONS[name])} for name in SECTIONS}
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.train.output_dir)
+
+
+def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags: dict | None = None) -> TrainingConfig:
+    """The config of ``path`` (TOML), with ``--set SECTION.KEY=VALUE`` ``overrides`` and the trainer's ``flags``
+    ({"train.max_steps": 3, ...}; None values are ignored) applied, checked as a whole. Raises ConfigError."""
+    values: dict[str, dict] = {name: {} for name in SECTIONS}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                user = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"config file {path} is a folder") from None
+        except tomllib.TOMLDecodeError as err:
+            raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
+        for section, entries in user.items():
+            if section not in SECTIONS or not isinstance(entries, dict):
+                raise ConfigError(f"unknown config section [{section}]{_suggest(section, SECTIONS)}; valid: {', '.join(SECTIONS)}")
+            for name, value in entries.items():
+                _set(values, section, name, value, f"{path}: {section}.{name}")
+        base = Path(path).parent
+        for section in ("domain_a", "domain_b"):
+            for name in ("path", "data_dir"):  # local dataset paths are relative to the config file
+                value = values[section].get(name)
+                if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
+                    values[section][name] = os.path.normpath(base / value)
+    for item in overrides:
+        dotted, sep, raw = item.partition("=")
+        section, _, name = dotted.strip().partition(".")
+        if not sep or not name:
+            raise ConfigError(f"--set {item!r}: write SECTION.KEY=VALUE, SECTION one of {', '.join(SECTIONS)}")
+        if section not in SECTIONS:
+            raise ConfigError(f"--set {item!r}: unknown section [{section}]{_suggest(section, SECTIONS)}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()  # a bare word is a string (then type-checked like any value)
+        _set(values, section, name, value, f"--set {section}.{name}")
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            section, name = dotted.split(".")
+            _set(values, section, name, value, f"{section}.{name}")
+    sections = {name: SECTIONS[name](**entries) for name, entries in values.items()}
+    for name in ("domain_a", "domain_b"):
+        if "label" not in values[name]:
+            sections[name].label = "A" if name == "domain_a" else "B"
+    config = TrainingConfig(**sections)
+    check(config)
+    return config
+
+
+def _set(values: dict, section: str, name: str, value, where: str) -> None:
+    schema = {f.name: f for f in fields(SECTIONS[section])}
+    if name not in schema:
+        raise ConfigError(f"{where}: unknown key{_suggest(name, schema)}; valid: {', '.join(schema)}")
+    values[section][name] = _check_value(schema[name], value, f"{section}.{name}")
+
+
+def _suggest(name: str, valid) -> str:
+    close = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_value(spec, value, name: str):
+    meta = spec.metadata
+    hint = typing.get_type_hints(_owner(spec))[spec.name]
+    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
+    if value is None and type(None) in allowed:
+        return None
+    if meta.get("choices") is not None:
+        if value not in meta["choices"] or isinstance(value, bool) != any(isinstance(c, bool) and c == value for c in meta["choices"]):
+            shown = ", ".join(_toml(c) for c in meta["choices"])
+            raise ConfigError(f"{name} = {_toml(value)}: use one of {shown}")
+        return value
+    if bool in allowed and isinstance(value, bool):
+        return value
+    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
+        return _in_range(value, meta, name)
+    if float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} = {value}: use a finite number")
+        return _in_range(float(value), meta, name)
+    if str in allowed and isinstance(value, str):
+        return value
+    if list[str] in allowed and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    wanted = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes"}
+    kinds = " or ".join(wanted[t] for t in allowed if t in wanted)
+    raise ConfigError(f"{name} = {_toml(value)}: expected {kinds}")
+
+
+def _owner(spec) -> type:
+    for cls in SECTIONS.values():
+        if any(f is spec for f in fields(cls)):
+            return cls
+    raise KeyError(spec.name)
+
+
+def _in_range(value, meta, name):
+    low, high = meta.get("low"), meta.get("high")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{name} = {value}: use a value from {low} to {high}")
+    return value
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def check(config: TrainingConfig) -> None:
+    """What single keys cannot say: settings that must agree with each other."""
+    for name in ("domain_a", "domain_b"):
+        if not getattr(config, name).path:
+            raise ConfigError(f"{name}.path is not set: give --config (e.g. training/configs/mnist-6to9.toml) or "
+                              f"--set {name}.path=...")  # fmt: skip
+    if config.domain_a.label == config.domain_b.label:
+        raise ConfigError(f"domain_a.label and domain_b.label are both {config.domain_a.label!r}: name the two domains")
+    if config.data.load_size < config.data.image_size:
+        raise ConfigError(f"data.load_size ({config.data.load_size}) must be at least data.image_size ({config.data.image_size})")
+    if config.data.stroke_augment and config.data.channels != 1:
+        raise ConfigError("data.stroke_augment is for drawn strokes on gray images: it needs data.channels = 1")
+    if config.hub.push_to_hub and not config.hub.repo_id:
+        raise ConfigError("--push-to-hub needs --hub-repo-id (hub.repo_id)")
+    with torch.device("meta"):  # the patch map the discriminator gives at this size, without building anything
+        critic = PatchDiscriminator(config.data.channels, 1, config.model.d_layers)
+    patches = critic.output_size(config.data.image_size, config.data.image_size)
+    if min(patches) < 2:
+        raise ConfigError(
+            f"the discriminator (model.d_layers = {config.model.d_layers}) gives a {patches[0]}x{patches[1]} patch map on "
+            f"{config.data.image_size}x{config.data.image_size} images; use fewer layers (model.d_layers = "
+            f"{max(1, config.model.d_layers - 1)}) or larger images"
+        )
+    if config.model.architecture == "resnet" and config.model.n_downsampling > 5:
+        raise ConfigError(f"model.n_downsampling = {config.model.n_downsampling}: a ResNet generator takes 0 to 5")
+    if config.model.architecture == "unet" and config.model.n_downsampling < 2:
+        raise ConfigError("model.n_downsampling: a U-Net generator needs at least 2 levels")
+
+
+def reference() -> str:
+    """The config reference (markdown), generated from the schema: what the README shows."""
+    lines = []
+    for section, cls in SECTIONS.items():
+        if section == "domain_b":
+            continue
+        title = "[domain_a] and [domain_b]" if section == "domain_a" else f"[{section}]"
+        doc = " ".join((cls.__doc__ or "").split()).split(": ", 1)[-1]
+        lines += [f"**{title}**: {doc}", "", "| key | default | values | meaning |", "|---|---|---|---|"]
+        for f in fields(cls):
+            meta = f.metadata
+            default = "(required)" if f.name == "path" else _toml(f.default) if f.default is not None else ""
+            if meta.get("choices") is not None:
+                values = ", ".join(_toml(c) for c in meta["choices"])
+            elif meta.get("low") is not None:
+                values = f"{meta['low']} to {meta['high']:,}" if isinstance(meta["high"], int) else f"{meta['low']} to {meta['high']}"
+            else:
+                values = ""
+            lines.append(f"| `{f.name}` | {f'`{default}`' if default else ''} | {values} | {meta.get('doc', '')} |")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
