@@ -15,10 +15,10 @@ import argparse
 import numpy as np
 import torch
 
-from common import dtype_of, emit, machine, median, plain_convolutions, timed
-
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.hub import load_generator
+
+from common import dtype_of, emit, machine, median, plain_convolutions, timed
 
 
 def forward_rate(g, size, batch, device, precision, channels_last, steps, warmup):
@@ -45,8 +45,11 @@ def main():
     p.add_argument("--compile", action="store_true")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--translate", action="store_true", help="also time translate() on PIL images (the first size, "
-                   "in batches of the largest --batches)")
+    p.add_argument(
+        "--translate",
+        action="store_true",
+        help="also time translate() on PIL images (the first size, in batches of the largest --batches)",
+    )
     p.add_argument("--translate-images", type=int, default=1024, help="images per translate() call (default 1024)")
     p.add_argument("--output")
     args = p.parse_args()
@@ -65,32 +68,60 @@ def main():
     for size in args.sizes:
         for batch in args.batches:
             b = forward_rate(base, size, batch, device, "fp32", False, args.steps, args.warmup)
-            f = forward_rate(fast_call, size, batch, device, args.precision, args.channels_last, args.steps, args.warmup)
-            rows.append({"size": size, "batch": batch, "baseline": b, "fast": f,
-                         "speedup": round(b["ms"] / f["ms"], 3)})
-    result = {"benchmark": "inference_latency", "device": args.device, "precision": args.precision,
-              "channels_last": args.channels_last, "compile": args.compile, "model": args.model or "resnet9-rgb",
-              "rows": rows, "machine": machine()}
+            f = forward_rate(
+                fast_call, size, batch, device, args.precision, args.channels_last, args.steps, args.warmup
+            )
+            rows.append(
+                {"size": size, "batch": batch, "baseline": b, "fast": f, "speedup": round(b["ms"] / f["ms"], 3)}
+            )
+    result = {
+        "benchmark": "inference_latency",
+        "device": args.device,
+        "precision": args.precision,
+        "channels_last": args.channels_last,
+        "compile": args.compile,
+        "model": args.model or "resnet9-rgb",
+        "rows": rows,
+        "machine": machine(),
+    }
     if args.translate:
         from PIL import Image
 
         size = args.sizes[0]
         channels = base.config["in_channels"]
         shape = (size, size) if channels == 1 else (size, size, 3)
-        images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, shape, dtype=np.uint8)) for i in range(args.translate_images)]
+        images = [
+            Image.fromarray(np.random.default_rng(i).integers(0, 255, shape, dtype=np.uint8))
+            for i in range(args.translate_images)
+        ]
         batch = max(args.batches)
         rates = {}
         for name, g in (("baseline", base), ("fast", fast)):
-            ms = median(timed(lambda: g.translate(images, batch_size=batch, device=device), args.steps, args.warmup, device)) * 1000
+
+            def one(g=g):
+                g.translate(images, batch_size=batch, device=device)
+
+            ms = median(timed(one, args.steps, args.warmup, device)) * 1000
             rates[name] = round(len(images) / (ms / 1000), 1)
-        result["translate"] = {"size": size, "images": len(images), "batch": batch, "images_per_s": rates,
-                               "speedup": round(rates["fast"] / rates["baseline"], 3)}
+        result["translate"] = {
+            "size": size,
+            "images": len(images),
+            "batch": batch,
+            "images_per_s": rates,
+            "speedup": round(rates["fast"] / rates["baseline"], 3),
+        }
     best = max(rows, key=lambda r: r["fast"]["images_per_s"])
-    summary = "; ".join(f"{r['size']}px b{r['batch']}: {r['fast']['images_per_s']} img/s ({r['speedup']}x)" for r in rows)
+    summary = "; ".join(
+        f"{r['size']}px b{r['batch']}: {r['fast']['images_per_s']} img/s ({r['speedup']}x)" for r in rows
+    )
     if "translate" in result:
         t = result["translate"]
         summary += f"; translate() at {t['size']}px: {t['images_per_s']['fast']} img/s ({t['speedup']}x)"
-    emit(result, f"inference on {args.device} {args.precision}: {summary}; best {best['fast']['images_per_s']} img/s", args.output)
+    emit(
+        result,
+        f"inference on {args.device} {args.precision}: {summary}; best {best['fast']['images_per_s']} img/s",
+        args.output,
+    )
 
 
 if __name__ == "__main__":

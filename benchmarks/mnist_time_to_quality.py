@@ -39,10 +39,23 @@ def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:
     return first, held
 
 
-def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path, timeout: float | None) -> dict:
+def run_variant(
+    name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path, timeout: float | None
+) -> dict:
     out = workdir / name
-    cmd = [sys.executable, str(ROOT / "training" / "train.py"), "--config", str(ROOT / "training" / "configs" / "mnist-6to9.toml"),
-           "--output-dir", str(out), "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]
+    cmd = [
+        sys.executable,
+        str(ROOT / "training" / "train.py"),
+        "--config",
+        str(ROOT / "training" / "configs" / "mnist-6to9.toml"),
+        "--output-dir",
+        str(out),
+        "--checkpoint-every",
+        "100000",
+        "--set",
+        f"train.eval_every={eval_every}",
+        *extra,
+    ]
     if steps is not None:
         cmd += ["--max-steps", str(steps)]
     run = {"name": name, "args": extra}
@@ -65,8 +78,12 @@ def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int,
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--variant", action="append", metavar="NAME=ARGS",
-                   help="a run with these extra trainer arguments (repeatable; default: one run of the config as is)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        metavar="NAME=ARGS",
+        help="a run with these extra trainer arguments (repeatable; default: one run of the config as is)",
+    )
     p.add_argument("--steps", type=int, help="stop after this many steps (default: the config's max_steps)")
     p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations (default 50)")
     p.add_argument("--target", type=float, default=0.95, help="translation accuracy both directions must reach")
@@ -89,11 +106,13 @@ def main():
                 continue
             first, held = reached(run["log"], args.target)
             final = run["log"][-1]
-            run.update({
-                "first_reached": {"step": first["step"], "s": first["elapsed_s"]} if first else None,
-                "held_from": {"step": held["step"], "s": held["elapsed_s"]} if held else None,
-                "final": {"step": final["step"], **{k: final[k] for k in final if "accuracy" in k}},
-            })  # fmt: skip
+            run.update(
+                {
+                    "first_reached": {"step": first["step"], "s": first["elapsed_s"]} if first else None,
+                    "held_from": {"step": held["step"], "s": held["elapsed_s"]} if held else None,
+                    "final": {"step": final["step"], **{k: final[k] for k in final if "accuracy" in k}},
+                }
+            )
     base = runs[0]
     for run in runs[1:]:
         if "error" in run or "error" in base:
@@ -108,11 +127,18 @@ def main():
         first, held, final = run["first_reached"], run["held_from"], run["final"]
         reach = f"reached at {first['s']:.0f} s (step {first['step']})" if first else "not reached"
         reach += f", held from {held['s']:.0f} s" if held else (", not held" if first else "")
-        return (f"{run['name']}: {args.target:.0%}/{args.target:.0%} {reach}; final step {final['step']} "
-                f"{final.get(KEYS[0], 0):.0%} / {final.get(KEYS[1], 0):.0%} in {run['wall_s']:.0f} s wall")
+        return (
+            f"{run['name']}: {args.target:.0%}/{args.target:.0%} {reach}; final step {final['step']} "
+            f"{final.get(KEYS[0], 0):.0%} / {final.get(KEYS[1], 0):.0%} in {run['wall_s']:.0f} s wall"
+        )
 
-    result = {"benchmark": "mnist_time_to_quality", "target": args.target, "eval_every": args.eval_every,
-              "runs": runs, "machine": machine()}
+    result = {
+        "benchmark": "mnist_time_to_quality",
+        "target": args.target,
+        "eval_every": args.eval_every,
+        "runs": runs,
+        "machine": machine(),
+    }
     emit(result, " | ".join(line(run) for run in runs), args.output)
 
 

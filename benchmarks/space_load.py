@@ -66,10 +66,19 @@ def run_clients(url: str, clients: int, requests: int, images: list[Path]) -> di
         t.join(600)
     wall = time.perf_counter() - start
     ordered = sorted(latencies)
-    pick = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else None
-    return {"clients": clients, "requests": len(latencies), "errors": len(errors), "first_error": errors[0][:300] if errors else None,
-            "p50_ms": pick(0.5),
-            "p95_ms": pick(0.95), "requests_per_s": round(len(latencies) / wall, 2)}
+
+    def pick(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else None
+
+    return {
+        "clients": clients,
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0][:300] if errors else None,
+        "p50_ms": pick(0.5),
+        "p95_ms": pick(0.95),
+        "requests_per_s": round(len(latencies) / wall, 2),
+    }
 
 
 def main():
@@ -87,8 +96,14 @@ def main():
         finally:
             stop_app(proc)
     result = {"benchmark": "space_load", "rows": rows, "machine": machine()}
-    emit(result, "; ".join(f"{r['clients']} client(s): p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['requests_per_s']} req/s"
-                           for r in rows), args.output)
+    emit(
+        result,
+        "; ".join(
+            f"{r['clients']} client(s): p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, {r['requests_per_s']} req/s"
+            for r in rows
+        ),
+        args.output,
+    )
 
 
 if __name__ == "__main__":

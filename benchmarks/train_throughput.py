@@ -15,10 +15,10 @@ import argparse
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import Runner, emit, machine, median, timed
-
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
 from cyclegan_hub.objective import Networks, Weights, cyclegan_step
+
+from common import Runner, emit, machine, median, timed
 
 
 def build(device, channels_last: bool, compile_: bool, fused: bool):
@@ -55,8 +55,14 @@ def measure(args, device, precision, channels_last, compile_, fused) -> dict:
         torch.cuda.reset_peak_memory_stats()
     times = timed(one, args.steps, args.warmup, device)
     ms = median(times) * 1000
-    result = {"precision": precision, "channels_last": channels_last, "compile": compile_, "fused_adam": fused,
-              "ms_per_iter": round(ms, 2), "images_per_s": round(args.batch / (ms / 1000), 2)}
+    result = {
+        "precision": precision,
+        "channels_last": channels_last,
+        "compile": compile_,
+        "fused_adam": fused,
+        "ms_per_iter": round(ms, 2),
+        "images_per_s": round(args.batch / (ms / 1000), 2),
+    }
     if device.type == "cuda":
         result["peak_memory_gb"] = round(torch.cuda.max_memory_allocated() / 1e9, 3)
     return result
@@ -90,13 +96,26 @@ def main():
     fast = measure(args, device, args.precision, args.channels_last, args.compile, args.fused_adam)
     for r in (baseline, fast):
         r["achieved_tflops"] = round(flops / (r["ms_per_iter"] / 1000) / 1e12, 3)
-    result = {"benchmark": "train_throughput", "size": args.size, "batch": args.batch, "steps": args.steps,
-              "device": args.device, "flops_per_iter": flops, "tflop_per_image": round(flops / args.batch / 1e12, 3),
-              "baseline": baseline, "fast": fast, "speedup": round(baseline["ms_per_iter"] / fast["ms_per_iter"], 3),
-              "machine": machine()}
-    emit(result, f"train {args.size}px batch {args.batch} on {args.device}: fast {fast['images_per_s']} img/s vs "
-                 f"baseline {baseline['images_per_s']} img/s = {result['speedup']}x; "
-                 f"{result['tflop_per_image']} TFLOP/image, fast {fast['achieved_tflops']} TFLOP/s", args.output)
+    result = {
+        "benchmark": "train_throughput",
+        "size": args.size,
+        "batch": args.batch,
+        "steps": args.steps,
+        "device": args.device,
+        "flops_per_iter": flops,
+        "tflop_per_image": round(flops / args.batch / 1e12, 3),
+        "baseline": baseline,
+        "fast": fast,
+        "speedup": round(baseline["ms_per_iter"] / fast["ms_per_iter"], 3),
+        "machine": machine(),
+    }
+    emit(
+        result,
+        f"train {args.size}px batch {args.batch} on {args.device}: fast {fast['images_per_s']} img/s vs "
+        f"baseline {baseline['images_per_s']} img/s = {result['speedup']}x; "
+        f"{result['tflop_per_image']} TFLOP/image, fast {fast['achieved_tflops']} TFLOP/s",
+        args.output,
+    )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,9 @@ def own_file(image: Image.Image) -> Image.Image:
     return image
 
 
-def build_demo(pairs: list[PairTranslator] | list[str], *, examples: Path | None = None,
-               limits: ServingLimits = ServingLimits()) -> gr.Blocks:  # fmt: skip
+def build_demo(
+    pairs: list[PairTranslator] | list[str], *, examples: Path | None = None, limits: ServingLimits = ServingLimits()
+) -> gr.Blocks:
     """The app for ``pairs`` (translators, or pair names for ``load_pairs``); the first is the default."""
     if pairs and isinstance(pairs[0], str):
         pairs = load_pairs(pairs, limits=limits)
@@ -129,7 +130,9 @@ def build_demo(pairs: list[PairTranslator] | list[str], *, examples: Path | None
         """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
         pair = by_direction.get(direction)
         if pair is None:
-            raise gr.Error(f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}", print_exception=False)
+            raise gr.Error(
+                f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}", print_exception=False
+            )
         try:
             if not pair.digits:
                 progress(0.1, desc=f"translating on the CPU at up to {pair.limits.photo_side} px a side")
@@ -159,40 +162,77 @@ def build_demo(pairs: list[PairTranslator] | list[str], *, examples: Path | None
         gr.Markdown(ABOUT)
         with gr.Row():
             with gr.Column():
-                picker = gr.Dropdown([pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1)
+                picker = gr.Dropdown(
+                    [pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1
+                )
                 with gr.Tab("Image"):
-                    source = UploadedImage(label="Input", type="filepath", sources=["upload", "clipboard", "webcam"],
-                                           image_mode=None, format="png", height=280, elem_classes=classes)  # fmt: skip
+                    source = UploadedImage(
+                        label="Input",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        image_mode=None,
+                        format="png",
+                        height=280,
+                        elem_classes=classes,
+                    )
                     source.limits = limits
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Pick the brush, draw, then press Translate", type="filepath",
-                                          image_mode="RGB", canvas_size=(280, 280),
-                                          brush=gr.Brush(default_size=18, colors=["#000000"]))  # fmt: skip
-                direction = DirectionRadio(list(first.directions), value=next(iter(first.directions)), label="Direction")
+                    sketch = gr.Sketchpad(
+                        label="Pick the brush, draw, then press Translate",
+                        type="filepath",
+                        image_mode="RGB",
+                        canvas_size=(280, 280),
+                        brush=gr.Brush(default_size=18, colors=["#000000"]),
+                    )
+                direction = DirectionRadio(
+                    list(first.directions), value=next(iter(first.directions)), label="Direction"
+                )
                 button = gr.Button("Translate", variant="primary")
-                gr.Markdown(f"Photos are translated at up to {limits.photo_side} pixels on the longer side (on a CPU: "
-                            f"a few seconds); uploads up to {limits.max_bytes // 2**20} MB and "
-                            f"{limits.max_pixels / 1e6:.0f} megapixels.")  # fmt: skip
+                gr.Markdown(
+                    f"Photos are translated at up to {limits.photo_side} pixels on the longer side (on a CPU: "
+                    f"a few seconds); uploads up to {limits.max_bytes // 2**20} MB and "
+                    f"{limits.max_pixels / 1e6:.0f} megapixels."
+                )
             with gr.Column():
-                translated = gr.Image(label="Translated", format="png", type="pil", interactive=False, height=280,
-                                      elem_classes=classes)  # fmt: skip
-                reconstructed = gr.Image(label="Round trip (reconstruction)", format="png", type="pil",
-                                         interactive=False, height=280, elem_classes=classes)  # fmt: skip
+                translated = gr.Image(
+                    label="Translated", format="png", type="pil", interactive=False, height=280, elem_classes=classes
+                )
+                reconstructed = gr.Image(
+                    label="Round trip (reconstruction)",
+                    format="png",
+                    type="pil",
+                    interactive=False,
+                    height=280,
+                    elem_classes=classes,
+                )
                 cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
                 ran_at = gr.Markdown("")
         info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
-        picker.change(pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden")
+        picker.change(
+            pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden"
+        )
         sketch.change(use_drawing, sketch, source, api_name=False, show_progress="hidden")
-        button.click(translate, [source, direction], [translated, reconstructed, cycle_error, info], api_name="translate",
-                     concurrency_limit=16).then(lambda note: note, info, ran_at, api_name=False, show_progress="hidden")  # fmt: skip
+        button.click(
+            translate,
+            [source, direction],
+            [translated, reconstructed, cycle_error, info],
+            api_name="translate",
+            concurrency_limit=16,
+        ).then(lambda note: note, info, ran_at, api_name=False, show_progress="hidden")
         files = sorted(examples.glob("*.png")) if examples is not None and examples.is_dir() else []
         if files:
             # examples/<domain>-<name>.png is translated from <domain>, by the first pair that starts there
             start = {label.split(" -> ")[0]: label for label in reversed(list(by_direction))}
             rows = [[str(p), start[p.stem.split("-")[0]]] for p in files if p.stem.split("-")[0] in start]
             if rows:
-                gr.Examples(rows, [source, direction], [translated, reconstructed, cycle_error, info], fn=translate,
-                            cache_examples=True, cache_mode="lazy")  # fmt: skip
+                gr.Examples(
+                    rows,
+                    [source, direction],
+                    [translated, reconstructed, cycle_error, info],
+                    fn=translate,
+                    cache_examples=True,
+                    cache_mode="lazy",
+                )
     # A bounded queue: at most 64 waiting requests; each pair's translator batches the ones that run together.
     demo.queue(max_size=64, default_concurrency_limit=16)
     demo.limits = limits

@@ -76,7 +76,9 @@ def metrics_table(metrics: dict[str, float], source: str, target: str) -> str | 
         if f"{key}_AtoB" in metrics:
             forward, backward = metrics[f"{key}_AtoB"], metrics.get(f"{key}_BtoA")
             fmt = "{:.1%}" if "accuracy" in key else "{:.4f}"
-            rows.append(f"| {label} | {fmt.format(forward)} | {fmt.format(backward) if backward is not None else '-'} |")
+            rows.append(
+                f"| {label} | {fmt.format(forward)} | {fmt.format(backward) if backward is not None else '-'} |"
+            )
     return "\n".join(rows) if len(rows) > 2 else None
 
 
@@ -85,17 +87,45 @@ def eval_results(metrics: dict, source: str, target: str, dataset: str):
     from huggingface_hub import EvalResult
 
     return [
-        EvalResult(task_type="image-to-image", task_name="unpaired image-to-image translation", dataset_type=dataset,
-                   dataset_name=f"{source} -> {target} held-out images", metric_type=key, metric_name=name,
-                   metric_value=round(float(metrics[f"{key}_AtoB"]), 4))
+        EvalResult(
+            task_type="image-to-image",
+            task_name="unpaired image-to-image translation",
+            dataset_type=dataset,
+            dataset_name=f"{source} -> {target} held-out images",
+            metric_type=key,
+            metric_name=name,
+            metric_value=round(float(metrics[f"{key}_AtoB"]), 4),
+        )
         for key, _, name in _METRICS
         if f"{key}_AtoB" in metrics
-    ]  # fmt: skip
+    ]
 
 
-def write_generator(generator: CycleGenerator, folder: str | Path, inputs: CardInputs, direction: str = "AtoB", *,
-                    repo_id: str | None = None, twin_repo_id: str | None = None, sample: Path | None = None,
-                    name: str | None = None) -> None:
+def write_run(run_dir: str | Path, pair: dict, inputs: CardInputs, step: int) -> None:
+    """A run's result: card.json, metrics.json and both generator folders, each written whole (never half)."""
+    from .files import replace_folder
+
+    run_dir = Path(run_dir)
+    inputs.save(run_dir)
+    atomic_write_json(run_dir / "metrics.json", {"step": step} | inputs.metrics)
+    for name, direction in (("G", "AtoB"), ("F", "BtoA")):
+        replace_folder(
+            run_dir / f"generator_{direction}",
+            lambda tmp, g=pair[name], d=direction: write_generator(g, tmp, inputs, d),
+        )
+
+
+def write_generator(
+    generator: CycleGenerator,
+    folder: str | Path,
+    inputs: CardInputs,
+    direction: str = "AtoB",
+    *,
+    repo_id: str | None = None,
+    twin_repo_id: str | None = None,
+    sample: Path | None = None,
+    name: str | None = None,
+) -> None:
     """Write a complete generator folder: model.safetensors, config.json and the card (metadata included), and
     ``sample.png`` when a sample image is given. ``direction`` says which of the pair's metrics are its own."""
     from huggingface_hub import ModelCard
@@ -108,11 +138,17 @@ def write_generator(generator: CycleGenerator, folder: str | Path, inputs: CardI
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(sample, folder / "sample.png")
         sample_name = "sample.png"
-    generator.save_pretrained(folder, model_card_kwargs={
-        "repo_id": repo_id, "twin_repo_id": twin_repo_id, "sample_image": sample_name, "training": inputs.training,
-        "origin": inputs.origin if direction == "AtoB" else inputs.reverse_origin or inputs.origin,
-        "metrics_table": metrics_table(own, source, target),
-    })  # fmt: skip
+    generator.save_pretrained(
+        folder,
+        model_card_kwargs={
+            "repo_id": repo_id,
+            "twin_repo_id": twin_repo_id,
+            "sample_image": sample_name,
+            "training": inputs.training,
+            "origin": inputs.origin if direction == "AtoB" else inputs.reverse_origin or inputs.origin,
+            "metrics_table": metrics_table(own, source, target),
+        },
+    )
     card = ModelCard.load(folder / "README.md")
     card.data.datasets = inputs.datasets or None
     card.data.base_model = inputs.base_model

@@ -90,8 +90,13 @@ def set_rng_state(state: dict[str, torch.Tensor]) -> None:
 def _rng_header() -> dict[str, tuple[str, tuple[int, ...]]]:
     """What ``rng_state`` writes, as a safetensors header (the CUDA state is checked separately: optional)."""
     torch_rng = tuple(torch.get_rng_state().shape)
-    return {"torch_rng": ("U8", torch_rng), "python_rng": ("I64", (625,)), "python_rng_gauss": ("F64", (2,)),
-            "numpy_rng": ("I64", (624,)), "numpy_rng_extra": ("F64", (3,))}  # fmt: skip
+    return {
+        "torch_rng": ("U8", torch_rng),
+        "python_rng": ("I64", (625,)),
+        "python_rng_gauss": ("F64", (2,)),
+        "numpy_rng": ("I64", (624,)),
+        "numpy_rng_extra": ("F64", (3,)),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -132,6 +137,14 @@ class TrainingState:
     scaler: object | None = None
     step: int = 0
 
+    def exported(self) -> dict[str, nn.Module]:
+        """Copies of G and F as they would be saved now (the EMA weights when EMA is on), in eval mode."""
+        import copy
+
+        return {
+            name: copy.deepcopy(self.ema[name].module if self.ema else self.nets[name]).eval() for name in ("G", "F")
+        }
+
     # ---- saving ----
 
     def process_state(self) -> dict[str, torch.Tensor]:
@@ -148,7 +161,10 @@ class TrainingState:
 
     def optimizer_tensors(self) -> dict[str, torch.Tensor]:
         return {
-            f"{name}.{pid}.{key}": (value if torch.is_tensor(value) else torch.tensor(value)).detach().cpu().contiguous()
+            f"{name}.{pid}.{key}": (value if torch.is_tensor(value) else torch.tensor(value))
+            .detach()
+            .cpu()
+            .contiguous()
             for name, opt in self.optimizers.items()
             for pid, slots in opt.state_dict()["state"].items()
             for key, value in slots.items()
@@ -225,8 +241,9 @@ class TrainingState:
         if problem:
             raise CheckpointError(f"{where}/{STATE_JSON}: {problem}")
         if process_index >= meta["num_processes"]:
-            raise CheckpointError(f"{where} was written by {meta['num_processes']} process(es); "
-                                  f"no state for process {process_index}")  # fmt: skip
+            raise CheckpointError(
+                f"{where} was written by {meta['num_processes']} process(es); no state for process {process_index}"
+            )
         expected = {
             "models.safetensors": self.model_tensors(),
             "optimizers.safetensors": _adam_tensors(self.optimizers),
@@ -237,7 +254,9 @@ class TrainingState:
                 header = read_safetensors_header(source.path(name))
             except (OSError, ValueError) as err:
                 raise CheckpointError(f"{where}/{name}: {err}") from None
-            problems = check_weights_header(tensors, header) if tensors is not None else _check_process_header(header, self)
+            problems = (
+                check_weights_header(tensors, header) if tensors is not None else _check_process_header(header, self)
+            )
             if problems:
                 raise CheckpointError(f"{where}/{name} does not fit this run: {problems[0]}")
         return meta
@@ -288,9 +307,13 @@ def _check_process_header(header: dict, state: TrainingState) -> list[str]:
         if header.get(f"pool_{key}.size") != ("I64", ()):
             problems.append(f"pool_{key}.size is {header.get(f'pool_{key}.size')}")
         images = header.get(f"pool_{key}.images")
-        if images is not None and (images[0] not in ("F32", "F16", "BF16") or len(images[1]) != 4 or images[1][0] > pool.size):
+        if images is not None and (
+            images[0] not in ("F32", "F16", "BF16") or len(images[1]) != 4 or images[1][0] > pool.size
+        ):
             problems.append(f"pool_{key}.images is {images}, more than the pool holds or not images")
-    known = set(_rng_header()) | {"cuda_rng"} | {f"pool_{k}.{s}" for k in state.pools for s in ("rng", "size", "images")}
+    known = (
+        set(_rng_header()) | {"cuda_rng"} | {f"pool_{k}.{s}" for k in state.pools for s in ("rng", "size", "images")}
+    )
     unknown = sorted(set(header) - known)
     if unknown:
         problems.append(f"unexpected tensor(s) {', '.join(unknown[:3])}")
@@ -298,7 +321,12 @@ def _check_process_header(header: dict, state: TrainingState) -> list[str]:
 
 
 def _number(value, low=-math.inf, high=math.inf) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )
 
 
 def _whole(value, low=0, high=2**62) -> bool:
@@ -333,7 +361,9 @@ def _check_meta(meta: dict, state: TrainingState) -> str | None:
                 if key in saved and not _number(saved[key], low, 1e3):
                     return f"optimizers.{name}.{key} must be a number from {low} to 1000, got {saved[key]!r}"
             # Only the numbers a run changes are taken from the file; switches (fused, maximize, ...) stay ours.
-            trusted.append({**current, **{k: saved[k] for k in ("lr", "initial_lr", "betas", "eps", "weight_decay") if k in saved}})
+            trusted.append(
+                {**current, **{k: saved[k] for k in ("lr", "initial_lr", "betas", "eps", "weight_decay") if k in saved}}
+            )
         optimizers[name] = trusted
     schedulers = meta.get("schedulers")
     if not isinstance(schedulers, dict) or set(schedulers) != set(state.schedulers):
@@ -346,7 +376,11 @@ def _check_meta(meta: dict, state: TrainingState) -> str | None:
             return f"schedulers.{name}.last_epoch ({saved.get('last_epoch')!r}) is not the step ({meta['step']})"
         for key in ("base_lrs", "_last_lr"):
             values = saved.get(key)
-            if not isinstance(values, list) or len(values) != len(current.get(key, [])) or not all(_number(v, 0, 1e3) for v in values):
+            if (
+                not isinstance(values, list)
+                or len(values) != len(current.get(key, []))
+                or not all(_number(v, 0, 1e3) for v in values)
+            ):
                 return f"schedulers.{name}.{key} must be {len(current.get(key, []))} learning rate(s)"
         if not _whole(saved.get("_step_count"), 0):
             return f"schedulers.{name}._step_count must be a whole number"
@@ -421,8 +455,10 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
             raise CheckpointError(f"{pointer} names {name!r}, not a step folder of this run")
         if _is_checkpoint(root / name):
             return root / name
-    complete = sorted((p for p in root.iterdir() if STEP_FOLDER.match(p.name) and _is_checkpoint(p)),
-                      key=lambda p: int(STEP_FOLDER.match(p.name)[1]))  # fmt: skip
+    complete = sorted(
+        (p for p in root.iterdir() if STEP_FOLDER.match(p.name) and _is_checkpoint(p)),
+        key=lambda p: int(STEP_FOLDER.match(p.name)[1]),
+    )
     return complete[-1] if complete else None
 
 
@@ -456,7 +492,9 @@ def hub_checkpoint(repo_id: str, subfolder: str = "training_state") -> Checkpoin
         except EntryNotFoundError:
             raise CheckpointError(f"{repo_id} has no training state (push it with --include-training-state)") from None
         except (HfHubHTTPError, LocalEntryNotFoundError) as err:
-            raise CheckpointError(f"cannot download the training state of {repo_id} ({str(err).splitlines()[0]})") from None
+            raise CheckpointError(
+                f"cannot download the training state of {repo_id} ({str(err).splitlines()[0]})"
+            ) from None
 
     state_json = get(STATE_JSON)
     meta = parse_json(read_file(state_json, 4 * 2**20, what=f"{repo_id}/{STATE_JSON}"), f"{repo_id}/{STATE_JSON}")

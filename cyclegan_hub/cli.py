@@ -6,7 +6,6 @@ User errors print one line, ``cyclegan-hub: error: ...``, and exit with status 1
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -54,7 +53,9 @@ def _translate(args: argparse.Namespace) -> int:
         if output.exists() and not output.is_dir():
             raise UserError(f"{output} is a file; the output of a folder must be a folder")
         if output.exists() and output.resolve() == source.resolve():
-            raise UserError(f"{output} is the input folder: choose another output folder (inputs are never overwritten)")
+            raise UserError(
+                f"{output} is the input folder: choose another output folder (inputs are never overwritten)"
+            )
         targets = output_names(files, output)
     else:
         files = [source]
@@ -89,8 +90,7 @@ def _translate(args: argparse.Namespace) -> int:
                     outputs.append(None)
         for out, (_, path, target) in zip(outputs, readable):
             if out is not None:
-                fmt = _format(target)
-                atomic_write(target, lambda f, image=out: image.save(f, format=fmt))
+                atomic_write(target, lambda f, image=out, fmt=_format(target): image.save(f, format=fmt))
                 print(target if len(files) == 1 or target.stem == path.stem else f"{path} -> {target}")
     if failed:
         raise UserError(f"{failed} of {len(files)} file(s) could not be translated")
@@ -144,9 +144,14 @@ def _eval(args: argparse.Namespace) -> int:
     g = load_generator(args.model, device=args.device)
     f = load_generator(args.reverse_model, device=args.device) if args.reverse_model else None
     metrics = {"model": args.model} | evaluate_model(
-        g, parse_domain(args.data), f=f, target_data=parse_domain(args.target_data) if args.target_data else None,
-        metrics=wanted, max_images=args.max_images, inception_weights=args.inception_weights,
-    )  # fmt: skip
+        g,
+        parse_domain(args.data),
+        f=f,
+        target_data=parse_domain(args.target_data) if args.target_data else None,
+        metrics=wanted,
+        max_images=args.max_images,
+        inception_weights=args.inception_weights,
+    )
     width = max(len(k) for k in metrics)
     for key, value in metrics.items():
         print(f"{key:<{width}}  {value:.4f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
@@ -178,9 +183,15 @@ def _convert(args: argparse.Namespace) -> int:
     if (output.exists() or output.is_symlink()) and not args.overwrite:
         raise UserError(f"{output} exists: choose a new folder, or --overwrite to replace it")
     report = convert_checkpoint(
-        args.checkpoint, output, reverse=args.reverse, source_domain=args.source_domain,
-        target_domain=args.target_domain, image_size=args.image_size, sample=args.sample, name=args.name,
-    )  # fmt: skip
+        args.checkpoint,
+        output,
+        reverse=args.reverse,
+        source_domain=args.source_domain,
+        target_domain=args.target_domain,
+        image_size=args.image_size,
+        sample=args.sample,
+        name=args.name,
+    )
     for line in report:
         print(line)
     return 0
@@ -193,9 +204,14 @@ def _push(args: argparse.Namespace) -> int:
     from .hub import push_pair
 
     report = push_pair(
-        args.run_dir, args.repo_id, reverse_repo_id=args.reverse_repo_id, private=args.private,
-        revision=args.revision, commit_message=args.commit_message, include_training_state=args.include_training_state,
-    )  # fmt: skip
+        args.run_dir,
+        args.repo_id,
+        reverse_repo_id=args.reverse_repo_id,
+        private=args.private,
+        revision=args.revision,
+        commit_message=args.commit_message,
+        include_training_state=args.include_training_state,
+    )
     for reason in report.skipped:
         say(f"skipped {reason}")
     for repo, url in report.commits.items():
@@ -209,7 +225,9 @@ def _deploy_space(args: argparse.Namespace) -> int:
     models = list(args.model)
     if args.reverse_model:
         if len(models) != 1:
-            raise UserError("--reverse-model names the reverse of a single --model; for several pairs write FORWARD,REVERSE")
+            raise UserError(
+                "--reverse-model names the reverse of a single --model; for several pairs write FORWARD,REVERSE"
+            )
         models = [f"{models[0]},{args.reverse_model}"]
     url = deploy_space(args.space_id, models, private=args.private, hardware=args.hardware)
     print(f"deployed {args.space_id}: {url}")
@@ -253,10 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"cyclegan-hub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("translate", help="translate an image or a folder of images",
-                       description="Translate an image file, or every image in a folder, with a CycleGenerator. "
-                       "Outputs are PNG; inputs that share a name (x.png, x.jpg) become x_png.png, x_jpg.png.")  # fmt: skip
-    p.add_argument("--model", required=True, help="Hub repo id (user/mnist-6to9), a save_pretrained folder, or a .onnx file")
+    p = sub.add_parser(
+        "translate",
+        help="translate an image or a folder of images",
+        description="Translate an image file, or every image in a folder, with a CycleGenerator. "
+        "Outputs are PNG; inputs that share a name (x.png, x.jpg) become x_png.png, x_jpg.png.",
+    )
+    p.add_argument(
+        "--model", required=True, help="Hub repo id (user/mnist-6to9), a save_pretrained folder, or a .onnx file"
+    )
     p.add_argument("input", help="an image file or a folder of images")
     p.add_argument("--output", "-o", required=True, help="output image file, or folder (written as PNG)")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
@@ -267,12 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_translate)
 
     p = sub.add_parser(
-        "eval", help="evaluate a generator (accuracy for digits, cycle error, FID, KID)",
+        "eval",
+        help="evaluate a generator (accuracy for digits, cycle error, FID, KID)",
         description="Translate held-out images of the source domain and measure the result. Domains are a dataset "
-        "path / Hub id, or a TOML inline table such as '{path=\"training/data/mnist-6-9\", split=\"test\", "
-        "filter=\"label == 6\"}'. Metrics: accuracy (digit models: the shipped MNIST classifier), cycle (needs "
+        'path / Hub id, or a TOML inline table such as \'{path="training/data/mnist-6-9", split="test", '
+        'filter="label == 6"}\'. Metrics: accuracy (digit models: the shipped MNIST classifier), cycle (needs '
         "--reverse-model), fid and kid (need --target-data and the Inception-v3 weights).",
-    )  # fmt: skip
+    )
     p.add_argument("--model", required=True, help="the generator: Hub repo id or folder")
     p.add_argument("--data", required=True, help="source-domain images")
     p.add_argument("--reverse-model", help="the reverse generator, for the cycle metrics")
@@ -285,11 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_eval)
 
     p = sub.add_parser(
-        "export", help="export a generator to ONNX (checked with onnxruntime)",
+        "export",
+        help="export a generator to ONNX (checked with onnxruntime)",
         description="Export a generator to one ONNX file with dynamic batch, height and width (opset 18), then check "
         "it against PyTorch with onnxruntime on random inputs of two sizes (max abs difference <= 1e-4). "
         "`cyclegan-hub translate --model out.onnx` runs the file.",
-    )  # fmt: skip
+    )
     p.add_argument("--model", required=True, help="Hub repo id or folder")
     p.add_argument("--onnx", required=True, help="output .onnx file")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
@@ -297,14 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser(
-        "convert", help="convert an official pytorch-CycleGAN-and-pix2pix generator",
+        "convert",
+        help="convert an official pytorch-CycleGAN-and-pix2pix generator",
         description="Convert a generator checkpoint of the official implementation (a model-zoo file such as "
         "horse2zebra.pth, or a training checkpoint such as latest_net_G_A.pth) into a save_pretrained folder. The "
         "architecture is read off the tensors (ResNet of any depth, U-Net, channels); the file is read with "
         "torch.load(weights_only=True): nothing in it is run. With --reverse, both directions go into a run folder "
         "(generator_AtoB/, generator_BtoA/) that `cyclegan-hub push` sends as twin repos. The card records the "
         "file's SHA-256 and the measured difference from the original network.",
-    )  # fmt: skip
+    )
     p.add_argument("checkpoint", help="the official generator checkpoint (.pth)")
     p.add_argument("--reverse", help="the checkpoint of the other direction (zebra2horse.pth, latest_net_G_B.pth)")
     p.add_argument("--source-domain", help="name of the input domain (default: read off the file name, e.g. horse)")
@@ -317,45 +343,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_convert)
 
     p = sub.add_parser(
-        "push", help="push a trained or converted pair to the Hub",
+        "push",
+        help="push a trained or converted pair to the Hub",
         description="Push both generators of a run folder to the Hub: the forward one to --repo-id, the reverse "
         "one to its twin (the name's AtoB part swapped: mnist-6to9 -> mnist-9to6, else <name>-reverse). "
         "Each repo gets model.safetensors, config.json, a model card and a sample image, in one commit. Only regular "
         "files inside the run folder are read (links are refused or skipped, and said). The token comes from "
         "HF_TOKEN or the stored login.",
-    )  # fmt: skip
+    )
     p.add_argument("run_dir", help="a run folder (with generator_AtoB/ and generator_BtoA/)")
     p.add_argument("--repo-id", required=True, help="repo of the A -> B generator, e.g. user/mnist-6to9")
     p.add_argument("--reverse-repo-id", help="repo of the B -> A generator (default: the twin name)")
     p.add_argument("--private", action="store_true", help="create the repos as private")
     p.add_argument("--revision", help="branch to push to (created if missing; default main)")
     p.add_argument("--commit-message", help="commit message of both commits")
-    p.add_argument("--include-training-state", action="store_true",
-                   help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub")  # fmt: skip
+    p.add_argument(
+        "--include-training-state",
+        action="store_true",
+        help="also push discriminators, optimizers and step (safetensors + JSON) to resume from the Hub",
+    )
     p.set_defaults(func=_push)
 
     p = sub.add_parser(
-        "deploy-space", help="create or update a Hugging Face Space serving pairs from the Hub",
+        "deploy-space",
+        help="create or update a Hugging Face Space serving pairs from the Hub",
         description="Create or update a Gradio Space in one commit: the app, a README whose front matter is the "
         "Space config (models, pinned gradio), a requirements.txt, and this package as a wheel of exactly its own "
         "files. Every model is checked before anything is uploaded.",
-    )  # fmt: skip
+    )
     p.add_argument("--space-id", required=True, help="e.g. user/cyclegan-demo")
-    p.add_argument("--model", required=True, action="append", metavar="FORWARD[,REVERSE]",
-                   help="a pair on the Hub (repeat for several); the reverse defaults to the twin name")  # fmt: skip
+    p.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        metavar="FORWARD[,REVERSE]",
+        help="a pair on the Hub (repeat for several); the reverse defaults to the twin name",
+    )
     p.add_argument("--reverse-model", help="the reverse of a single --model (default: the twin name)")
     p.add_argument("--private", action="store_true")
     p.add_argument("--hardware", default="cpu-basic", help="suggested_hardware of the Space (default cpu-basic)")
     p.set_defaults(func=_deploy_space)
 
     p = sub.add_parser(
-        "serve", help="run the Gradio app (the Space) locally",
+        "serve",
+        help="run the Gradio app (the Space) locally",
         description="Run the Space's Gradio app: any number of pairs behind a picker (the first is the default), "
         "both directions, the round trip, an API at /translate.",
-    )  # fmt: skip
-    p.add_argument("--pair", action="append", metavar="SPEC",
-                   help="a pair: a Hub repo id or folder of one direction (the reverse by its twin name), a run folder, "
-                   "or FORWARD,REVERSE; repeat for several (default: the bundled MNIST 6 <-> 9 pair)")  # fmt: skip
+    )
+    p.add_argument(
+        "--pair",
+        action="append",
+        metavar="SPEC",
+        help="a pair: a Hub repo id or folder of one direction (the reverse by its twin name), a run folder, "
+        "or FORWARD,REVERSE; repeat for several (default: the bundled MNIST 6 <-> 9 pair)",
+    )
     p.add_argument("--model", action="append", metavar="ID_OR_DIR", help="forward then reverse generator (twice)")
     p.add_argument("--host", help="address to listen on (GRADIO_SERVER_NAME; default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (GRADIO_SERVER_PORT; default 7860)")

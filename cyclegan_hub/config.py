@@ -26,6 +26,7 @@ import torch
 
 from .data import DomainSpec
 from .discriminator import PatchDiscriminator
+from .generator import CycleGenerator
 from .layers import NORMS, UPSAMPLINGS
 from .losses import GAN_MODES
 
@@ -44,15 +45,22 @@ def key(default=MISSING, doc: str = "", *, low=None, high=None, choices=None, pa
 class DomainConfig:
     """``[domain_a]`` / ``[domain_b]``: where one domain's images come from (the layouts: `data.DomainSpec`)."""
 
-    path: str | None = key(None, "Hub dataset id, local dataset folder (relative to the config file) or a builder "
-                                 "such as `imagefolder`", path=True)  # fmt: skip
+    path: str | None = key(
+        None,
+        "Hub dataset id, local dataset folder (relative to the config file) or a builder such as `imagefolder`",
+        path=True,
+    )
     label: str = key("A", "the domain's name, used for the models' `source_domain` / `target_domain` and cards")
     name: str | None = key(None, "dataset config name, if the dataset has several")
     split: str = key("train", "split to train on (`train`, `trainA`, ...)")
     image_column: str = key("image", "column holding the images")
-    filter: str | None = key(None, "keep rows where `column OP value`, e.g. `label == 6`, `Male == 1`, `label in [6, 9]`")
+    filter: str | None = key(
+        None, "keep rows where `column OP value`, e.g. `label == 6`, `Male == 1`, `label in [6, 9]`"
+    )
     streaming: bool = key(False, "read the split as a stream (decoded into memory once)")
-    data_dir: str | None = key(None, "folder given to the builder (`imagefolder`), relative to the config file", path=True)
+    data_dir: str | None = key(
+        None, "folder given to the builder (`imagefolder`), relative to the config file", path=True
+    )
     data_files: str | list[str] | None = key(None, "files given to the builder")
     eval_split: str | None = key(None, "held-out split for samples and the evaluation (none: no held-out figures)")
 
@@ -68,12 +76,17 @@ class DataConfig:
     """``[data]``: how images are prepared."""
 
     image_size: int = key(256, "side of the square training crops (and the models' `image_size`)", low=4, high=4096)
-    load_size: int = key(286, "images are resized to this square side, then randomly cropped to `image_size`", low=4, high=8192)
+    load_size: int = key(
+        286, "images are resized to this square side, then randomly cropped to `image_size`", low=4, high=8192
+    )
     channels: int = key(3, "1 (gray) or 3 (RGB)", choices=(1, 3))
     flip: bool = key(True, "random horizontal flips (off for digits: a mirrored 6 is not a 6)")
     eval_images: int = key(500, "held-out images per domain for the evaluation", low=1, high=100_000)
-    stroke_augment: bool = key(False, "vary stroke width (dilation / erosion) and add small affine jitter, each domain "
-                                      "independently (for drawn digits)")  # fmt: skip
+    stroke_augment: bool = key(
+        False,
+        "vary stroke width (dilation / erosion) and add small affine jitter, each domain "
+        "independently (for drawn digits)",
+    )
 
 
 @dataclass
@@ -83,9 +96,13 @@ class ModelConfig:
     architecture: str = key("resnet", "generator architecture", choices=("resnet", "unet"))
     base_channels: int = key(64, "generator filters in the first layer (doubled per downsampling)", low=1, high=256)
     n_blocks: int = key(9, "residual blocks (ResNet: 9 for 256x256, 6 for 128x128)", low=0, high=32)
-    n_downsampling: int = key(2, "stride-2 downsamplings (ResNet 2; U-Net: 7 for 128x128, 8 for 256x256)", low=0, high=9)
+    n_downsampling: int = key(
+        2, "stride-2 downsamplings (ResNet 2; U-Net: 7 for 128x128, 8 for 256x256)", low=0, high=9
+    )
     norm: str = key("instance", "normalisation of the generators", choices=NORMS)
-    upsampling: str = key("transpose", "transposed convolutions (the paper) or resize + convolution", choices=UPSAMPLINGS)
+    upsampling: str = key(
+        "transpose", "transposed convolutions (the paper) or resize + convolution", choices=UPSAMPLINGS
+    )
     dropout: float = key(0.0, "dropout in the generators' residual blocks (0: off)", low=0.0, high=0.99)
     d_base_channels: int = key(64, "discriminator filters in the first layer", low=1, high=256)
     d_layers: int = key(3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", low=1, high=8)
@@ -118,11 +135,14 @@ class TrainConfig:
     ema_decay: float = key(0.999, "EMA decay (warmed up from 0.1)", low=0.0, high=0.999999)
     mixed_precision: str = key("no", "autocast precision", choices=("no", "fp16", "bf16"))
     channels_last: bool = key(False, "NHWC memory format (faster on tensor cores; slower on this project's CPUs)")
-    compile: bool | str = key(False, "torch.compile: false, true or a mode (`reduce-overhead` captures CUDA graphs)",
-                              choices=COMPILE_MODES)  # fmt: skip
+    compile: bool | str = key(
+        False, "torch.compile: false, true or a mode (`reduce-overhead` captures CUDA graphs)", choices=COMPILE_MODES
+    )
     log_every: int = key(25, "steps between logged losses", low=1, high=10**9)
     sample_every: int = key(500, "steps between sample grids in `samples/`", low=1, high=10**9)
-    eval_every: int = key(0, "steps between held-out evaluations in `eval_log.jsonl` (0: only at the end)", low=0, high=10**9)
+    eval_every: int = key(
+        0, "steps between held-out evaluations in `eval_log.jsonl` (0: only at the end)", low=0, high=10**9
+    )
     checkpoint_every: int = key(500, "steps between checkpoints", low=1, high=10**9)
     checkpoints_total_limit: int = key(3, "checkpoints kept (0: all)", low=0, high=10**6)
 
@@ -138,9 +158,13 @@ class HubConfig:
 
 
 SECTIONS: dict[str, type] = {
-    "domain_a": DomainConfig, "domain_b": DomainConfig, "data": DataConfig, "model": ModelConfig,
-    "train": TrainConfig, "hub": HubConfig,
-}  # fmt: skip
+    "domain_a": DomainConfig,
+    "domain_b": DomainConfig,
+    "data": DataConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "hub": HubConfig,
+}
 
 
 @dataclass
@@ -155,11 +179,68 @@ class TrainingConfig:
     hub: HubConfig = field(default_factory=HubConfig)
 
     def to_dict(self) -> dict:
-        return {name: {f.name: getattr(getattr(self, name), f.name) for f in fields(SECTIONS[name])} for name in SECTIONS}
+        return {
+            name: {f.name: getattr(getattr(self, name), f.name) for f in fields(SECTIONS[name])} for name in SECTIONS
+        }
 
     @property
     def output_dir(self) -> Path:
         return Path(self.train.output_dir)
+
+    def build_networks(self) -> dict[str, torch.nn.Module]:
+        """G (A -> B), F (B -> A), D_A (judges domain A: F's outputs) and D_B (judges domain B: G's outputs)."""
+        m, a, b = self.model, self.domain_a.label, self.domain_b.label
+        shared = dict(in_channels=self.data.channels, out_channels=self.data.channels, image_size=self.data.image_size)
+        generator = {k: getattr(m, k) for k in ("architecture", "base_channels", "n_blocks", "n_downsampling", "norm",
+                                                "upsampling", "dropout")} | shared  # fmt: skip
+        critic = dict(
+            in_channels=self.data.channels, base_channels=m.d_base_channels, n_layers=m.d_layers, norm=m.d_norm
+        )
+        return {
+            "G": CycleGenerator(source_domain=a, target_domain=b, **generator),
+            "F": CycleGenerator(source_domain=b, target_domain=a, **generator),
+            "D_A": PatchDiscriminator(**critic),
+            "D_B": PatchDiscriminator(**critic),
+        }
+
+    def lr_factor(self, step: int) -> float:
+        """1 for ``lr_constant_steps``, then linearly down to 0 over ``lr_decay_steps`` (the paper: n_epochs +
+        n_epochs_decay). Fixed by the config, not by where a run stops: stopped at 3 and resumed to 6 is 6 straight."""
+        constant, decay = self.train.lr_constant_steps, self.train.lr_decay_steps
+        return 1.0 if step < constant else max(0.0, 1.0 - (step - constant) / max(1, decay))
+
+    def hub_datasets(self) -> list[str]:
+        """The domains' Hub dataset ids (local folders are not Hub datasets)."""
+        return sorted({d.path for d in (self.domain_a, self.domain_b) if "/" in d.path and not Path(d.path).exists()})
+
+    def describe(self, step: int, processes: int) -> str:
+        """The recipe as markdown bullet points, for the cards: local data by folder name, never by a path."""
+        t, m, d = self.train, self.model, self.data
+
+        def source(section: DomainConfig) -> str:
+            spec = section.spec()
+            name = Path(spec.path).name if Path(spec.path).exists() else spec.path
+            name += f" ({Path(spec.data_dir).name})" if spec.data_dir else ""
+            return f"{name} split={spec.split}" + (f" where {spec.filter}" if spec.filter else "")
+
+        ema = f"on ({t.ema_decay})" if t.ema else "off"
+        return "\n".join([
+            f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently",
+            f"- images: {d.channels} channel(s), resized to {d.load_size}, random crop {d.image_size}, flip {d.flip}"
+            + (", stroke width and affine jitter" if d.stroke_augment else ""),
+            f"- generators: {m.architecture}, {m.base_channels} base channels, {m.n_blocks} blocks, {m.norm} norm, "
+            f"{m.upsampling} upsampling",
+            f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels",
+            f"- {step} steps of batch {t.batch_size} x {processes} process(es); Adam lr {t.lr}, betas ({t.beta1}, "
+            f"{t.beta2}), constant for {t.lr_constant_steps} steps, then linear decay to 0 over {t.lr_decay_steps}",
+            f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
+            f"{t.pool_size}; EMA {ema}; mixed precision {t.mixed_precision}",
+        ])  # fmt: skip
+
+    def flat(self) -> dict:
+        """section.key -> value, for TensorBoard's hyper-parameters."""
+        return {f"{s}.{k}": v for s, entries in self.to_dict().items() for k, v in entries.items()
+                if isinstance(v, (int, float, str, bool))}  # fmt: skip
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags: dict | None = None) -> TrainingConfig:
@@ -178,7 +259,9 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
             raise ConfigError(f"config file {path} is not valid TOML: {err}") from None
         for section, entries in user.items():
             if section not in SECTIONS or not isinstance(entries, dict):
-                raise ConfigError(f"unknown config section [{section}]{_suggest(section, SECTIONS)}; valid: {', '.join(SECTIONS)}")
+                raise ConfigError(
+                    f"unknown config section [{section}]{_suggest(section, SECTIONS)}; valid: {', '.join(SECTIONS)}"
+                )
             for name, value in entries.items():
                 _set(values, section, name, value, f"{path}: {section}.{name}")
         base = Path(path).parent
@@ -227,11 +310,17 @@ def _suggest(name: str, valid) -> str:
 def _check_value(spec, value, name: str):
     meta = spec.metadata
     hint = typing.get_type_hints(_owner(spec))[spec.name]
-    allowed = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None)) else (hint,)
+    allowed = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None))
+        else (hint,)
+    )
     if value is None and type(None) in allowed:
         return None
     if meta.get("choices") is not None:
-        if value not in meta["choices"] or isinstance(value, bool) != any(isinstance(c, bool) and c == value for c in meta["choices"]):
+        if value not in meta["choices"] or isinstance(value, bool) != any(
+            isinstance(c, bool) and c == value for c in meta["choices"]
+        ):
             shown = ", ".join(_toml(c) for c in meta["choices"])
             raise ConfigError(f"{name} = {_toml(value)}: use one of {shown}")
         return value
@@ -278,12 +367,16 @@ def check(config: TrainingConfig) -> None:
     """What single keys cannot say: settings that must agree with each other."""
     for name in ("domain_a", "domain_b"):
         if not getattr(config, name).path:
-            raise ConfigError(f"{name}.path is not set: give --config (e.g. training/configs/mnist-6to9.toml) or "
-                              f"--set {name}.path=...")  # fmt: skip
+            raise ConfigError(
+                f"{name}.path is not set: give --config (e.g. training/configs/mnist-6to9.toml) or "
+                f"--set {name}.path=..."
+            )
     if config.domain_a.label == config.domain_b.label:
         raise ConfigError(f"domain_a.label and domain_b.label are both {config.domain_a.label!r}: name the two domains")
     if config.data.load_size < config.data.image_size:
-        raise ConfigError(f"data.load_size ({config.data.load_size}) must be at least data.image_size ({config.data.image_size})")
+        raise ConfigError(
+            f"data.load_size ({config.data.load_size}) must be at least data.image_size ({config.data.image_size})"
+        )
     if config.data.stroke_augment and config.data.channels != 1:
         raise ConfigError("data.stroke_augment is for drawn strokes on gray images: it needs data.channels = 1")
     if config.hub.push_to_hub and not config.hub.repo_id:
@@ -318,7 +411,11 @@ def reference() -> str:
             if meta.get("choices") is not None:
                 values = ", ".join(_toml(c) for c in meta["choices"])
             elif meta.get("low") is not None:
-                values = f"{meta['low']} to {meta['high']:,}" if isinstance(meta["high"], int) else f"{meta['low']} to {meta['high']}"
+                values = (
+                    f"{meta['low']} to {meta['high']:,}"
+                    if isinstance(meta["high"], int)
+                    else f"{meta['low']} to {meta['high']}"
+                )
             else:
                 values = ""
             lines.append(f"| `{f.name}` | {f'`{default}`' if default else ''} | {values} | {meta.get('doc', '')} |")

@@ -49,6 +49,7 @@ _UNUSED_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")
 PAPER = "https://arxiv.org/abs/1703.10593"
 OFFICIAL_CODE = "https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix"
 
+
 class ConversionError(ValueError):
     """A checkpoint that cannot be converted, with the reason in one line."""
 
@@ -70,8 +71,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if str(err) else ""
-        raise ConversionError(f"{path.name} holds Python objects other than tensors ({detail}); refused: only "
-                              f"weights are read, nothing in the file is run") from None  # fmt: skip
+        raise ConversionError(
+            f"{path.name} holds Python objects other than tensors ({detail}); refused: only "
+            f"weights are read, nothing in the file is run"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, IndexError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConversionError(f"{path.name} is truncated or not a PyTorch checkpoint ({first[:160]})") from None
@@ -119,8 +122,10 @@ def _norm(state: dict, norm_prefix: str, conv_prefix: str) -> str:
         return "batch"
     if f"{conv_prefix}.bias" in state:
         return "instance"
-    raise ConversionError(f"{conv_prefix}.weight has neither a bias nor a norm layer after it (official norm 'none'): "
-                          "not a layout cyclegan-hub builds")  # fmt: skip
+    raise ConversionError(
+        f"{conv_prefix}.weight has neither a bias nor a norm layer after it (official norm 'none'): "
+        "not a layout cyclegan-hub builds"
+    )
 
 
 def _resnet_mapping(ours: str) -> str:
@@ -137,7 +142,9 @@ def _unet_mapping(depth: int):
         level, index = int(level), int(index)
         outermost, innermost = level == 0, level == depth - 1
         if kind == "downs":  # ours: [conv] | [lrelu, conv, norm] | [lrelu, conv]
-            position = 0 if outermost else index  # official: [conv] | [lrelu, conv, norm, sub, ...] | [lrelu, conv, ...]
+            position = (
+                0 if outermost else index
+            )  # official: [conv] | [lrelu, conv, norm, sub, ...] | [lrelu, conv, ...]
         elif outermost:  # ours: [relu, convT, tanh]; official: [conv, sub, relu, convT, tanh]
             position = index + 2
         elif innermost:  # ours: [relu, convT, norm]; official: [lrelu, conv, relu, convT, norm]
@@ -160,10 +167,14 @@ class Layout:
     def describe(self) -> str:
         c = self.config
         if self.kind == "discriminator":
-            return f"PatchGAN discriminator, {c['n_layers']} layers, {c['base_channels']} base channels, {c['norm']} norm"
+            return (
+                f"PatchGAN discriminator, {c['n_layers']} layers, {c['base_channels']} base channels, {c['norm']} norm"
+            )
         name = f"ResNet-{c['n_blocks']}" if c["architecture"] == "resnet" else f"U-Net-{2 ** c['n_downsampling']}"
-        return (f"{name} generator, {c['in_channels']} -> {c['out_channels']} channels, {c['base_channels']} base "
-                f"channels, {c['norm']} norm")  # fmt: skip
+        return (
+            f"{name} generator, {c['in_channels']} -> {c['out_channels']} channels, {c['base_channels']} base "
+            f"channels, {c['norm']} norm"
+        )
 
 
 def detect(state: dict[str, torch.Tensor], name: str = "the checkpoint") -> Layout:
@@ -193,14 +204,24 @@ def _weight(state, key, name, dims=4) -> torch.Tensor:
 def _detect_resnet(state, name) -> Layout:
     blocks = _indices(state, r"^model\.(\d+)\.conv_block\.")
     first_conv = _weight(state, "model.1.weight", name)
-    downs = [i for i in _indices(state, r"^model\.(\d+)\.weight$") if 1 < i < blocks[0] and state[f"model.{i}.weight"].dim() == 4]
+    downs = [
+        i
+        for i in _indices(state, r"^model\.(\d+)\.weight$")
+        if 1 < i < blocks[0] and state[f"model.{i}.weight"].dim() == 4
+    ]
     last = max(i for i in _indices(state, r"^model\.(\d+)\.weight$") if state[f"model.{i}.weight"].dim() == 4)
     second = state.get(f"model.{blocks[0]}.conv_block.6.weight")  # the second conv moves from 5 to 6 after a dropout
     config = dict(
-        architecture="resnet", in_channels=first_conv.shape[1], out_channels=_weight(state, f"model.{last}.weight", name).shape[0],
-        base_channels=first_conv.shape[0], n_blocks=len(blocks), n_downsampling=len(downs),
-        norm=_norm(state, "model.2", "model.1"), upsampling="transpose", dropout=0.5 if second is not None and second.dim() == 4 else 0.0,
-    )  # fmt: skip
+        architecture="resnet",
+        in_channels=first_conv.shape[1],
+        out_channels=_weight(state, f"model.{last}.weight", name).shape[0],
+        base_channels=first_conv.shape[0],
+        n_blocks=len(blocks),
+        n_downsampling=len(downs),
+        norm=_norm(state, "model.2", "model.1"),
+        upsampling="transpose",
+        dropout=0.5 if second is not None and second.dim() == 4 else 0.0,
+    )
     return Layout("generator", config, _resnet_mapping)
 
 
@@ -212,9 +233,16 @@ def _detect_unet(state, name) -> Layout:
     up = _weight(state, "model.model.3.weight", name)
     norm = _norm(state, _unet_prefix(1) + "2", _unet_prefix(1) + "1") if depth > 2 else "instance"
     config = dict(
-        architecture="unet", in_channels=outer.shape[1], out_channels=up.shape[1], base_channels=outer.shape[0],
-        n_blocks=0, n_downsampling=depth, norm=norm, upsampling="transpose", dropout=0.0,
-    )  # fmt: skip
+        architecture="unet",
+        in_channels=outer.shape[1],
+        out_channels=up.shape[1],
+        base_channels=outer.shape[0],
+        n_blocks=0,
+        n_downsampling=depth,
+        norm=norm,
+        upsampling="transpose",
+        dropout=0.0,
+    )
     return Layout("generator", config, _unet_mapping(depth))
 
 
@@ -249,8 +277,10 @@ def convert_state(state: dict[str, torch.Tensor], name: str = "the checkpoint", 
         if official not in state:
             raise ConversionError(f"{name}: no tensor {official} for {layout.describe()} (ours: {key})")
         if tuple(state[official].shape) != tuple(value.shape):
-            raise ConversionError(f"{name}: {official} has shape {tuple(state[official].shape)}, expected "
-                                  f"{tuple(value.shape)} for {layout.describe()}")  # fmt: skip
+            raise ConversionError(
+                f"{name}: {official} has shape {tuple(state[official].shape)}, expected "
+                f"{tuple(value.shape)} for {layout.describe()}"
+            )
         if not state[official].is_floating_point() and value.is_floating_point():
             raise ConversionError(f"{name}: {official} is {state[official].dtype}, not a float tensor")
         mapped[key] = state[official].to(value.dtype)
@@ -275,13 +305,19 @@ def convert_official_run(folder: str | os.PathLike, epoch: str, label_a: str, la
     """The four networks of an official training checkpoint, in our roles: G_A maps A -> B (our G), G_B maps
     B -> A (our F), D_A judges domain B images (our D_B) and D_B judges domain A (our D_A)."""
     files = official_generator_names(folder, epoch)
-    for part, path in files.items():
+    for path in files.values():
         if not path.is_file():
-            raise ConversionError(f"{folder} has no {path.name} (an official checkpoint: {epoch}_net_G_A.pth, "
-                                  f"{epoch}_net_G_B.pth, {epoch}_net_D_A.pth, {epoch}_net_D_B.pth)")  # fmt: skip
+            raise ConversionError(
+                f"{folder} has no {path.name} (an official checkpoint: {epoch}_net_G_A.pth, "
+                f"{epoch}_net_G_B.pth, {epoch}_net_D_A.pth, {epoch}_net_D_B.pth)"
+            )
     nets = {}
-    for ours, part, domains in (("G", "G_A", (label_a, label_b)), ("F", "G_B", (label_b, label_a)),
-                                ("D_B", "D_A", None), ("D_A", "D_B", None)):  # fmt: skip
+    for ours, part, domains in (
+        ("G", "G_A", (label_a, label_b)),
+        ("F", "G_B", (label_b, label_a)),
+        ("D_B", "D_A", None),
+        ("D_A", "D_B", None),
+    ):
         state = read_checkpoint(files[part])
         kwargs = dict(source_domain=domains[0], target_domain=domains[1], image_size=image_size) if domains else {}
         network, layout = convert_state(state, files[part].name, **kwargs)
@@ -309,13 +345,21 @@ def official_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.Te
         weight, bias = state[f"{key}.weight"].float(), state.get(f"{key}.bias")
         bias = None if bias is None else bias.float()
         if transpose:
-            return F.conv_transpose2d(x, weight, bias, stride, padding, output_padding=1 if weight.shape[-1] == 3 else 0)
+            return F.conv_transpose2d(
+                x, weight, bias, stride, padding, output_padding=1 if weight.shape[-1] == 3 else 0
+            )
         return F.conv2d(x, weight, bias, stride, padding)
 
     def norm(x, key, kind):
         if kind == "batch":
-            return F.batch_norm(x, state[f"{key}.running_mean"].float(), state[f"{key}.running_var"].float(),
-                                state[f"{key}.weight"].float(), state[f"{key}.bias"].float(), training=False)  # fmt: skip
+            return F.batch_norm(
+                x,
+                state[f"{key}.running_mean"].float(),
+                state[f"{key}.running_var"].float(),
+                state[f"{key}.weight"].float(),
+                state[f"{key}.bias"].float(),
+                training=False,
+            )
         return F.instance_norm(x) if kind == "instance" else x
 
     if layout.kind == "discriminator":
@@ -356,14 +400,18 @@ def official_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.Te
             return torch.tanh(conv(F.relu(inner), f"{p}3", stride=2, padding=1, transpose=True))
         down = conv(F.leaky_relu(x, 0.2), f"{p}1", stride=2, padding=1)
         if i == depth - 1:
-            return torch.cat([x, norm(conv(F.relu(down), f"{p}3", stride=2, padding=1, transpose=True), f"{p}4", kind)], 1)
+            return torch.cat(
+                [x, norm(conv(F.relu(down), f"{p}3", stride=2, padding=1, transpose=True), f"{p}4", kind)], 1
+            )
         inner = level(norm(down, f"{p}2", kind), i + 1)
         return torch.cat([x, norm(conv(F.relu(inner), f"{p}5", stride=2, padding=1, transpose=True), f"{p}6", kind)], 1)
 
     return level(x, 0)
 
 
-def measure_equality(network, state: dict[str, torch.Tensor], layout: Layout, size=None, seed: int = 0) -> tuple[float, tuple]:
+def measure_equality(
+    network, state: dict[str, torch.Tensor], layout: Layout, size=None, seed: int = 0
+) -> tuple[float, tuple]:
     """(max |converted - official|, input shape) on a random non-square input (default about 256 x 320, sides
     multiples of the network's), in float32."""
     if size is None:
@@ -406,9 +454,17 @@ def origin_text(name: str, path: Path, digest: str, layout: Layout, difference: 
     )
 
 
-def convert_checkpoint(checkpoint: str, output: str | os.PathLike, *, reverse: str | None = None,
-                       source_domain: str | None = None, target_domain: str | None = None, image_size: int = 256,
-                       sample: str | None = None, name: str | None = None) -> list[str]:
+def convert_checkpoint(
+    checkpoint: str,
+    output: str | os.PathLike,
+    *,
+    reverse: str | None = None,
+    source_domain: str | None = None,
+    target_domain: str | None = None,
+    image_size: int = 256,
+    sample: str | None = None,
+    name: str | None = None,
+) -> list[str]:
     """``cyclegan-hub convert``: the generator of ``checkpoint`` as a save_pretrained folder at ``output`` (with
     ``reverse``: both directions as a run folder that ``push`` sends as twin repos). Written atomically: an
     interrupted conversion leaves no folder behind. Returns the lines to print."""
@@ -431,7 +487,9 @@ def convert_checkpoint(checkpoint: str, output: str | os.PathLike, *, reverse: s
             raise ConversionError(f"{path.name} is a PatchGAN discriminator, not a generator")
         difference, shape = measure_equality(network, state, layout)
         if difference > 1e-4:
-            raise ConversionError(f"{path.name}: the converted network differs from the original by {difference:.1e}; refused")
+            raise ConversionError(
+                f"{path.name}: the converted network differs from the original by {difference:.1e}; refused"
+            )
         origin = origin_text(model_name, path, sha256(path), layout, difference, shape)
         converted.append((network, CardInputs(origin=origin, license="bsd")))
         lines.append(f"{path.name}: {layout.describe()}, {a} -> {b}; max |converted - original| = {difference:.1e}")
@@ -442,9 +500,15 @@ def convert_checkpoint(checkpoint: str, output: str | os.PathLike, *, reverse: s
             return None
         from PIL import Image
 
-        images = forward.translate(picture, return_reconstruction_with=backward) if backward else (forward.translate(picture),)
+        images = (
+            forward.translate(picture, return_reconstruction_with=backward)
+            if backward
+            else (forward.translate(picture),)
+        )
         tiles = [picture.convert("RGB"), *(image.convert("RGB") for image in images)]
-        grid = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles)), "white")
+        grid = Image.new(
+            "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles)), "white"
+        )
         left = 0
         for tile in tiles:
             grid.paste(tile, (left, 0))
@@ -454,7 +518,7 @@ def convert_checkpoint(checkpoint: str, output: str | os.PathLike, *, reverse: s
         return target
 
     if reverse is None:
-        (network, inputs), = converted
+        ((network, inputs),) = converted
 
         def fill(tmp: Path) -> None:
             grid = sample_grid(tmp, network, None)
@@ -478,6 +542,24 @@ def convert_checkpoint(checkpoint: str, output: str | os.PathLike, *, reverse: s
             grid.rename(tmp / "samples" / "step-000000.png")
 
     replace_folder(output, fill_run)
-    lines.append(f"wrote {output} (generator_AtoB/, generator_BtoA/): push it with "
-                 f"`cyclegan-hub push {output} --repo-id user/{name}`")  # fmt: skip
+    lines.append(
+        f"wrote {output} (generator_AtoB/, generator_BtoA/): push it with "
+        f"`cyclegan-hub push {output} --repo-id user/{name}`"
+    )
     return lines
+
+
+def init_from_official(nets: dict, folder: str | os.PathLike, epoch: str = "latest") -> None:
+    """Load an official training checkpoint into a run's G, F, D_A, D_B (built from its config), after checking
+    that each official network has the architecture the config asks for."""
+    g = nets["G"].config
+    official = convert_official_run(folder, epoch, g["source_domain"], g["target_domain"], g["image_size"])
+    for name, net in nets.items():
+        theirs, ours = official[name].config, net.config
+        own = ("source_domain", "target_domain", "image_size", "value_range")
+        differs = [k for k in theirs if k not in own and theirs[k] != ours[k]]
+        if differs:
+            key = differs[0]
+            raise ConversionError(f"the official {name} has {key} = {theirs[key]!r}, this config {ours[key]!r}: "
+                                  f"set the model section to match")  # fmt: skip
+        net.load_state_dict(official[name].state_dict())

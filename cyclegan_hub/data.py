@@ -89,8 +89,13 @@ def parse_filter(expression: str) -> tuple[str, str, object]:
 
 
 _OPS = {
-    "==": np.equal, "!=": np.not_equal, "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
-}  # fmt: skip
+    "==": np.equal,
+    "!=": np.not_equal,
+    "<": np.less,
+    "<=": np.less_equal,
+    ">": np.greater,
+    ">=": np.greater_equal,
+}
 
 
 def load_domain(spec: DomainSpec, what: str = "domain"):
@@ -102,9 +107,13 @@ def load_domain(spec: DomainSpec, what: str = "domain"):
 
     try:
         ds = datasets.load_dataset(
-            spec.path, spec.name, split=spec.split, streaming=spec.streaming, data_dir=spec.data_dir,
+            spec.path,
+            spec.name,
+            split=spec.split,
+            streaming=spec.streaming,
+            data_dir=spec.data_dir,
             data_files=spec.data_files,
-        )  # fmt: skip
+        )
     except datasets.exceptions.DatasetNotFoundError:
         raise ValueError(f"{what}: dataset {spec.path!r} not found (no such local folder or Hub dataset)") from None
     except FileNotFoundError as err:
@@ -115,8 +124,10 @@ def load_domain(spec: DomainSpec, what: str = "domain"):
             raise ValueError(f"{what}: {spec.path} has no split {spec.split!r} ({message})") from None
         raise ValueError(f"{what}: cannot load {spec.path}: {message}") from None
     except ConnectionError as err:
-        raise ValueError(f"{what}: dataset {spec.path!r} is not a local folder, and the Hub cannot be reached to "
-                         f"look for it ({type(err).__name__})") from None
+        raise ValueError(
+            f"{what}: dataset {spec.path!r} is not a local folder, and the Hub cannot be reached to "
+            f"look for it ({type(err).__name__})"
+        ) from None
 
     columns = list(ds.features or {})
     if spec.image_column not in columns:
@@ -130,11 +141,15 @@ def load_domain(spec: DomainSpec, what: str = "domain"):
     if spec.filter:
         column, op, value = parse_filter(spec.filter)
         if column not in columns:
-            raise ValueError(f"{what}: filter {spec.filter!r} names no column of {spec.path} (columns: {', '.join(columns)})")
+            raise ValueError(
+                f"{what}: filter {spec.filter!r} names no column of {spec.path} (columns: {', '.join(columns)})"
+            )
         value = _resolve_filter_value(ds.features[column], value, spec.filter, what)
         ds = ds.filter(_row_filter(op, value), input_columns=[column], batched=True)
         if not spec.streaming and len(ds) == 0:
-            raise ValueError(f"{what}: filter {spec.filter!r} leaves {spec.describe()} empty{_values_hint(spec, column)}")
+            raise ValueError(
+                f"{what}: filter {spec.filter!r} leaves {spec.describe()} empty{_values_hint(spec, column)}"
+            )
     if not spec.streaming and len(ds) == 0:
         raise ValueError(f"{what}: {spec.describe()} has no rows")
     return ds
@@ -173,7 +188,9 @@ def _values_hint(spec: DomainSpec, column: str) -> str:
     import datasets
 
     try:
-        ds = datasets.load_dataset(spec.path, spec.name, split=spec.split, data_dir=spec.data_dir, data_files=spec.data_files)
+        ds = datasets.load_dataset(
+            spec.path, spec.name, split=spec.split, data_dir=spec.data_dir, data_files=spec.data_files
+        )
         values = sorted(set(ds.unique(column)), key=str)
     except Exception:  # the hint is a courtesy; the error stands without it
         return ""
@@ -204,6 +221,32 @@ def decode_domain(ds, image_column: str, channels: int, size: int, max_images: i
     if not images:
         return torch.empty(0, channels, size, size, dtype=torch.uint8), skipped
     return torch.stack(images), skipped
+
+
+@dataclass
+class TrainingDomain:
+    """One domain as the trainer holds it: every training image decoded once, and the held-out split."""
+
+    label: str
+    spec: DomainSpec
+    images: torch.Tensor  # uint8 [N, C, load_size, load_size]
+    held: torch.Tensor | None  # uint8 [M, C, image_size, image_size], or None without an eval split
+    skipped: int  # unreadable training images
+
+
+def load_training_domain(spec: DomainSpec, label: str, eval_split: str | None, channels: int, load_size: int,
+                         image_size: int, eval_images: int, what: str) -> TrainingDomain:  # fmt: skip
+    """Load and decode one domain for training (ValueError naming the problem, e.g. no readable image)."""
+    images, skipped = decode_domain(load_domain(spec, what), spec.image_column, channels, load_size)
+    if len(images) == 0:
+        raise ValueError(f"{what}: no readable image in {spec.describe()}")
+    held = None
+    if eval_split is not None:
+        split = load_domain(
+            DomainSpec(**{**spec.__dict__, "split": eval_split, "streaming": False}), f"{what} evaluation split"
+        )
+        held = decode_domain(split, spec.image_column, channels, image_size, eval_images)[0]
+    return TrainingDomain(label, spec, images, held, skipped)
 
 
 @dataclass
@@ -261,8 +304,15 @@ def augment(images: torch.Tensor, size: int, flip: bool, generator: torch.Genera
     return torch.stack(out)
 
 
-def training_batch(images: torch.Tensor, indices, size: int, flip: bool, generator: torch.Generator,
-                   device: torch.device, value_range=(-1.0, 1.0)) -> torch.Tensor:
+def training_batch(
+    images: torch.Tensor,
+    indices,
+    size: int,
+    flip: bool,
+    generator: torch.Generator,
+    device: torch.device,
+    value_range=(-1.0, 1.0),
+) -> torch.Tensor:
     """The batch ``images[indices]`` (uint8, decoded domain), cropped and flipped by ``augment``, on ``device`` in
     the model's ``value_range``. Domains held on the host go to a GPU as uint8 (a quarter of the bytes of float)
     from pinned memory without blocking, and are augmented there, so the copy overlaps the previous step's kernels."""

@@ -42,10 +42,13 @@ def source_checkout() -> Path | None:
 
 def tracked_package_files(root: Path) -> list[str]:
     """The package's files that git tracks (as in the working tree), relative to ``root``."""
-    result = subprocess.run(["git", "ls-files", "-z", "--cached", "--", PACKAGE], cwd=root, capture_output=True,
-                            timeout=60)  # fmt: skip
+    result = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--", PACKAGE], cwd=root, capture_output=True, timeout=60
+    )
     if result.returncode != 0:
-        raise ValueError(f"cannot list the package's files with git: {result.stderr.decode(errors='replace').strip()[:200]}")
+        raise ValueError(
+            f"cannot list the package's files with git: {result.stderr.decode(errors='replace').strip()[:200]}"
+        )
     names = [n for n in result.stdout.decode().split("\0") if n]
     return sorted(n for n in names if (root / n).is_file() and not (root / n).is_symlink())
 
@@ -60,11 +63,17 @@ def build_wheel(root: Path, out: Path) -> Path:
         target = staging / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(root / name, target)
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(staging)],
-                            capture_output=True, text=True, timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(staging)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     wheels = sorted(out.glob("cyclegan_hub-*.whl"))
     if result.returncode != 0 or not wheels:
-        raise ValueError(f"could not build the cyclegan-hub wheel: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+        raise ValueError(
+            f"could not build the cyclegan-hub wheel: {(result.stderr or result.stdout).strip().splitlines()[-1:]}"
+        )
     check_wheel(wheels[-1], package_files)
     return wheels[-1]
 
@@ -72,9 +81,13 @@ def build_wheel(root: Path, out: Path) -> Path:
 def installed_wheel(out: Path) -> Path:
     """A wheel rebuilt from the files the installed distribution records (its own files, nothing else)."""
     dist = metadata.distribution("cyclegan-hub")
-    package_files = sorted(str(f) for f in dist.files or [] if str(f).startswith(f"{PACKAGE}/") and not str(f).endswith(".pyc"))
+    package_files = sorted(
+        str(f) for f in dist.files or [] if str(f).startswith(f"{PACKAGE}/") and not str(f).endswith(".pyc")
+    )
     if not package_files:
-        raise ValueError("this cyclegan-hub is installed without its files (an editable install?): deploy from its checkout")
+        raise ValueError(
+            "this cyclegan-hub is installed without its files (an editable install?): deploy from its checkout"
+        )
     info = f"cyclegan_hub-{dist.version}.dist-info"
     wheel = out / f"cyclegan_hub-{dist.version}-py3-none-any.whl"
     records = []
@@ -84,7 +97,12 @@ def installed_wheel(out: Path) -> Path:
             text = dist.read_text(name)
             if text is not None:
                 entries.append((f"{info}/{name}", text.encode()))
-        entries.append((f"{info}/WHEEL", b"Wheel-Version: 1.0\nGenerator: cyclegan-hub\nRoot-Is-Purelib: true\nTag: py3-none-any\n"))
+        entries.append(
+            (
+                f"{info}/WHEEL",
+                b"Wheel-Version: 1.0\nGenerator: cyclegan-hub\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+            )
+        )
         for name, data in entries:
             z.writestr(name, data)
             digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
@@ -103,7 +121,11 @@ def check_wheel(wheel: Path, package_files: list[str]) -> None:
     extra = sorted(n for n in names if ".dist-info/" not in n and n not in package_files)
     missing = sorted(set(package_files) - set(names))
     if extra or missing:
-        problem = f"files that are not the package's own: {', '.join(extra[:5])}" if extra else f"missing {', '.join(missing[:5])}"
+        problem = (
+            f"files that are not the package's own: {', '.join(extra[:5])}"
+            if extra
+            else f"missing {', '.join(missing[:5])}"
+        )
         raise ValueError(f"the wheel built for the Space holds {problem}; nothing was uploaded")
 
 
@@ -116,24 +138,43 @@ def space_card(space_id: str, pairs: list[tuple[str, str, str, str]], hardware: 
     names = " · ".join(f"{a} ↔ {b}" for _, _, a, b in pairs)
     models = [repo for forward, reverse, _, _ in pairs for repo in (forward, reverse)]
     data = SpaceCardData(
-        title=f"CycleGAN {names}"[:60], sdk="gradio", sdk_version=gradio.__version__, app_file="app.py", license="mit",
-        models=models, tags=SPACE_TAGS, python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
-        suggested_hardware=hardware, emoji="🔄", colorFrom="indigo", colorTo="pink", pinned=False,
+        title=f"CycleGAN {names}"[:60],
+        sdk="gradio",
+        sdk_version=gradio.__version__,
+        app_file="app.py",
+        license="mit",
+        models=models,
+        tags=SPACE_TAGS,
+        python_version=f"{sys.version_info.major}.{sys.version_info.minor}",
+        suggested_hardware=hardware,
+        emoji="🔄",
+        colorFrom="indigo",
+        colorTo="pink",
+        pinned=False,
         short_description=f"CycleGAN: {names}, both ways, with the round trip"[:60],
-    )  # fmt: skip
-    lines = [f"- {a} ↔ {b}: [{f}](https://huggingface.co/{f}) and [{r}](https://huggingface.co/{r})" for f, r, a, b in pairs]
+    )
+    lines = [
+        f"- {a} ↔ {b}: [{f}](https://huggingface.co/{f}) and [{r}](https://huggingface.co/{r})" for f, r, a, b in pairs
+    ]
     _, _, a, b = pairs[0]
     body = (
         f"# CycleGAN: {names}\n\nPick a pair, translate an image one way or the other, and see the round trip through "
         f"both generators. Models, pulled by id at start:\n\n" + "\n".join(lines) + "\n\n"
-        f"API: `Client(\"{space_id}\").predict(handle_file(\"in.png\"), \"{a} -> {b}\", api_name=\"/translate\")` "
+        f'API: `Client("{space_id}").predict(handle_file("in.png"), "{a} -> {b}", api_name="/translate")` '
         f"(the direction names the pair).\n\nBuilt with [cyclegan-hub](https://github.com/cyclegan-hub/cyclegan-hub).\n"
-    )  # fmt: skip
+    )
     return str(SpaceCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body))
 
 
-def deploy_space(space_id: str, models: list[str], *, private: bool = False, hardware: str = "cpu-basic",
-                 token: str | None = None, retries: int = 3) -> str:
+def deploy_space(
+    space_id: str,
+    models: list[str],
+    *,
+    private: bool = False,
+    hardware: str = "cpu-basic",
+    token: str | None = None,
+    retries: int = 3,
+) -> str:
     """Create or update the Space ``space_id`` serving each pair of ``models`` (each "forward[,reverse]"; the reverse
     defaults to the twin name); returns the commit URL. Every model is loaded and checked before anything is uploaded."""
     import gradio
@@ -164,11 +205,21 @@ def deploy_space(space_id: str, models: list[str], *, private: bool = False, har
         wheel = build_wheel(root, Path(tmp) / "dist") if root is not None else installed_wheel(Path(tmp))
         shutil.copyfile(wheel, folder / wheel.name)
         (folder / "requirements.txt").write_text(f"./{wheel.name}\ngradio=={gradio.__version__}\n")
-        _hub_call(lambda: api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private,
-                                          exist_ok=True), space_id, retries)  # fmt: skip
+        _hub_call(
+            lambda: api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True),
+            space_id,
+            retries,
+        )
         names = ", ".join(f"{a} <-> {b}" for _, _, a, b in pairs)
-        info = _hub_call(lambda: api.upload_folder(repo_id=space_id, repo_type="space", folder_path=folder,
-                                                   commit_message=f"Deploy CycleGAN {names} with cyclegan-hub {__version__}",
-                                                   delete_patterns=["*.whl"]),  # a redeploy replaces the old wheel
-                         space_id, retries)  # fmt: skip
+        info = _hub_call(
+            lambda: api.upload_folder(
+                repo_id=space_id,
+                repo_type="space",
+                folder_path=folder,
+                commit_message=f"Deploy CycleGAN {names} with cyclegan-hub {__version__}",
+                delete_patterns=["*.whl"],
+            ),  # a redeploy replaces the old wheel
+            space_id,
+            retries,
+        )
     return str(getattr(info, "commit_url", info))

@@ -10,17 +10,21 @@ a translation accuracy near that says the model learned little more than rotatin
 
 from __future__ import annotations
 
+import json
+import time
+from pathlib import Path
+
 import torch
 
+from .files import atomic_write_text
 from .generator import CycleGenerator
+from .imaging import to_network
 
 
 def is_digit_pair(generator: CycleGenerator) -> bool:
     config = generator.config
     return (
-        config["in_channels"] == 1
-        and str(config["source_domain"]).isdigit()
-        and str(config["target_domain"]).isdigit()
+        config["in_channels"] == 1 and str(config["source_domain"]).isdigit() and str(config["target_domain"]).isdigit()
     )
 
 
@@ -29,14 +33,17 @@ def translate_tensors(generator: CycleGenerator, images: torch.Tensor, batch_siz
     """Run a generator over [N, C, H, W] images in its value range, in batches, through ``generator.run`` (the
     pad -> run -> crop that ``translate`` uses); returns float32 on the CPU."""
     device = next(generator.parameters()).device
-    outputs = [generator.run(images[i : i + batch_size].to(device).float()).float().cpu()
-               for i in range(0, len(images), batch_size)]  # fmt: skip
+    outputs = [
+        generator.run(images[i : i + batch_size].to(device).float()).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(outputs) if outputs else images.new_empty(0)
 
 
 @torch.inference_mode()
-def direction_metrics(g: CycleGenerator, f: CycleGenerator | None, real: torch.Tensor, classifier=None,
-                      wanted=("accuracy", "cycle")) -> tuple[dict[str, float], torch.Tensor]:
+def direction_metrics(
+    g: CycleGenerator, f: CycleGenerator | None, real: torch.Tensor, classifier=None, wanted=("accuracy", "cycle")
+) -> tuple[dict[str, float], torch.Tensor]:
     """One direction: translate ``real`` (model value range) with ``g`` and measure; with the reverse ``f`` also the
     round trip. Digit models are read by ``classifier`` (default: the shipped MNIST classifier).
 
@@ -78,6 +85,46 @@ def evaluate_pair(
     return metrics
 
 
+class EvalLog:
+    """``eval_log.jsonl`` of a run: held-out figures with the step and the seconds since launch (time to quality)."""
+
+    def __init__(self, path: Path, launched: float):
+        self.path, self.launched = Path(path), launched
+
+    def append(self, step: int, metrics: dict) -> None:
+        with open(self.path, "a") as log:
+            log.write(json.dumps({"step": step, "elapsed_s": round(time.time() - self.launched, 2)} | metrics) + "\n")
+
+    def trim(self, step: int) -> None:
+        """On resume: evaluations logged after the checkpoint's step belong to the interrupted attempt."""
+        if self.path.is_file():
+            rows = [
+                line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step
+            ]
+            atomic_write_text(self.path, "".join(row + "\n" for row in rows))
+
+
+@torch.inference_mode()
+def held_out_metrics(pair: dict, held_a: torch.Tensor | None, held_b: torch.Tensor | None) -> dict[str, float]:
+    """``evaluate_pair`` of {"G", "F"} on uint8 held-out images of both domains ({} when one is missing)."""
+    if held_a is None or held_b is None:
+        return {}
+    device, value_range = next(pair["G"].parameters()).device, pair["G"].config["value_range"]
+    a, b = (to_network(x.to(device), value_range) for x in (held_a, held_b))
+    return evaluate_pair(pair["G"], pair["F"], a, b)
+
+
+@torch.inference_mode()
+def sample_rows(pair: dict, previews: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
+    """Rows A, G(A), F(G(A)), B, F(B), G(F(B)) of uint8 preview images, in the network's range (``preview_grid``)."""
+    rows = []
+    for images, g, f in ((previews[0], pair["G"], pair["F"]), (previews[1], pair["F"], pair["G"])):
+        real = to_network(images.to(next(g.parameters()).device), g.config["value_range"])
+        fake = g.run(real)
+        rows += [real, fake, f.run(fake)]
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # FID and KID (Heusel et al. 2017; Binkowski et al. 2018) on any feature extractor
 # ---------------------------------------------------------------------------------------------------------------
@@ -99,8 +146,9 @@ def frechet_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> floa
     return float((mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2 * middle)
 
 
-def kernel_distance(features_a: torch.Tensor, features_b: torch.Tensor, subsets: int = 100,
-                    subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
+def kernel_distance(
+    features_a: torch.Tensor, features_b: torch.Tensor, subsets: int = 100, subset_size: int = 100, seed: int = 0
+) -> tuple[float, float]:
     """KID: the unbiased MMD^2 with the cubic polynomial kernel (x.y / d + 1)^3, averaged over random subsets.
     Returns (mean, std)."""
     a, b = features_a.double(), features_b.double()
@@ -178,8 +226,17 @@ def check_metrics(metrics) -> list[str]:
     return wanted
 
 
-def evaluate_model(g: CycleGenerator, data: dict, *, f: CycleGenerator | None = None, target_data: dict | None = None,
-                   metrics=None, max_images: int = 1000, inception_weights: str | None = None, features=None) -> dict:
+def evaluate_model(
+    g: CycleGenerator,
+    data: dict,
+    *,
+    f: CycleGenerator | None = None,
+    target_data: dict | None = None,
+    metrics=None,
+    max_images: int = 1000,
+    inception_weights: str | None = None,
+    features=None,
+) -> dict:
     """What ``cyclegan-hub eval`` prints: translate ``data`` (a DomainSpec dict) with ``g`` and measure.
 
     ``metrics`` None means every metric that applies: accuracy for digit models, cycle with the reverse model ``f``,
@@ -208,7 +265,9 @@ def evaluate_model(g: CycleGenerator, data: dict, *, f: CycleGenerator | None = 
     out.update(values)
     if target_data is not None and {"fid", "kid"} & set(wanted):
         target = load_domain(DomainSpec.from_dict(target_data), "--target-data")
-        real_b, _ = decode_domain(target, target_data.get("image_column", "image"), g.config["out_channels"], size, max_images)
+        real_b, _ = decode_domain(
+            target, target_data.get("image_column", "image"), g.config["out_channels"], size, max_images
+        )
         check_enough_images(len(fake), len(real_b))
         try:
             features = features or load_inception(inception_weights)

@@ -26,15 +26,22 @@ OPSET = 18
 TOLERANCE = 1e-4
 
 
-def export_onnx(generator: CycleGenerator, path: str | os.PathLike, *, opset: int = OPSET,
-                check_sizes: tuple[tuple[int, int], ...] = ((30, 37), (61, 70))) -> dict[str, float]:
+def export_onnx(
+    generator: CycleGenerator,
+    path: str | os.PathLike,
+    *,
+    opset: int = OPSET,
+    check_sizes: tuple[tuple[int, int], ...] = ((30, 37), (61, 70)),
+) -> dict[str, float]:
     """Write ``generator`` to ``path`` as one ONNX file and check it against PyTorch with onnxruntime, both through
     the pad -> run -> crop path ``translate`` uses, on random inputs of sizes that need padding (max abs difference
     <= 1e-4). Returns the differences by input shape; raises ValueError (nothing written) when they fail."""
     try:
         import onnx
     except ImportError:
-        raise ValueError("ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install 'cyclegan-hub[export]'") from None
+        raise ValueError(
+            "ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install 'cyclegan-hub[export]'"
+        ) from None
     path = Path(path)
     generator = generator.eval().float().cpu()
     multiple = generator.size_multiple
@@ -49,11 +56,23 @@ def export_onnx(generator: CycleGenerator, path: str | os.PathLike, *, opset: in
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         draft = Path(tmp) / "model.onnx"
         with torch.no_grad(), _quiet_exporter():
-            torch.onnx.export(generator, (example,), str(draft), input_names=["images"], output_names=["translated"],
-                              opset_version=opset, dynamo=True, dynamic_shapes={"images": dims}, verbose=False)  # fmt: skip
+            torch.onnx.export(
+                generator,
+                (example,),
+                str(draft),
+                input_names=["images"],
+                output_names=["translated"],
+                opset_version=opset,
+                dynamo=True,
+                dynamic_shapes={"images": dims},
+                verbose=False,
+            )
         model = onnx.load(str(draft))  # the weights, read back in
-        meta = {"cyclegan_hub_config": json.dumps(generator.config), "size_multiple": str(multiple),
-                "min_size": str(generator.min_size)}  # fmt: skip
+        meta = {
+            "cyclegan_hub_config": json.dumps(generator.config),
+            "size_multiple": str(multiple),
+            "min_size": str(generator.min_size),
+        }
         for key, value in meta.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
@@ -98,7 +117,8 @@ def verify_onnx(generator: CycleGenerator, path, sizes=((30, 37), (61, 70))) -> 
 class OnnxGenerator:
     """A CycleGenerator exported to ONNX, run by onnxruntime: ``translate`` works as on the PyTorch model."""
 
-    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None):
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None, threads: int | None = None):
+        """``threads``: intra-op threads of the CPU provider (default: onnxruntime's choice, the physical cores)."""
         try:
             import onnxruntime as ort
         except ImportError:
@@ -106,8 +126,12 @@ class OnnxGenerator:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such ONNX file")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable files
             raise ValueError(f"{path} is not a readable ONNX model ({str(err).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -128,4 +152,3 @@ class OnnxGenerator:
 
     translate = CycleGenerator.translate
     run = CycleGenerator.run
-

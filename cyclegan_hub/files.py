@@ -63,8 +63,14 @@ def read_file(path: str | os.PathLike, max_bytes: int, *, what: str | None = Non
     return data
 
 
-def read_json(path: str | os.PathLike, *, what: str | None = None, expect: type = dict,
-              max_bytes: int = MAX_JSON_BYTES, follow_links: bool = True):
+def read_json(
+    path: str | os.PathLike,
+    *,
+    what: str | None = None,
+    expect: type = dict,
+    max_bytes: int = MAX_JSON_BYTES,
+    follow_links: bool = True,
+):
     """A JSON value of type ``expect`` from a small regular file; every problem is a ValueError naming the file."""
     name = what or str(path)
     data = read_file(path, max_bytes, what=name, follow_links=follow_links)

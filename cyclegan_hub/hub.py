@@ -19,8 +19,8 @@ from pathlib import Path
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
-    HFValidationError,
     HfHubHTTPError,
+    HFValidationError,
     LocalEntryNotFoundError,
     RepositoryNotFoundError,
     RevisionNotFoundError,
@@ -62,7 +62,9 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
     except RevisionNotFoundError:
         raise ValueError(f"{model}: no revision {revision!r}") from None
     except LocalEntryNotFoundError:
-        raise ValueError(f"{model}: no such local folder, and it is not in the Hub cache (the Hub cannot be reached)") from None
+        raise ValueError(
+            f"{model}: no such local folder, and it is not in the Hub cache (the Hub cannot be reached)"
+        ) from None
     except EntryNotFoundError:
         raise ValueError(f"{model} is not a cyclegan-hub model: it has no model.safetensors or config.json") from None
     except HfHubHTTPError as err:
@@ -71,7 +73,9 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
         raise ValueError(str(err)) from None
 
 
-def check_pair(forward: CycleGenerator, reverse: CycleGenerator, names: tuple[str, str] = ("forward", "reverse")) -> None:
+def check_pair(
+    forward: CycleGenerator, reverse: CycleGenerator, names: tuple[str, str] = ("forward", "reverse")
+) -> None:
     """Raise ValueError unless the two generators are the two directions of one pair (A -> B and B -> A)."""
     a, b = forward.config["source_domain"], forward.config["target_domain"]
     c, d = reverse.config["source_domain"], reverse.config["target_domain"]
@@ -118,7 +122,9 @@ def load_run_pair(run_dir: Path) -> list[CycleGenerator]:
             raise ValueError(f"{run_dir} has no {name}/ with weights: is it a finished training run folder?")
         for path in (weights, folder / "config.json"):
             if not regular_file_inside(run_dir, path):
-                raise ValueError(f"{path} is not a regular file inside {run_dir} (links are never followed); nothing was pushed")
+                raise ValueError(
+                    f"{path} is not a regular file inside {run_dir} (links are never followed); nothing was pushed"
+                )
         pair.append(load_generator(str(folder)))
     check_pair(*pair, names=RUN_GENERATORS)
     return pair
@@ -191,14 +197,18 @@ def push_pair(
     api = HfApi(token=token)
     inputs = CardInputs.load(run_dir)
     if not inputs.metrics and (run_dir / "metrics.json").exists():
-        inputs.metrics = {k: v for k, v in read_json(run_dir / "metrics.json", follow_links=False).items() if k != "step"}
+        inputs.metrics = {
+            k: v for k, v in read_json(run_dir / "metrics.json", follow_links=False).items() if k != "step"
+        }
     report = PushReport()
     sample = newest_sample(run_dir, report.skipped)
 
     with tempfile.TemporaryDirectory(prefix="cyclegan-push-") as tmp:
         plans = []
-        for generator, repo, twin, direction in ((pair[0], repo_id, reverse_repo_id, "AtoB"),
-                                                 (pair[1], reverse_repo_id, repo_id, "BtoA")):  # fmt: skip
+        for generator, repo, twin, direction in (
+            (pair[0], repo_id, reverse_repo_id, "AtoB"),
+            (pair[1], reverse_repo_id, repo_id, "BtoA"),
+        ):
             folder = Path(tmp) / repo.replace("/", "--")
             write_generator(generator, folder, inputs, direction, repo_id=repo, twin_repo_id=twin, sample=sample)
             plans.append((repo, folder))
@@ -206,15 +216,20 @@ def push_pair(
             stage_training_state(run_dir, plans[0][1] / "training_state")
         # Create both repos before the first commit, so that an access problem stops us with nothing pushed.
         for repo, _ in plans:
-            _hub_call(lambda: api.create_repo(repo, private=private, exist_ok=True), repo, retries)
+            _hub_call(lambda repo=repo: api.create_repo(repo, private=private, exist_ok=True), repo, retries)
             if revision:
-                _hub_call(lambda: api.create_branch(repo, branch=revision, exist_ok=True), repo, retries)
+                _hub_call(lambda repo=repo: api.create_branch(repo, branch=revision, exist_ok=True), repo, retries)
         source, target = pair[0].config["source_domain"], pair[0].config["target_domain"]
         message = commit_message or f"Upload CycleGAN generator {source} <-> {target} with cyclegan-hub"
         for repo, folder in plans:
             try:
-                info = _hub_call(lambda: api.upload_folder(repo_id=repo, folder_path=folder, revision=revision,
-                                                           commit_message=message), repo, retries)  # fmt: skip
+                info = _hub_call(
+                    lambda repo=repo, folder=folder: api.upload_folder(
+                        repo_id=repo, folder_path=folder, revision=revision, commit_message=message
+                    ),
+                    repo,
+                    retries,
+                )
             except ValueError as err:
                 done = f"; already pushed: {', '.join(report.commits)}" if report.commits else "; nothing was pushed"
                 raise ValueError(f"{err}{done}") from None
@@ -246,11 +261,15 @@ def _hub_call(fn, repo: str, retries: int):
             if status == 401:
                 raise ValueError(f"the Hub rejected the token (401) for {repo}: log in again or set HF_TOKEN") from None
             if status == 403:
-                raise ValueError(f"no write access to {repo} (403): check the namespace and the token's permissions") from None
+                raise ValueError(
+                    f"no write access to {repo} (403): check the namespace and the token's permissions"
+                ) from None
             if status is not None and status < 500 or attempt == retries:
                 raise ValueError(f"the Hub refused the push to {repo} ({status}): {str(err).splitlines()[0]}") from None
         except _transport_errors() as err:
             if attempt == retries:
-                raise ValueError(f"could not reach the Hub for {repo} after {retries} attempts: {type(err).__name__}") from None
+                raise ValueError(
+                    f"could not reach the Hub for {repo} after {retries} attempts: {type(err).__name__}"
+                ) from None
         time.sleep(delay)
         delay *= 2

@@ -15,9 +15,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from pathlib import Path
 from collections.abc import Callable, Sequence
-from typing import Union
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -26,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .files import read_file
 
-ImageInput = Union[str, os.PathLike, bytes, io.IOBase, np.ndarray, Image.Image]
+ImageInput = str | os.PathLike | bytes | io.IOBase | np.ndarray | Image.Image
 
 #: Files with more pixels than this are refused before they are decoded (a 20000x20000 PNG is a few KB on disk
 #: and 400 MP, 1.2 GB, in memory).
@@ -64,7 +63,9 @@ def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int 
         except Image.DecompressionBombError:
             raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
         except UnidentifiedImageError:
-            raise ValueError(f"{name} is not an image PIL can read (raster formats such as PNG, JPEG, WebP, TIFF)") from None
+            raise ValueError(
+                f"{name} is not an image PIL can read (raster formats such as PNG, JPEG, WebP, TIFF)"
+            ) from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header that ends early: "Truncated File Read"
             raise ValueError(f"{name} is truncated or corrupt ({err})") from None
         _check_pixels(name, image.size, max_pixels)
@@ -129,7 +130,6 @@ def array_to_pil(array: np.ndarray) -> Image.Image:
         array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
     elif array.dtype != np.uint8:
         array = np.clip(array, 0, 255).astype(np.uint8)
-    mode = {2: "L", 3: "RGB", 4: "RGBA"}[array.ndim if array.ndim == 2 else array.shape[2]]
     return Image.fromarray(np.ascontiguousarray(array))
 
 
@@ -205,11 +205,37 @@ def to_unit(x: torch.Tensor, value_range: Sequence[float]) -> torch.Tensor:
     return ((x.float() - low) / (high - low)).clamp(0, 1)
 
 
-def run_padded(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
+def run_padded(
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int, min_size: int = 1
+) -> torch.Tensor:
     """``net`` on ``[N, C, H, W]`` padded to its size multiple, cropped back to H x W: what every caller of a
     generator (translate, evaluation, samples, the ONNX check) runs."""
     height, width = x.shape[-2:]
     return net(pad_to_multiple(x, multiple, min_size))[..., :height, :width]
+
+
+def run_tiled(generator, x: torch.Tensor, tiles: int = 2, overlap: int = 32) -> torch.Tensor:
+    """``generator.run`` on a ``tiles`` x ``tiles`` grid of overlapping crops of ``x``, blended linearly across the
+    overlaps. Bounds the activations of very large images; instance norm then sees each tile's statistics, not the
+    image's, which shows as seams (measured in benchmarks/photo_latency.py)."""
+    height, width = x.shape[-2:]
+    out = torch.zeros_like(x[:, : generator.config["out_channels"]], dtype=torch.float32)
+    weight = torch.zeros(1, 1, height, width)
+    for i in range(tiles):
+        for j in range(tiles):
+            top, bottom = max(0, i * height // tiles - overlap), min(height, (i + 1) * height // tiles + overlap)
+            left, right = max(0, j * width // tiles - overlap), min(width, (j + 1) * width // tiles + overlap)
+            y = generator.run(x[..., top:bottom, left:right]).float()
+            ramp_h = torch.minimum(torch.arange(bottom - top) + 1, torch.arange(bottom - top).flip(0) + 1).clamp(
+                max=overlap
+            )
+            ramp_w = torch.minimum(torch.arange(right - left) + 1, torch.arange(right - left).flip(0) + 1).clamp(
+                max=overlap
+            )
+            mask = (ramp_h[:, None] * ramp_w[None, :]).float()[None, None]
+            out[..., top:bottom, left:right] += y * mask
+            weight[..., top:bottom, left:right] += mask
+    return out / weight
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:

@@ -81,8 +81,15 @@ class OutputConv2d(nn.Conv2d):
     form, whose backward pass is the faster one."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.out_channels == 1 and self.groups == 1 and x.device.type == "cpu" and not torch.is_grad_enabled()
-                and self.padding == (0, 0) and self.stride == (1, 1) and self.dilation == (1, 1)):  # fmt: skip
+        if (
+            self.out_channels == 1
+            and self.groups == 1
+            and x.device.type == "cpu"
+            and not torch.is_grad_enabled()
+            and self.padding == (0, 0)
+            and self.stride == (1, 1)
+            and self.dilation == (1, 1)
+        ):
             weight = self.weight.view(self.in_channels, 1, *self.kernel_size)
             y = nn.functional.conv2d(x, weight, groups=self.in_channels).sum(1, keepdim=True)
             return y if self.bias is None else y + self.bias.view(1, 1, 1, 1)

@@ -77,11 +77,15 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[str, tup
         tensors[name] = (dtype, shape)
         end = max(end, stop)
     if 8 + length + end > size:
-        raise ValueError(f"{path.name} is truncated: its header describes {end} bytes of tensors, the file holds {size - 8 - length}")
+        raise ValueError(
+            f"{path.name} is truncated: its header describes {end} bytes of tensors, the file holds {size - 8 - length}"
+        )
     return tensors
 
 
-def check_weights_header(expected: dict[str, torch.Tensor], header: dict[str, tuple[str, tuple[int, ...]]]) -> list[str]:
+def check_weights_header(
+    expected: dict[str, torch.Tensor], header: dict[str, tuple[str, tuple[int, ...]]]
+) -> list[str]:
     """Differences between the model built from config.json (``expected``, possibly on the meta device) and the
     tensors a weights file declares, as short phrases; empty when they match."""
     problems = []
@@ -167,10 +171,14 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
             read_json(os.path.join(model_id, CONFIG_NAME), what=f"config.json of {model_id}")
         else:
             config_file = hf_hub_download(
-                model_id, CONFIG_NAME, revision=kwargs.get("revision"), cache_dir=kwargs.get("cache_dir"),
-                force_download=kwargs.get("force_download", False), token=kwargs.get("token"),
+                model_id,
+                CONFIG_NAME,
+                revision=kwargs.get("revision"),
+                cache_dir=kwargs.get("cache_dir"),
+                force_download=kwargs.get("force_download", False),
+                token=kwargs.get("token"),
                 local_files_only=kwargs.get("local_files_only", False),
-            )  # fmt: skip
+            )
             read_json(config_file, what=f"config.json of {model_id}")
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
@@ -194,9 +202,14 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
                 raise ValueError(f"{weights_file} is not a regular file")
         else:
             weights_file = hf_hub_download(
-                repo_id=model_id, filename=WEIGHTS_NAME, revision=revision, cache_dir=cache_dir,
-                force_download=force_download, token=token, local_files_only=local_files_only,
-            )  # fmt: skip
+                repo_id=model_id,
+                filename=WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                token=token,
+                local_files_only=local_files_only,
+            )
         try:
             cls.check_config(model_kwargs)
         except ValueError as err:

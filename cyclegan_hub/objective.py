@@ -78,9 +78,10 @@ def cyclegan_step(
         loss_idt = torch.zeros((), device=real_a.device)
         if lam_id > 0:  # G fed its target domain should change nothing (Section 5.2)
             loss_idt = (
-                lam_cyc * lam_id
+                lam_cyc
+                * lam_id
                 * (losses.identity_loss(nets.G(real_b), real_b) + losses.identity_loss(nets.F(real_a), real_a))
-            )  # fmt: skip
+            )
         loss_g = loss_gan + loss_cycle + loss_idt
     opt_g.zero_grad(set_to_none=True)
     backward(loss_g)

@@ -106,9 +106,17 @@ def _decoding(slots: int) -> threading.BoundedSemaphore:
 class PairTranslator:
     """Both directions of a CycleGAN pair behind one thread-safe, batching ``translate(image, direction)``."""
 
-    def __init__(self, forward: CycleGenerator, reverse: CycleGenerator, *, name: str | None = None,
-                 max_batch: int | None = None, max_wait_ms: float = 5.0, limits: ServingLimits = ServingLimits(),
-                 device: str | None = None):  # fmt: skip
+    def __init__(
+        self,
+        forward: CycleGenerator,
+        reverse: CycleGenerator,
+        *,
+        name: str | None = None,
+        max_batch: int | None = None,
+        max_wait_ms: float = 5.0,
+        limits: ServingLimits = ServingLimits(),
+        device: str | None = None,
+    ):
         check_pair(forward, reverse)
         a, b = forward.config["source_domain"], forward.config["target_domain"]
         self.name = name or f"{a} ↔ {b}"
@@ -171,8 +179,13 @@ class PairTranslator:
     def _run(self, images: list[Image.Image], direction: str) -> list[Result]:
         forward, reverse = self.directions[direction]
         start = time.perf_counter()
-        translated, reconstructed = forward.translate(images, return_reconstruction_with=reverse, batch_size=self.max_batch,
-                                                      max_side=self.limits.photo_side, device=self.device)  # fmt: skip
+        translated, reconstructed = forward.translate(
+            images,
+            return_reconstruction_with=reverse,
+            batch_size=self.max_batch,
+            max_side=self.limits.photo_side,
+            device=self.device,
+        )
         seconds = (time.perf_counter() - start) / len(images)
         results = []
         for image, out, back in zip(images, translated, reconstructed):
@@ -198,7 +211,9 @@ def resolve_pair(spec: str) -> tuple[str, str]:
     return forward, twin_repo_id(forward)
 
 
-def load_pairs(specs: list[str], *, limits: ServingLimits = ServingLimits(), device: str | None = None) -> list[PairTranslator]:
+def load_pairs(
+    specs: list[str], *, limits: ServingLimits = ServingLimits(), device: str | None = None
+) -> list[PairTranslator]:
     """Load every pair once (ValueError naming the pair that cannot be served). Direction labels stay unique across
     pairs: two pairs with the same domains get their model names added."""
     pairs = []

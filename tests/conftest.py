@@ -26,8 +26,9 @@ def tiny_gray():
     from cyclegan_hub import CycleGenerator
 
     torch.manual_seed(0)
-    return CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1, image_size=32,
-                          source_domain="6", target_domain="9")
+    return CycleGenerator(
+        in_channels=1, out_channels=1, base_channels=8, n_blocks=1, image_size=32, source_domain="6", target_domain="9"
+    )
 
 
 @pytest.fixture
@@ -40,6 +41,7 @@ def tiny_rgb():
 
 # ---- a local Hub: HubServer receives pushes, olah serves reads from the same git repos ------------------------
 
+
 @pytest.fixture
 def hub(tmp_path):
     from .hub_server import HubServer
@@ -50,16 +52,28 @@ def hub(tmp_path):
 
 def hub_env(endpoint: str, token: str | None = "write-token") -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    env.update({"HF_ENDPOINT": endpoint, "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                "HF_HOME": str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / f"hf-home-{os.getpid()}")})
+    env.update(
+        {
+            "HF_ENDPOINT": endpoint,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HOME": str(Path(os.environ.get("PYTEST_TMP", "/tmp")) / f"hf-home-{os.getpid()}"),
+        }
+    )
     if token:
         env["HF_TOKEN"] = token
     return env
 
 
 def cli(*args, env, timeout=180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", *args], env=env, capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "cyclegan_hub.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
 
 
 def free_port() -> int:
@@ -82,7 +96,7 @@ def olah(hub, tmp_path):
 [basic]
 host = "127.0.0.1"
 port = {port}
-repos-path = "{tmp_path / 'olah_repos'}"
+repos-path = "{tmp_path / "olah_repos"}"
 mirrors-path = ["{hub.root}"]
 hf-scheme = "http"
 hf-netloc = "127.0.0.1:9"
@@ -93,7 +107,9 @@ mirror-lfs-netloc = "127.0.0.1:{port}"
 [accessibility]
 offline = true
 """)
-    proc = subprocess.Popen([str(OLAH), "-c", str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(OLAH), "-c", str(config)], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(120):
         try:
@@ -106,5 +122,3 @@ offline = true
     yield url
     proc.terminate()
     proc.wait(20)
-
-

@@ -18,8 +18,13 @@ from pathlib import Path
 
 
 def git(repo: Path, *args: str) -> str:
-    env = {"GIT_AUTHOR_NAME": "hub", "GIT_AUTHOR_EMAIL": "hub@localhost", "GIT_COMMITTER_NAME": "hub",
-           "GIT_COMMITTER_EMAIL": "hub@localhost", "PATH": "/usr/bin:/bin"}
+    env = {
+        "GIT_AUTHOR_NAME": "hub",
+        "GIT_AUTHOR_EMAIL": "hub@localhost",
+        "GIT_COMMITTER_NAME": "hub",
+        "GIT_COMMITTER_EMAIL": "hub@localhost",
+        "PATH": "/usr/bin:/bin",
+    }
     return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
@@ -105,7 +110,9 @@ class HubServer:
                 try:
                     commit = git(repo, "rev-parse", rev)
                     blob = git(repo, "rev-parse", f"{rev}:{file}")
-                    data = subprocess.run(["git", "cat-file", "blob", blob], cwd=repo, capture_output=True, check=True).stdout
+                    data = subprocess.run(
+                        ["git", "cat-file", "blob", blob], cwd=repo, capture_output=True, check=True
+                    ).stdout
                 except (subprocess.CalledProcessError, FileNotFoundError, NotADirectoryError):
                     self.send_response(404)
                     self.send_header("X-Error-Code", "EntryNotFound" if repo.exists() else "RepoNotFound")
@@ -152,7 +159,9 @@ class HubServer:
                     repo_id = f"{namespace}/{payload['name']}"
                     created = server.create_repo(repo_type, repo_id)
                     prefix = "" if repo_type == "model" else f"{repo_type}s/"
-                    return self._send(200 if created else 409, {"url": f"{server.url}/{prefix}{repo_id}", "name": repo_id})
+                    return self._send(
+                        200 if created else 409, {"url": f"{server.url}/{prefix}{repo_id}", "name": repo_id}
+                    )
                 if path == "/api/validate-yaml":
                     return self._send(200, {"errors": [], "warnings": []})
                 if parts[0] == "api" and len(parts) >= 5:
@@ -165,7 +174,15 @@ class HubServer:
                         return self._send(404, {"error": "Repository not found"})
                     if action == "preupload":
                         files = json.loads(body)["files"]
-                        return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]})
+                        return self._send(
+                            200,
+                            {
+                                "files": [
+                                    {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None}
+                                    for f in files
+                                ]
+                            },
+                        )
                     if action == "branch":
                         git(repo, "branch", "-f", rev, "main")
                         return self._send(200, {})
@@ -206,7 +223,13 @@ class HubServer:
                     if git(repo, "rev-parse", "--abbrev-ref", "HEAD") != "main":
                         git(repo, "checkout", "-q", "main")
                 server.commits.append(f"{repo.relative_to(server.root)}@{rev}")
-                self._send(200, {"commitUrl": f"{server.url}/{repo.relative_to(server.root)}/commit/{oid}",
-                                 "commitOid": oid, "pullRequestUrl": None})
+                self._send(
+                    200,
+                    {
+                        "commitUrl": f"{server.url}/{repo.relative_to(server.root)}/commit/{oid}",
+                        "commitOid": oid,
+                        "pullRequestUrl": None,
+                    },
+                )
 
         return Handler

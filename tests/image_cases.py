@@ -50,7 +50,12 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 def bomb_png(width: int = 20000, height: int = 20000) -> bytes:
     """A valid PNG header announcing width x height gray pixels, with a tiny payload: a decompression bomb."""
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def truncated_png() -> bytes:

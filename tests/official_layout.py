@@ -37,12 +37,19 @@ class ResnetGenerator(nn.Module):
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7, bias=bias), _norm(norm, ngf), nn.ReLU(True)]
         for i in range(2):
             mult = 2**i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias), _norm(norm, ngf * mult * 2), nn.ReLU(True)]
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=2, padding=1, bias=bias),
+                _norm(norm, ngf * mult * 2),
+                nn.ReLU(True),
+            ]
         layers += [ResidualBlock(ngf * 4, norm, dropout) for _ in range(n_blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
-            layers += [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
-                       _norm(norm, ngf * mult // 2), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                _norm(norm, ngf * mult // 2),
+                nn.ReLU(True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -53,7 +60,9 @@ class ResnetGenerator(nn.Module):
 class SkipBlock(nn.Module):
     """One level of the U-Net: ``model`` = down path, the inner level, up path; concatenated with its input."""
 
-    def __init__(self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False, norm="instance"):
+    def __init__(
+        self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False, norm="instance"
+    ):
         super().__init__()
         self.outermost = outermost
         bias = norm == "instance"
@@ -98,8 +107,11 @@ class NLayerDiscriminator(nn.Module):
         for n in range(1, n_layers + 1):
             previous, mult = mult, min(2**n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * previous, ndf * mult, 4, stride=stride, padding=1, bias=bias), _norm(norm, ndf * mult),
-                       nn.LeakyReLU(0.2, True)]  # fmt: skip
+            layers += [
+                nn.Conv2d(ndf * previous, ndf * mult, 4, stride=stride, padding=1, bias=bias),
+                _norm(norm, ndf * mult),
+                nn.LeakyReLU(0.2, True),
+            ]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
 

@@ -18,8 +18,13 @@ def test_gpu_check_script_runs_on_cpu(tmp_path):
         import sys
 
         env["PYTHON"] = sys.executable
-    result = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)], env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     train = json.loads((tmp_path / "train_b8.json").read_text())
     assert train["batch"] == 8 and train["flops_per_iter"] > 0 and train["baseline"]["images_per_s"] > 0

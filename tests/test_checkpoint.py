@@ -25,14 +25,26 @@ from cyclegan_hub.checkpoint import (
 
 def make_state(seed: int = 0, ema: bool = True) -> TrainingState:
     torch.manual_seed(seed)
-    nets = {"G": CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=16), "F": CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=16),
-            "D_A": PatchDiscriminator(1, 4, n_layers=1), "D_B": PatchDiscriminator(1, 4, n_layers=1)}  # fmt: skip
+    nets = {
+        "G": CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=16),
+        "F": CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=16),
+        "D_A": PatchDiscriminator(1, 4, n_layers=1),
+        "D_B": PatchDiscriminator(1, 4, n_layers=1),
+    }
     opt_g = torch.optim.Adam([*nets["G"].parameters(), *nets["F"].parameters()], lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam([*nets["D_A"].parameters(), *nets["D_B"].parameters()], lr=2e-4, betas=(0.5, 0.999))
-    schedulers = {name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / 100) for name, opt in (("G", opt_g), ("D", opt_d))}
+    schedulers = {
+        name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / 100)
+        for name, opt in (("G", opt_g), ("D", opt_d))
+    }
     pools = {"A": ImagePool(3, seed=1), "B": ImagePool(3, seed=2)}
-    state = TrainingState(nets, {"G": opt_g, "D": opt_d}, schedulers, pools,
-                          ema={k: make_ema(nets[k], 0.9) for k in ("G", "F")} if ema else {})  # fmt: skip
+    state = TrainingState(
+        nets,
+        {"G": opt_g, "D": opt_d},
+        schedulers,
+        pools,
+        ema={k: make_ema(nets[k], 0.9) for k in ("G", "F")} if ema else {},
+    )
     return state
 
 
@@ -46,7 +58,7 @@ def train_a_little(state: TrainingState, steps: int = 2) -> None:
             loss.backward()
             opt.step()
             state.schedulers[name].step()
-        for key, pool in state.pools.items():
+        for pool in state.pools.values():
             pool.query(torch.rand(2, 1, 16, 16))
         for name, ema in state.ema.items():
             ema.update_parameters(state.nets[name])
@@ -67,7 +79,10 @@ def test_save_then_load_restores_every_piece(saved, tmp_path):
     fresh = make_state(seed=5)
     fresh.load(local_checkpoint(folder, tmp_path / "run"), 0)
     assert fresh.step == 2
-    for a, b in ((state.model_tensors(), fresh.model_tensors()), (state.optimizer_tensors(), fresh.optimizer_tensors())):
+    for a, b in (
+        (state.model_tensors(), fresh.model_tensors()),
+        (state.optimizer_tensors(), fresh.optimizer_tensors()),
+    ):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert fresh.schedulers["G"].get_last_lr() == state.schedulers["G"].get_last_lr()
     assert all(torch.equal(x, y) for x, y in zip(fresh.pools["A"].images, state.pools["A"].images))
@@ -96,12 +111,21 @@ def edit_json(folder, change):
         (lambda m: m.update(step="3"), "step must be a whole number >= 0, got '3'"),
         (lambda m: m.pop("step"), "step must be a whole number >= 0, got None"),
         (lambda m: m.update(num_processes=0), "num_processes must be a whole number from 1"),
-        (lambda m: m["optimizers"]["G"][0].update(betas=[5, -1]), "optimizers.G.betas must be two numbers in [0, 1), got [5, -1]"),
-        (lambda m: m["optimizers"]["D"][0].update(lr="fast"), "optimizers.D.lr must be a number from 0 to 1000, got 'fast'"),
+        (
+            lambda m: m["optimizers"]["G"][0].update(betas=[5, -1]),
+            "optimizers.G.betas must be two numbers in [0, 1), got [5, -1]",
+        ),
+        (
+            lambda m: m["optimizers"]["D"][0].update(lr="fast"),
+            "optimizers.D.lr must be a number from 0 to 1000, got 'fast'",
+        ),
         (lambda m: m["optimizers"]["G"][0].update(params=[0, 1]), "optimizers.G: parameter groups do not match"),
         (lambda m: m["optimizers"].pop("D"), "optimizers must describe D, G"),
         (lambda m: m["schedulers"]["G"].update(last_epoch=7), "schedulers.G.last_epoch (7) is not the step (2)"),
-        (lambda m: m["schedulers"]["G"].update(base_lrs=[float("nan")]), "schedulers.G.base_lrs must be 1 learning rate(s)"),
+        (
+            lambda m: m["schedulers"]["G"].update(base_lrs=[float("nan")]),
+            "schedulers.G.base_lrs must be 1 learning rate(s)",
+        ),
         (lambda m: m.update(format=1), "format 1 is not this version's checkpoint format"),
     ],
 )
@@ -125,7 +149,9 @@ def test_malformed_json_and_tensors_are_one_line(saved):
     weights = load_file(str(folder / "models.safetensors"))
     weights["G.net.1.weight"] = torch.zeros(2, 2)
     save_file(weights, str(folder / "models.safetensors"))
-    with pytest.raises(CheckpointError, match=r"models.safetensors does not fit this run: G.net.1.weight has shape \(2, 2\)"):
+    with pytest.raises(
+        CheckpointError, match=r"models.safetensors does not fit this run: G.net.1.weight has shape \(2, 2\)"
+    ):
         make_state().load(local_checkpoint(folder), 0)
     state.save(folder.parent.parent, [state.process_state()])
     (folder / "optimizers.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")

@@ -18,7 +18,12 @@ def model_dir(tmp_path, tiny_gray):
 
 def test_translate_a_file(model_dir, tmp_path, capsys):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (28, 28), dtype=np.uint8)).save(tmp_path / "six.png")
-    assert main(["translate", "--model", str(model_dir), str(tmp_path / "six.png"), "--output", str(tmp_path / "nine.png")]) == 0
+    assert (
+        main(
+            ["translate", "--model", str(model_dir), str(tmp_path / "six.png"), "--output", str(tmp_path / "nine.png")]
+        )
+        == 0
+    )
     out = Image.open(tmp_path / "nine.png")
     assert out.size == (28, 28) and out.mode == "L"
 
@@ -61,7 +66,9 @@ def test_a_folder_with_a_header_only_jpeg_and_clashing_names_loses_nothing(model
 
 def test_translate_outputs_have_ordinary_permissions(model_dir, tmp_path):
     Image.new("L", (12, 12)).save(tmp_path / "in.png")
-    assert main(["translate", "--model", str(model_dir), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    assert (
+        main(["translate", "--model", str(model_dir), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    )
     assert (tmp_path / "out.png").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
@@ -69,28 +76,43 @@ def test_translate_outputs_have_ordinary_permissions(model_dir, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["translate", "--model", "{model}", "{tmp}/missing.png", "-o", "{tmp}/o.png"], "missing.png: no such file or folder"),
+        (
+            ["translate", "--model", "{model}", "{tmp}/missing.png", "-o", "{tmp}/o.png"],
+            "missing.png: no such file or folder",
+        ),
         (["translate", "--model", "{tmp}/nomodel", "{img}", "-o", "{tmp}/o.png"], "nomodel: no such model folder"),
-        (["translate", "--model", "nobody/nothing", "{img}", "-o", "{tmp}/o.png"], "no such local folder, and it is not in the Hub cache"),
+        (
+            ["translate", "--model", "nobody/nothing", "{img}", "-o", "{tmp}/o.png"],
+            "no such local folder, and it is not in the Hub cache",
+        ),
         (["translate", "--model", "{model}", "{img}", "-o", "{tmp}/o.xyz"], "give an image file name"),
     ],
 )
 def test_user_errors_are_one_line(model_dir, tmp_path, args, message):
     Image.new("L", (8, 8)).save(tmp_path / "img.png")
     args = [a.format(model=model_dir, tmp=tmp_path, img=tmp_path / "img.png") for a in args]
-    result = subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", *args], capture_output=True, text=True,
-                            env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "cyclegan_hub.cli", *args],
+        capture_output=True,
+        text=True,
+        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("cyclegan-hub: error: ") and message in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_help_lists_every_command_and_the_version():
-    result = subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "cyclegan_hub.cli", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0
     for command in ("translate", "eval", "export", "convert", "push", "deploy-space", "serve"):
         assert command in result.stdout
     from cyclegan_hub import __version__
 
-    version = subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", "--version"], capture_output=True, text=True, timeout=60)
+    version = subprocess.run(
+        [sys.executable, "-m", "cyclegan_hub.cli", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert version.stdout.strip() == f"cyclegan-hub {__version__}"

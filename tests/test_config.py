@@ -45,7 +45,9 @@ def test_mistakes_are_one_line_naming_the_key_and_the_fix(override, message):
 def test_a_config_file_with_a_misspelt_key_names_the_file(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text(MNIST.read_text().replace("lambda_cycle = 5.0", "lambda_cycel = 5.0"))
-    with pytest.raises(configs.ConfigError, match=r"c.toml: train.lambda_cycel: unknown key \(did you mean 'lambda_cycle'\?\)"):
+    with pytest.raises(
+        configs.ConfigError, match=r"c.toml: train.lambda_cycel: unknown key \(did you mean 'lambda_cycle'\?\)"
+    ):
         configs.load(path)
 
 
@@ -59,4 +61,6 @@ def test_flags_override_and_the_readme_carries_the_generated_reference():
     assert config.train.max_steps == 3 and config.train.seed == 0 and config.train.compile is True
     reference = configs.reference()
     assert "| `lambda_cycle` | `10.0` | 0.0 to 1000.0 |" in reference
-    assert reference in (ROOT / "README.md").read_text()  # regenerate with: python -c "from cyclegan_hub import config; print(config.reference())"
+    assert (
+        reference in (ROOT / "README.md").read_text()
+    )  # regenerate with: python -c "from cyclegan_hub import config; print(config.reference())"

@@ -9,9 +9,22 @@ import pytest
 import torch
 
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
-from cyclegan_hub.convert import ConversionError, convert_state, detect, measure_equality, official_forward, read_checkpoint
+from cyclegan_hub.convert import (
+    ConversionError,
+    convert_state,
+    detect,
+    measure_equality,
+    official_forward,
+    read_checkpoint,
+)
 
-from .official_layout import NLayerDiscriminator, ResnetGenerator, UnetGenerator, randomized, with_old_instance_norm_stats
+from .official_layout import (
+    NLayerDiscriminator,
+    ResnetGenerator,
+    UnetGenerator,
+    randomized,
+    with_old_instance_norm_stats,
+)
 
 NETWORKS = {
     "resnet6": lambda: ResnetGenerator(ngf=8, n_blocks=6),
@@ -34,7 +47,9 @@ def test_converted_generators_equal_the_official_network(name):
     state = official.state_dict()
     converted, layout = convert_state(state, "net.pth", source_domain="horse", target_domain="zebra")
     assert isinstance(converted, CycleGenerator)
-    size = (256, 512) if name.startswith("unet256") else (128, 256) if name.startswith("unet") else (68, 92)  # non-square
+    size = (
+        (256, 512) if name.startswith("unet256") else (128, 256) if name.startswith("unet") else (68, 92)
+    )  # non-square
     x = torch.rand(2, layout.config["in_channels"], *size) * 2 - 1
     with torch.inference_mode():
         ours = converted(x)
@@ -47,8 +62,17 @@ def test_converted_generators_equal_the_official_network(name):
 
 def test_paper_sizes_are_read_off_the_tensors():
     _, resnet9 = convert_state(randomized(ResnetGenerator()).state_dict())
-    assert resnet9.config == dict(architecture="resnet", in_channels=3, out_channels=3, base_channels=64, n_blocks=9,
-                                  n_downsampling=2, norm="instance", upsampling="transpose", dropout=0.0)
+    assert resnet9.config == dict(
+        architecture="resnet",
+        in_channels=3,
+        out_channels=3,
+        base_channels=64,
+        n_blocks=9,
+        n_downsampling=2,
+        norm="instance",
+        upsampling="transpose",
+        dropout=0.0,
+    )
     assert resnet9.describe() == "ResNet-9 generator, 3 -> 3 channels, 64 base channels, instance norm"
     _, unet = convert_state(randomized(UnetGenerator(num_downs=8, ngf=64)).state_dict())
     assert unet.describe() == "U-Net-256 generator, 3 -> 3 channels, 64 base channels, instance norm"
@@ -112,11 +136,15 @@ def test_truncated_and_foreign_files_are_one_line(tmp_path):
 
 
 def test_an_unknown_layout_names_the_first_tensor_that_does_not_fit():
-    with pytest.raises(ConversionError, match=r"not an official ResNet, U-Net or PatchGAN layout \(first tensor: encoder.0.weight\)"):
+    with pytest.raises(
+        ConversionError, match=r"not an official ResNet, U-Net or PatchGAN layout \(first tensor: encoder.0.weight\)"
+    ):
         detect({"encoder.0.weight": torch.zeros(8, 3, 3, 3)})
     state = randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict()
     state["model.10.conv_block.1.weight"] = torch.zeros(32, 32, 5, 5)
-    with pytest.raises(ConversionError, match=r"model.10.conv_block.1.weight has shape \(32, 32, 5, 5\), expected \(32, 32, 3, 3\)"):
+    with pytest.raises(
+        ConversionError, match=r"model.10.conv_block.1.weight has shape \(32, 32, 5, 5\), expected \(32, 32, 3, 3\)"
+    ):
         convert_state(state)
     state = randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict()
     state["model.30.weight"] = torch.zeros(3)

@@ -7,7 +7,15 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from cyclegan_hub.data import DomainSpec, UnpairedSampler, augment, decode_domain, load_domain, parse_filter, training_batch
+from cyclegan_hub.data import (
+    DomainSpec,
+    UnpairedSampler,
+    augment,
+    decode_domain,
+    load_domain,
+    parse_filter,
+    training_batch,
+)
 
 from .image_cases import truncated_png
 
@@ -30,25 +38,39 @@ def values_of(ds, column="image"):
 
 
 def test_label_column_like_mnist(tmp_path):
-    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])})
-    path = save_parquet_dataset(tmp_path / "mnist", {"train": {"image": [gray(v) for v in (60, 61, 90, 91, 10)],
-                                                               "label": [6, 6, 9, 9, 1]}}, features)
+    features = datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=[str(i) for i in range(10)])}
+    )
+    path = save_parquet_dataset(
+        tmp_path / "mnist",
+        {"train": {"image": [gray(v) for v in (60, 61, 90, 91, 10)], "label": [6, 6, 9, 9, 1]}},
+        features,
+    )
     assert values_of(load_domain(DomainSpec(path=path, filter="label == 6"))) == [60, 61]
     assert values_of(load_domain(DomainSpec(path=path, filter="label == '9'"))) == [90, 91]  # by class name
     assert values_of(load_domain(DomainSpec(path=path, filter="label in [1, 9]"))) == [10, 90, 91]
 
 
 def test_attribute_column_like_celeba(tmp_path):
-    path = save_parquet_dataset(tmp_path / "celeba", {"train": {
-        "image": [gray(v) for v in (1, 2, 3, 4)], "Male": [1, -1, 1, -1], "Smiling": [True, False, False, True]}})
+    path = save_parquet_dataset(
+        tmp_path / "celeba",
+        {
+            "train": {
+                "image": [gray(v) for v in (1, 2, 3, 4)],
+                "Male": [1, -1, 1, -1],
+                "Smiling": [True, False, False, True],
+            }
+        },
+    )
     assert values_of(load_domain(DomainSpec(path=path, filter="Male == 1"))) == [1, 3]
     assert values_of(load_domain(DomainSpec(path=path, filter="Male == -1"))) == [2, 4]
     assert values_of(load_domain(DomainSpec(path=path, filter="Smiling == True"))) == [1, 4]
 
 
 def test_splits_trainA_trainB(tmp_path):
-    path = save_parquet_dataset(tmp_path / "h2z", {"trainA": {"image": [gray(1), gray(2)]},
-                                                   "trainB": {"image": [gray(7), gray(8), gray(9)]}})
+    path = save_parquet_dataset(
+        tmp_path / "h2z", {"trainA": {"image": [gray(1), gray(2)]}, "trainB": {"image": [gray(7), gray(8), gray(9)]}}
+    )
     assert values_of(load_domain(DomainSpec(path=path, split="trainA"))) == [1, 2]
     assert values_of(load_domain(DomainSpec(path=path, split="trainB"))) == [7, 8, 9]
 
@@ -65,15 +87,19 @@ def test_cyclegan_folders_through_imagefolder(tmp_path):
 
 def test_two_different_datasets(tmp_path):
     horses = save_parquet_dataset(tmp_path / "horses", {"train": {"image": [gray(11)], "caption": ["a horse"]}})
-    zebras = save_parquet_dataset(tmp_path / "zebras", {"train": {"img": [gray(22), gray(23)]}},
-                                  datasets.Features({"img": datasets.Image()}))
+    zebras = save_parquet_dataset(
+        tmp_path / "zebras", {"train": {"img": [gray(22), gray(23)]}}, datasets.Features({"img": datasets.Image()})
+    )
     assert values_of(load_domain(DomainSpec(path=horses))) == [11]
     assert values_of(load_domain(DomainSpec(path=zebras, image_column="img")), "img") == [22, 23]
 
 
 def test_imageA_imageB_columns_are_two_sources(tmp_path):
-    path = save_parquet_dataset(tmp_path / "ab", {"train": {"imageA": [gray(1), gray(2)], "imageB": [gray(30), gray(40)]}},
-                                datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()}))
+    path = save_parquet_dataset(
+        tmp_path / "ab",
+        {"train": {"imageA": [gray(1), gray(2)], "imageB": [gray(30), gray(40)]}},
+        datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()}),
+    )
     assert values_of(load_domain(DomainSpec(path=path, image_column="imageA")), "imageA") == [1, 2]
     assert values_of(load_domain(DomainSpec(path=path, image_column="imageB")), "imageB") == [30, 40]
 

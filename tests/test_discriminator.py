@@ -11,7 +11,9 @@ def test_paper_defaults_are_70x70_patchgan():
     assert d(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)
 
 
-@pytest.mark.parametrize("n_layers,size,expected", [(3, 28, (1, 1)), (2, 28, (5, 5)), (3, 32, (2, 2)), (1, 28, (12, 12))])
+@pytest.mark.parametrize(
+    "n_layers,size,expected", [(3, 28, (1, 1)), (2, 28, (5, 5)), (3, 32, (2, 2)), (1, 28, (12, 12))]
+)
 def test_output_size_predicts_the_patch_map(n_layers, size, expected):
     d = PatchDiscriminator(in_channels=1, base_channels=8, n_layers=n_layers)
     assert d.output_size(size, size) == expected

@@ -13,7 +13,9 @@ MNIST = "training/data/mnist-6-9"
 def small_features():
     """A small random convolutional feature extractor standing in for Inception-v3."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten())
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, 2), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten()
+    )
 
     def features(images):
         with torch.no_grad():
@@ -51,7 +53,9 @@ def test_fid_kid_on_images_with_a_small_extractor():
 
 
 def test_too_few_images_for_fid_kid():
-    with pytest.raises(ValueError, match=f"at least {MIN_IMAGES_FID_KID} images in each set; got 10 translated and 80 real"):
+    with pytest.raises(
+        ValueError, match=f"at least {MIN_IMAGES_FID_KID} images in each set; got 10 translated and 80 real"
+    ):
         fid_kid(torch.rand(10, 1, 8, 8), torch.rand(80, 1, 8, 8), small_features())
 
 
@@ -69,23 +73,64 @@ def test_evaluate_model_schema(tiny_pair):
     six = {"path": MNIST, "split": "test", "filter": "label == 6"}
     nine = {"path": MNIST, "split": "test", "filter": "label == 9"}
     out = evaluate_model(g, six, f=f, target_data=nine, max_images=60, features=small_features())
-    assert set(out) == {"n_images", "skipped", "translation_accuracy", "source_accuracy", "cycle_l1", "cycle_accuracy",
-                        "fid", "kid", "kid_std"}
+    assert set(out) == {
+        "n_images",
+        "skipped",
+        "translation_accuracy",
+        "source_accuracy",
+        "cycle_l1",
+        "cycle_accuracy",
+        "fid",
+        "kid",
+        "kid_std",
+    }
     assert out["n_images"] == 60 and 0 <= out["translation_accuracy"] <= 1 and out["fid"] >= 0
 
 
 def test_eval_cli_writes_json_and_says_what_is_missing(tiny_pair, tmp_path, capsys):
     g, f = map(str, tiny_pair)
     six = '{path="training/data/mnist-6-9", split="test", filter="label == 6"}'
-    assert main(["eval", "--model", g, "--reverse-model", f, "--data", six, "--max-images", "20",
-                 "--output", str(tmp_path / "e.json")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                g,
+                "--reverse-model",
+                f,
+                "--data",
+                six,
+                "--max-images",
+                "20",
+                "--output",
+                str(tmp_path / "e.json"),
+            ]
+        )
+        == 0
+    )
     out = json.loads((tmp_path / "e.json").read_text())
     assert {"translation_accuracy", "cycle_accuracy", "cycle_l1"} <= set(out)
     capsys.readouterr()
     assert main(["eval", "--model", g, "--data", six, "--metrics", "sharpness"]) == 1
     assert "unknown metric(s) sharpness; valid: accuracy, cycle, fid, kid" in capsys.readouterr().err
-    assert main(["eval", "--model", g, "--data", six, "--metrics", "fid", "--target-data", MNIST,
-                 "--inception-weights", str(tmp_path / "none.pth")]) == 1
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                g,
+                "--data",
+                six,
+                "--metrics",
+                "fid",
+                "--target-data",
+                MNIST,
+                "--inception-weights",
+                str(tmp_path / "none.pth"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert err.startswith("cyclegan-hub: error: FID/KID need") and len(err.strip().splitlines()) == 1
     assert main(["eval", "--model", str(tmp_path), "--data", six]) == 1
@@ -95,10 +140,22 @@ def test_eval_cli_writes_json_and_says_what_is_missing(tiny_pair, tmp_path, caps
 def test_reversed_metrics_swap_the_directions():
     from cyclegan_hub.cards import metrics_table, reversed_metrics
 
-    metrics = {"translation_accuracy_AtoB": 0.97, "translation_accuracy_BtoA": 0.99, "cycle_l1_AtoB": 0.1,
-               "cycle_l1_BtoA": 0.2, "step": 10}
+    metrics = {
+        "translation_accuracy_AtoB": 0.97,
+        "translation_accuracy_BtoA": 0.99,
+        "cycle_l1_AtoB": 0.1,
+        "cycle_l1_BtoA": 0.2,
+        "step": 10,
+    }
     back = reversed_metrics(metrics)
-    assert back == {"translation_accuracy_BtoA": 0.97, "translation_accuracy_AtoB": 0.99, "cycle_l1_BtoA": 0.1,
-                    "cycle_l1_AtoB": 0.2, "step": 10}
+    assert back == {
+        "translation_accuracy_BtoA": 0.97,
+        "translation_accuracy_AtoB": 0.99,
+        "cycle_l1_BtoA": 0.1,
+        "cycle_l1_AtoB": 0.2,
+        "step": 10,
+    }
     assert reversed_metrics(back) == metrics
-    assert "| translation accuracy (classifier reads the target digit) | 99.0% | 97.0% |" in metrics_table(back, "9", "6")
+    assert "| translation accuracy (classifier reads the target digit) | 99.0% | 97.0% |" in metrics_table(
+        back, "9", "6"
+    )

@@ -1,5 +1,3 @@
-import json
-
 import numpy as np
 import pytest
 import torch
@@ -16,8 +14,9 @@ from cyclegan_hub.export import OnnxGenerator, export_onnx, verify_onnx
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
-    g = CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1, image_size=28,
-                       source_domain="6", target_domain="9").eval()
+    g = CycleGenerator(
+        in_channels=1, out_channels=1, base_channels=8, n_blocks=1, image_size=28, source_domain="6", target_domain="9"
+    ).eval()
     path = tmp_path_factory.mktemp("onnx") / "g.onnx"
     diffs = export_onnx(g, path)
     return g, path, diffs
@@ -48,7 +47,19 @@ def test_cli_export_and_translate_with_onnx(tmp_path, capfd):
     out, err = capfd.readouterr()
     assert "max |onnx - torch|" in out and "torchvision" not in err
     Image.new("L", (20, 20), 30).save(tmp_path / "in.png")
-    assert main(["translate", "--model", str(tmp_path / "m.onnx"), str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png")]) == 0
+    assert (
+        main(
+            [
+                "translate",
+                "--model",
+                str(tmp_path / "m.onnx"),
+                str(tmp_path / "in.png"),
+                "-o",
+                str(tmp_path / "out.png"),
+            ]
+        )
+        == 0
+    )
     assert Image.open(tmp_path / "out.png").size == (20, 20)
 
 

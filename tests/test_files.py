@@ -34,9 +34,12 @@ def test_read_file_refuses_devices_folders_links_and_oversized_files(tmp_path):
 
 @pytest.mark.parametrize(
     "content,message",
-    [("{", "is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
-     ("[1]", "must hold an object, not a list"), ("[" * 50 + "]" * 50, "nested too deeply"),
-     (b"\xff\xfe", "is not valid JSON")],
+    [
+        ("{", "is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2)"),
+        ("[1]", "must hold an object, not a list"),
+        ("[" * 50 + "]" * 50, "nested too deeply"),
+        (b"\xff\xfe", "is not valid JSON"),
+    ],
 )
 def test_read_json_says_what_is_wrong_in_one_line_naming_the_file(tmp_path, content, message):
     path = tmp_path / "c.json"

@@ -21,8 +21,15 @@ def test_paper_defaults_are_resnet9_rgb():
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("upsampling", ["transpose", "resize"])
 def test_forward_keeps_shape(architecture, extra, channels, upsampling):
-    g = CycleGenerator(architecture=architecture, in_channels=channels, out_channels=channels, base_channels=8,
-                       n_blocks=1, upsampling=upsampling, **extra)
+    g = CycleGenerator(
+        architecture=architecture,
+        in_channels=channels,
+        out_channels=channels,
+        base_channels=8,
+        n_blocks=1,
+        upsampling=upsampling,
+        **extra,
+    )
     x = torch.randn(2, channels, 32, 32)
     y = g(x)
     assert y.shape == x.shape
@@ -32,8 +39,16 @@ def test_forward_keeps_shape(architecture, extra, channels, upsampling):
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
 def test_save_and_load_give_identical_outputs(tmp_path, norm):
     torch.manual_seed(1)
-    g = CycleGenerator(in_channels=1, out_channels=1, base_channels=8, n_blocks=1, norm=norm, image_size=28,
-                       source_domain="6", target_domain="9")
+    g = CycleGenerator(
+        in_channels=1,
+        out_channels=1,
+        base_channels=8,
+        n_blocks=1,
+        norm=norm,
+        image_size=28,
+        source_domain="6",
+        target_domain="9",
+    )
     g.eval()
     g.save_pretrained(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "config.json", "model.safetensors"]
@@ -47,14 +62,29 @@ def test_config_and_card_carry_architecture_and_metadata(tmp_path, tiny_gray):
     tiny_gray.save_pretrained(tmp_path)
     config = json.loads((tmp_path / "config.json").read_text())
     assert config == {
-        "architecture": "resnet", "in_channels": 1, "out_channels": 1, "base_channels": 8, "n_blocks": 1,
-        "n_downsampling": 2, "norm": "instance", "upsampling": "transpose", "dropout": 0.0,
-        "source_domain": "6", "target_domain": "9", "image_size": 32, "value_range": [-1.0, 1.0],
+        "architecture": "resnet",
+        "in_channels": 1,
+        "out_channels": 1,
+        "base_channels": 8,
+        "n_blocks": 1,
+        "n_downsampling": 2,
+        "norm": "instance",
+        "upsampling": "transpose",
+        "dropout": 0.0,
+        "source_domain": "6",
+        "target_domain": "9",
+        "image_size": 32,
+        "value_range": [-1.0, 1.0],
     }
     card = (tmp_path / "README.md").read_text()
     front = card.split("---")[1]
-    for line in ("library_name: cyclegan-hub", "pipeline_tag: image-to-image", "- cyclegan",
-                 "- unpaired-image-translation", "license: mit"):
+    for line in (
+        "library_name: cyclegan-hub",
+        "pipeline_tag: image-to-image",
+        "- cyclegan",
+        "- unpaired-image-translation",
+        "license: mit",
+    ):
         assert line in front
     assert "# CycleGAN generator: 6 → 9" in card
     assert 'CycleGenerator.from_pretrained("path/to/this/folder")' in card
@@ -76,7 +106,9 @@ def test_mismatched_config_fails_loudly(tmp_path, tiny_gray):
         CycleGenerator.from_pretrained(tmp_path)
     config.update(n_blocks=1, base_channels=16)
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(ValueError, match=r"net.1.weight has shape \(8, 1, 7, 7\) in the weights but \(16, 1, 7, 7\) in the model"):
+    with pytest.raises(
+        ValueError, match=r"net.1.weight has shape \(8, 1, 7, 7\) in the weights but \(16, 1, 7, 7\) in the model"
+    ):
         CycleGenerator.from_pretrained(tmp_path)
 
 
@@ -133,6 +165,7 @@ def test_output_conv_at_inference_is_the_plain_convolution():
 
 # ---- translate -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("mode", list(images_of_every_mode()))
 @pytest.mark.parametrize("fixture,out_mode", [("tiny_gray", "L"), ("tiny_rgb", "RGB")])
 def test_translate_any_mode(mode, fixture, out_mode, request):
@@ -158,8 +191,13 @@ def test_translate_is_the_network_on_the_padded_image(tiny_gray):
 def test_translate_lists_arrays_paths_and_sizes(tiny_rgb, tmp_path):
     path = tmp_path / "a.png"
     path.write_bytes(png_bytes(Image.new("RGB", (50, 40), (10, 200, 10))))
-    inputs = [Image.new("RGB", (1, 1)), Image.new("L", (2000, 3)), np.zeros((17, 9, 3), np.uint8), str(path),
-              Image.new("RGB", (33, 65))]
+    inputs = [
+        Image.new("RGB", (1, 1)),
+        Image.new("L", (2000, 3)),
+        np.zeros((17, 9, 3), np.uint8),
+        str(path),
+        Image.new("RGB", (33, 65)),
+    ]
     outs = tiny_rgb.translate(inputs, batch_size=2)
     assert [o.size for o in outs] == [(1, 1), (2000, 3), (9, 17), (50, 40), (33, 65)]
     # A batch of same-size images gives what each gives alone.
@@ -175,13 +213,20 @@ def test_translate_lists_arrays_paths_and_sizes(tiny_rgb, tmp_path):
 def test_a_batch_of_mixed_modes_and_sizes_gives_what_each_gives_alone(tiny_gray):
     rng = np.random.default_rng(1)
     gray = rng.integers(0, 256, (28, 28), dtype=np.uint8)
-    inputs = [Image.fromarray(gray), Image.fromarray(np.stack([gray] * 3, -1)), Image.fromarray(gray).convert("LA"),
-              Image.fromarray(gray.astype(np.uint16) * 257), Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8))]
+    inputs = [
+        Image.fromarray(gray),
+        Image.fromarray(np.stack([gray] * 3, -1)),
+        Image.fromarray(gray).convert("LA"),
+        Image.fromarray(gray.astype(np.uint16) * 257),
+        Image.fromarray(rng.integers(0, 256, (30, 30), dtype=np.uint8)),
+    ]
     for resize_to in (None, 28):
         together = tiny_gray.translate(inputs, batch_size=8, resize_to=resize_to)
         alone = [tiny_gray.translate(image, resize_to=resize_to) for image in inputs]
         for a, b in zip(together, alone):
-            assert a.size == b.size and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1  # batch-size rounding
+            assert (
+                a.size == b.size and np.abs(np.asarray(a, int) - np.asarray(b, int)).max() <= 1
+            )  # batch-size rounding
         # the same digit as L, RGB, LA and 16-bit comes out the same
         assert all(np.abs(np.asarray(o, int) - np.asarray(together[0], int)).max() <= 1 for o in together[1:4])
 
@@ -245,3 +290,27 @@ def test_translate_runs_under_inference_mode(tiny_gray):
     tiny_gray.translate(Image.new("L", (8, 8)))
     handle.remove()
     assert seen == [True]
+
+
+def test_photo_models_run_in_bf16_where_the_cpu_has_it_and_digits_never(tiny_gray, monkeypatch):
+    import cyclegan_hub.generator as generator_module
+
+    monkeypatch.setattr(generator_module, "cpu_has_native_bf16", lambda: True)
+    torch.manual_seed(0)
+    photo = CycleGenerator(base_channels=8, n_blocks=1, image_size=256)
+    digits_seen, photo_seen = [], []
+    tiny_gray.register_forward_hook(lambda m, i, o: digits_seen.append(o.dtype))
+    photo.register_forward_hook(lambda m, i, o: photo_seen.append(o.dtype))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
+    fast, exact = photo.translate(image), photo.translate(image, precision="fp32")
+    assert photo_seen == [torch.bfloat16, torch.float32]
+    assert np.abs(np.asarray(fast, int) - np.asarray(exact, int)).mean() < 2  # close, in 8-bit levels
+    assert np.array_equal(
+        np.asarray(tiny_gray.translate(image)), np.asarray(tiny_gray.translate(image, precision="fp32"))
+    )
+    assert digits_seen == [torch.float32, torch.float32]  # a digit model (28-32 px) stays in fp32 under "auto"
+    monkeypatch.setattr(generator_module, "cpu_has_native_bf16", lambda: False)
+    photo.translate(image)
+    assert photo_seen[-1] == torch.float32  # emulated bf16 is slower than fp32: not used
+    with pytest.raises(ValueError, match="unknown precision 'fp8'; valid: 'auto', 'fp32', 'bf16'"):
+        photo.translate(image, precision="fp8")

@@ -5,9 +5,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
@@ -46,7 +43,10 @@ def test_push_writes_two_complete_repos_in_one_commit_each(hub, run_dir, tmp_pat
     assert "pushed user/mnist-6to9" in result.stdout and "pushed user/mnist-9to6" in result.stdout
     assert "write-token" not in result.stdout + result.stderr
     assert hub.commits == ["models/user/mnist-6to9@main", "models/user/mnist-9to6@main"]
-    for repo, twin, (src, dst) in (("user/mnist-6to9", "user/mnist-9to6", ("6", "9")), ("user/mnist-9to6", "user/mnist-6to9", ("9", "6"))):
+    for repo, twin, (src, dst) in (
+        ("user/mnist-6to9", "user/mnist-9to6", ("6", "9")),
+        ("user/mnist-9to6", "user/mnist-6to9", ("9", "6")),
+    ):
         files = committed_files(hub, repo)
         assert files == [".gitattributes", "README.md", "config.json", "model.safetensors", "sample.png"]
         assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
@@ -68,7 +68,11 @@ def test_push_writes_two_complete_repos_in_one_commit_each(hub, run_dir, tmp_pat
         assert str(ROOT) not in card and "/tmp" not in card  # no path of this machine
         assert f'CycleGenerator.from_pretrained("{repo}")' in card
         assert f"[{twin}]" in card and "![input | translated | reconstructed](sample.png)" in card
-        assert f"# CycleGAN generator: {src} → {dst}" in card and "## Training" in card and "@inproceedings{zhu2017" in card
+        assert (
+            f"# CycleGAN generator: {src} → {dst}" in card
+            and "## Training" in card
+            and "@inproceedings{zhu2017" in card
+        )
         assert "write-token" not in card
         config = json.loads((hub.repo_path("model", repo) / "config.json").read_text())
         assert (config["source_domain"], config["target_domain"]) == (src, dst)
@@ -104,14 +108,29 @@ def test_push_errors_are_one_line_and_push_nothing(hub, run_dir, tmp_path):
 
 def test_push_to_a_branch_with_training_state(hub, run_dir, tmp_path):
     env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "hf")}
-    result = cli("push", str(run_dir), "--repo-id", "user/digits", "--reverse-repo-id", "user/digits-back",
-                 "--revision", "exp", "--include-training-state", "--commit-message", "first try", env=env)
+    result = cli(
+        "push",
+        str(run_dir),
+        "--repo-id",
+        "user/digits",
+        "--reverse-repo-id",
+        "user/digits-back",
+        "--revision",
+        "exp",
+        "--include-training-state",
+        "--commit-message",
+        "first try",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     repo = hub.repo_path("model", "user/digits")
     files = sorted(git(repo, "ls-tree", "-r", "--name-only", "exp").splitlines())
     assert sorted(f for f in files if f.startswith("training_state/")) == [
-        "training_state/models.safetensors", "training_state/optimizers.safetensors",
-        "training_state/rank-0.safetensors", "training_state/training_state.json"]
+        "training_state/models.safetensors",
+        "training_state/optimizers.safetensors",
+        "training_state/rank-0.safetensors",
+        "training_state/training_state.json",
+    ]
     assert git(repo, "log", "-1", "--format=%s", "exp") == "first try"
     assert committed_files(hub, "user/digits") == [".gitattributes"]  # main untouched
 
@@ -133,23 +152,45 @@ for name in sys.argv[1:]:
 def test_pull_by_repo_id_through_olah_gives_identical_outputs_and_works_offline(hub, olah, run_dir, tmp_path):
     push_env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "push-home")}
     assert cli("push", str(run_dir), "--repo-id", "user/mnist-6to9", env=push_env).returncode == 0
-    local = subprocess.run([sys.executable, "-c", PULL, str(run_dir / "generator_AtoB"), str(run_dir / "generator_BtoA")],
-                           capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    local = subprocess.run(
+        [sys.executable, "-c", PULL, str(run_dir / "generator_AtoB"), str(run_dir / "generator_BtoA")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
     pull_env = hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "pull-home")}
-    remote = subprocess.run([sys.executable, "-c", PULL, "user/mnist-6to9", "user/mnist-9to6"], env=pull_env,
-                            capture_output=True, text=True, timeout=180)
+    remote = subprocess.run(
+        [sys.executable, "-c", PULL, "user/mnist-6to9", "user/mnist-9to6"],
+        env=pull_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert remote.returncode == 0, remote.stderr[-2000:]
     remote = remote.stdout.split()
     assert remote[1::4] == local[1::4]  # identical outputs
     assert remote[2::4] == ["6", "9"] and remote[3::4] == ["9", "6"]
     # cached: offline from now on
-    offline = subprocess.run([sys.executable, "-c", PULL, "user/mnist-6to9"], env=pull_env | {"HF_HUB_OFFLINE": "1"},
-                             capture_output=True, text=True, timeout=120)
+    offline = subprocess.run(
+        [sys.executable, "-c", PULL, "user/mnist-6to9"],
+        env=pull_env | {"HF_HUB_OFFLINE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert offline.returncode == 0 and offline.stdout.split()[1] == local[1]
     # the CLI translates by repo id
     out = tmp_path / "nine.png"
-    result = cli("translate", "--model", "user/mnist-6to9", str(ROOT / "space" / "examples" / "6-test0.png"), "-o", str(out),
-                 env=pull_env | {"HF_HUB_OFFLINE": "1"})
+    result = cli(
+        "translate",
+        "--model",
+        "user/mnist-6to9",
+        str(ROOT / "space" / "examples" / "6-test0.png"),
+        "-o",
+        str(out),
+        env=pull_env | {"HF_HUB_OFFLINE": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert out.is_file()
 
@@ -161,15 +202,41 @@ def test_bundled_dataset_served_by_olah_trains_by_hub_id(hub, olah, tmp_path):
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "bundled dataset")
     env = hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "home")}
-    check = subprocess.run([sys.executable, "-c", "import datasets; d = datasets.load_dataset('user/mnist-6-9');"
-                            "print(d['train'].num_rows, d['test'].num_rows, sorted(set(d['test']['label'])))"],
-                           env=env, capture_output=True, text=True, timeout=180)
+    check = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import datasets; d = datasets.load_dataset('user/mnist-6-9');"
+            "print(d['train'].num_rows, d['test'].num_rows, sorted(set(d['test']['label'])))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert check.returncode == 0, check.stderr[-2000:]
     assert check.stdout.split("\n")[-2] == "800 200 [6, 9]"
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), *TINY, "--max-steps", "1",
-                             "--output-dir", str(out), "--set", 'domain_a.path="user/mnist-6-9"',
-                             "--set", 'domain_b.path="user/mnist-6-9"'], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training" / "train.py"),
+            *TINY,
+            "--max-steps",
+            "1",
+            "--output-dir",
+            str(out),
+            "--set",
+            'domain_a.path="user/mnist-6-9"',
+            "--set",
+            'domain_b.path="user/mnist-6-9"',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "400 images from user/mnist-6-9 split=train where label == 6" in result.stdout
     assert json.loads((out / "card.json").read_text())["datasets"] == ["user/mnist-6-9"]
@@ -177,12 +244,30 @@ def test_bundled_dataset_served_by_olah_trains_by_hub_id(hub, olah, tmp_path):
 
 def test_resume_from_the_hub(hub, olah, run_dir, tmp_path):
     push_env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "push-home")}
-    assert cli("push", str(run_dir), "--repo-id", "user/mnist-6to9", "--include-training-state", env=push_env).returncode == 0
+    assert (
+        cli("push", str(run_dir), "--repo-id", "user/mnist-6to9", "--include-training-state", env=push_env).returncode
+        == 0
+    )
     env = hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "home")}
     out = tmp_path / "finetune"
-    result = subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), *TINY, "--max-steps", "3",
-                             "--output-dir", str(out), "--resume", "user/mnist-6to9"], env=env, capture_output=True,
-                            text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "training" / "train.py"),
+            *TINY,
+            "--max-steps",
+            "3",
+            "--output-dir",
+            str(out),
+            "--resume",
+            "user/mnist-6to9",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "at step 2" in result.stdout
     assert json.loads((out / "metrics.json").read_text())["step"] == 3

@@ -62,7 +62,7 @@ def test_pool_size_zero_is_a_pass_through():
 
 def test_pool_state_round_trip_resumes_exactly():
     a = ImagePool(size=4, seed=3)
-    for i in range(6):
+    for _ in range(6):
         a.query(torch.randn(2, 1, 2, 2))
     b = ImagePool(size=4, seed=99)
     b.load_state_dict({k: v.clone() for k, v in a.state_dict().items()})

@@ -11,12 +11,28 @@ PACKAGE = ROOT / "cyclegan_hub"
 #: Every module's floor. A module may import its own floor and the floors below, never above (the floors the
 #: STYLE and the README describe: basics; networks, losses, data; what is built on them; the Hub and serving; apps).
 FLOORS = {
-    "files": 0, "imaging": 0, "layers": 0, "modeling": 0,
-    "generator": 1, "discriminator": 1, "losses": 1, "objective": 1, "data": 1, "mnist_classifier": 1,
-    "evaluate": 2, "export": 2, "cards": 2, "checkpoint": 2, "config": 2, "convert": 2,
-    "hub": 3, "serving": 3,
-    "app": 4, "deploy": 4, "cli": 4,
-}  # fmt: skip
+    "files": 0,
+    "imaging": 0,
+    "layers": 0,
+    "modeling": 0,
+    "generator": 1,
+    "discriminator": 1,
+    "losses": 1,
+    "objective": 1,
+    "data": 1,
+    "mnist_classifier": 1,
+    "evaluate": 2,
+    "export": 2,
+    "cards": 2,
+    "checkpoint": 2,
+    "config": 2,
+    "convert": 2,
+    "hub": 3,
+    "serving": 3,
+    "app": 4,
+    "deploy": 4,
+    "cli": 4,
+}
 
 
 def package_imports(module: Path) -> set[str]:
@@ -44,8 +60,12 @@ def test_every_module_has_a_floor():
 
 def test_no_import_points_up_and_there_is_no_cycle():
     graph = {name: package_imports(PACKAGE / f"{name}.py") for name in FLOORS}
-    upward = [f"{a} (floor {FLOORS[a]}) imports {b} (floor {FLOORS[b]})" for a, deps in graph.items() for b in deps
-              if FLOORS[b] > FLOORS[a]]  # fmt: skip
+    upward = [
+        f"{a} (floor {FLOORS[a]}) imports {b} (floor {FLOORS[b]})"
+        for a, deps in graph.items()
+        for b in deps
+        if FLOORS[b] > FLOORS[a]
+    ]
     assert upward == []
     visiting, done = set(), set()
 
@@ -67,8 +87,13 @@ def test_no_import_points_up_and_there_is_no_cycle():
 
 def test_nothing_runs_or_loads_project_files_by_path():
     offenders = []
-    for path in [*PACKAGE.glob("*.py"), *(ROOT / "training").glob("*.py"), *(ROOT / "benchmarks").glob("*.py"),
-                 *(ROOT / "space").glob("*.py"), *(ROOT / "tests").rglob("*.py")]:  # fmt: skip
+    for path in [
+        *PACKAGE.glob("*.py"),
+        *(ROOT / "training").glob("*.py"),
+        *(ROOT / "benchmarks").glob("*.py"),
+        *(ROOT / "space").glob("*.py"),
+        *(ROOT / "tests").rglob("*.py"),
+    ]:
         if path == Path(__file__):
             continue
         text = path.read_text()

@@ -11,14 +11,23 @@ from cyclegan_hub.serving import PairTranslator, ServingLimits, frame_like_mnist
 
 def tiny(src, dst, channels=1, size=28):
     torch.manual_seed(0)
-    return CycleGenerator(in_channels=channels, out_channels=channels, base_channels=4, n_blocks=1, image_size=size,
-                          source_domain=src, target_domain=dst)
+    return CycleGenerator(
+        in_channels=channels,
+        out_channels=channels,
+        base_channels=4,
+        n_blocks=1,
+        image_size=size,
+        source_domain=src,
+        target_domain=dst,
+    )
 
 
 def test_directions_are_named_after_the_domains():
     pair = PairTranslator(tiny("6", "9"), tiny("9", "6"))
     assert list(pair.directions) == ["6 -> 9", "9 -> 6"]
-    with pytest.raises(ValueError, match=r"forward \(6 -> 9\) and reverse \(6 -> 9\) are not the two directions of one pair"):
+    with pytest.raises(
+        ValueError, match=r"forward \(6 -> 9\) and reverse \(6 -> 9\) are not the two directions of one pair"
+    ):
         PairTranslator(tiny("6", "9"), tiny("6", "9"))
     with pytest.raises(ValueError, match="unknown direction '6 -> 7'; valid: '6 -> 9', '9 -> 6'"):
         pair.translate(Image.new("L", (28, 28)), "6 -> 7")
@@ -33,7 +42,10 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer():
     pair = PairTranslator(forward, reverse, max_batch=16, max_wait_ms=50)
     images = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (28, 28), dtype=np.uint8)) for i in range(12)]
     results = [None] * 12
-    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, pair.translate(images[k], "6 -> 9"))) for k in range(12)]
+    threads = [
+        threading.Thread(target=lambda k=k: results.__setitem__(k, pair.translate(images[k], "6 -> 9")))
+        for k in range(12)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -96,7 +108,10 @@ def test_pairs_by_name_and_unique_direction_labels(tmp_path):
     for name, (a, b) in (("generator_AtoB", ("6", "9")), ("generator_BtoA", ("9", "6"))):
         tiny(a, b).save_pretrained(tmp_path / "run" / name)
     assert resolve_pair(str(tmp_path / "mnist-6to9")) == (str(tmp_path / "mnist-6to9"), str(tmp_path / "mnist-9to6"))
-    assert resolve_pair(str(tmp_path / "run")) == (str(tmp_path / "run" / "generator_AtoB"), str(tmp_path / "run" / "generator_BtoA"))
+    assert resolve_pair(str(tmp_path / "run")) == (
+        str(tmp_path / "run" / "generator_AtoB"),
+        str(tmp_path / "run" / "generator_BtoA"),
+    )
     assert resolve_pair("user/horse2zebra") == ("user/horse2zebra", "user/zebra2horse")
     assert resolve_pair("user/a,user/b") == ("user/a", "user/b")
     pairs = load_pairs([str(tmp_path / "mnist-6to9"), str(tmp_path / "run")])

@@ -27,12 +27,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
+from make_mnist_dataset import DEFAULT_OUTPUT as MNIST69_DIR  # sibling script in training/
+from make_mnist_dataset import load_mnist5k
 from PIL import Image
 from safetensors.torch import save_file
 
 from cyclegan_hub.mnist_classifier import WEIGHTS_PATH, MnistClassifier, classify_digits
-from make_mnist_dataset import DEFAULT_OUTPUT as MNIST69_DIR  # sibling script in training/
-from make_mnist_dataset import load_mnist5k
 
 VAL_PER_CLASS = 50
 TARGET_ACCURACY = 0.98
@@ -80,7 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (keeps runs reproducible)")
-    parser.add_argument("--output", type=Path, default=WEIGHTS_PATH, help="weights file; a .json report is written beside it")
+    parser.add_argument(
+        "--output", type=Path, default=WEIGHTS_PATH, help="weights file; a .json report is written beside it"
+    )
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -149,9 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     # contiguous(): safetensors refuses views; metadata makes the file self-describing.
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(args.output), metadata={"format": "pt", "input": "[N,1,28,28] in [-1,1], white digit on black"})
+    save_file(
+        state, str(args.output), metadata={"format": "pt", "input": "[N,1,28,28] in [-1,1], white digit on black"}
+    )
     args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"saved {args.output} ({args.output.stat().st_size / 1e6:.2f} MB) and {args.output.with_suffix('.json').name}")
+    print(
+        f"saved {args.output} ({args.output.stat().st_size / 1e6:.2f} MB) and {args.output.with_suffix('.json').name}"
+    )
 
     short = [k for k in ("val_accuracy", "test_6_accuracy", "test_9_accuracy") if report[k] < TARGET_ACCURACY]
     if short:

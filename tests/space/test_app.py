@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 
 from cyclegan_hub.mnist_classifier import classify_digits
 
-from ..image_cases import BAD_FILES, animated_gif, float_tiff, png_bytes
+from ..image_cases import BAD_FILES, animated_gif, float_tiff
 from .conftest import CHROMIUM_FLAGS, ROOT, chromium_path
 
 pytestmark = pytest.mark.slow
@@ -34,13 +34,22 @@ def client(app_url):
 def test_api_lists_translate_with_png_outputs(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert "/translate" in api["named_endpoints"]
-    translated, reconstructed, error = client.predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 9", api_name="/translate")
+    translated, reconstructed, error = client.predict(
+        handle_file(EXAMPLES / "6-test0.png"), "6 -> 9", api_name="/translate"
+    )
     assert Path(translated).suffix == ".png" and Path(reconstructed).suffix == ".png"
     assert 0 <= float(error) < 0.2
 
 
-@pytest.mark.parametrize("example,direction,expected", [("6-test0.png", "6 -> 9", (9, 6)), ("6-test1.png", "6 -> 9", (9, 6)),
-                                                        ("9-test0.png", "9 -> 6", (6, 9)), ("9-test1.png", "9 -> 6", (6, 9))])
+@pytest.mark.parametrize(
+    "example,direction,expected",
+    [
+        ("6-test0.png", "6 -> 9", (9, 6)),
+        ("6-test1.png", "6 -> 9", (9, 6)),
+        ("9-test0.png", "9 -> 6", (6, 9)),
+        ("9-test1.png", "9 -> 6", (6, 9)),
+    ],
+)
 def test_a_six_becomes_a_nine_and_back(client, example, direction, expected):
     assert read_digit(EXAMPLES / example) == expected[1]
     translated, reconstructed, _ = client.predict(handle_file(EXAMPLES / example), direction, api_name="/translate")
@@ -177,7 +186,8 @@ def test_browser_upload_translate_and_screenshot(app_url, tmp_path):
         page.get_by_role("button", name="Translate", exact=True).click()
         page.wait_for_function(
             "() => [...document.querySelectorAll('img')].filter(i => i.src && i.naturalWidth > 0).length >= 3",
-            timeout=30_000)
+            timeout=30_000,
+        )
         error_box = page.get_by_label("Cycle error", exact=False)
         sync_api.expect(error_box).not_to_have_value("", timeout=30_000)
         cycle_error = float(error_box.input_value())
@@ -209,15 +219,21 @@ def raw_call(url: str, data: list) -> str:
     import json
     import urllib.request
 
-    request = urllib.request.Request(url + "gradio_api/call/translate", data=json.dumps({"data": data}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url + "gradio_api/call/translate",
+        data=json.dumps({"data": data}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
     event = json.loads(urllib.request.urlopen(request, timeout=10).read())["event_id"]
     with urllib.request.urlopen(url + f"gradio_api/call/translate/{event}", timeout=30) as response:
         return response.read().decode()
 
 
-@pytest.mark.parametrize("path", [str(EXAMPLES / "6-test0.png"), "/etc/hostname", "/no/such/file.png", "/tmp", "/dev/zero"],
-                         ids=["server-image", "server-text", "missing", "folder", "device"])
+@pytest.mark.parametrize(
+    "path",
+    [str(EXAMPLES / "6-test0.png"), "/etc/hostname", "/no/such/file.png", "/tmp", "/dev/zero"],
+    ids=["server-image", "server-text", "missing", "folder", "device"],
+)
 def test_a_request_cannot_make_the_server_read_its_files(app_url, path):
     from cyclegan_hub.app import NOT_UPLOADED
 
@@ -228,8 +244,9 @@ def test_a_request_cannot_make_the_server_read_its_files(app_url, path):
     assert time.time() - start < 10  # /dev/zero is not read
     with_meta = raw_call(app_url, [{"path": path, "meta": {"_type": "gradio.FileData"}}, "6 -> 9"])
     assert with_meta.startswith("event: error")  # Gradio's own check for payloads that say they are files
-    translated, _, _ = Client(app_url, verbose=False).predict(handle_file(EXAMPLES / "6-test0.png"), "6 -> 9",
-                                                               api_name="/translate")  # a real upload still works
+    translated, _, _ = Client(app_url, verbose=False).predict(
+        handle_file(EXAMPLES / "6-test0.png"), "6 -> 9", api_name="/translate"
+    )  # a real upload still works
     assert read_digit(translated) == 9
 
 
@@ -242,10 +259,17 @@ def test_uploads_are_bounded_in_bytes_and_pixels(app_url, tmp_path):
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(ServingLimits().max_bytes + 1))
     boundary = "cyclegan-test"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
-            f"Content-Type: image/png\r\n\r\n").encode() + big.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    request = urllib.request.Request(app_url + "gradio_api/upload", data=body,
-                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + big.read_bytes()
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        app_url + "gradio_api/upload", data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=30)
     assert info.value.code == 413
@@ -286,7 +310,11 @@ def test_sixteen_concurrent_worst_case_uploads_stay_inside_the_memory_budget(app
     watcher = threading.Thread(target=watch)
     watcher.start()
     with ThreadPoolExecutor(16) as pool:
-        errors = list(pool.map(lambda i: clients[i % 4].predict(handle_file(worst), "6 -> 9", api_name="/translate")[2], range(16)))
+        errors = list(
+            pool.map(
+                lambda i: clients[i % 4].predict(handle_file(worst), "6 -> 9", api_name="/translate")[2], range(16)
+            )
+        )
     done.append(True)
     watcher.join()
     assert all(0 <= float(e) < 1 for e in errors)  # every request was answered
@@ -336,7 +364,9 @@ def test_two_pairs_answer_through_the_api(two_pair_app, tmp_path):
     zebra, horse, error = client.predict(handle_file(tmp_path / "horse.jpg"), "horse -> zebra", api_name="/translate")
     assert Image.open(zebra).size == (1024, 683) and Image.open(horse).mode == "RGB"  # the preview size, said in the UI
     assert 0 <= float(error) <= 1
-    with pytest.raises(Exception, match="unknown direction 'horse -> cat'; valid: '6 -> 9', '9 -> 6', 'horse -> zebra'"):
+    with pytest.raises(
+        Exception, match="unknown direction 'horse -> cat'; valid: '6 -> 9', '9 -> 6', 'horse -> zebra'"
+    ):
         client.predict(handle_file(tmp_path / "horse.jpg"), "horse -> cat", api_name="/translate")
 
 

@@ -2,10 +2,9 @@
 the bundled space/ folder installed as its requirements.txt says."""
 
 import shutil
-import zipfile
 import subprocess
 import sys
-from pathlib import Path
+import zipfile
 
 import gradio
 import pytest
@@ -36,8 +35,15 @@ def push_converted_pair(tmp_path, env) -> None:
 
     for seed, name in enumerate(("horse2zebra", "zebra2horse")):
         torch.save(randomized(ResnetGenerator(ngf=4, n_blocks=2), seed).state_dict(), tmp_path / f"{name}.pth")
-    result = cli("convert", str(tmp_path / "horse2zebra.pth"), "--reverse", str(tmp_path / "zebra2horse.pth"),
-                 "--output", str(tmp_path / "h2z"), env=env)
+    result = cli(
+        "convert",
+        str(tmp_path / "horse2zebra.pth"),
+        "--reverse",
+        str(tmp_path / "zebra2horse.pth"),
+        "--output",
+        str(tmp_path / "h2z"),
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     result = cli("push", str(tmp_path / "h2z"), "--repo-id", "user/horse2zebra", env=env)
     assert result.returncode == 0, result.stderr
@@ -51,8 +57,17 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     strays[0].write_text("HF_TOKEN=hf_not_a_real_token\n")
     strays[1].write_text("# a local scratch file\n")
     try:
-        result = cli("deploy-space", "--space-id", "user/cyclegan-demo", "--model", "user/mnist-6to9",
-                     "--model", "user/horse2zebra", env=env, timeout=600)
+        result = cli(
+            "deploy-space",
+            "--space-id",
+            "user/cyclegan-demo",
+            "--model",
+            "user/mnist-6to9",
+            "--model",
+            "user/horse2zebra",
+            env=env,
+            timeout=600,
+        )
     finally:
         for stray in strays:
             stray.unlink()
@@ -82,16 +97,35 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     subprocess.run(["git", "clone", "-q", str(space), str(checkout)], check=True)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
-                             cwd=checkout, capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import cyclegan_hub; print(cyclegan_hub.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=checkout).stdout
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import cyclegan_hub; print(cyclegan_hub.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=checkout,
+    ).stdout
     assert str(venv) in where  # the package came from the uploaded wheel, not from this checkout
 
-    proc, url = start_app({"HF_ENDPOINT": olah, "HF_HUB_OFFLINE": "0", "HF_HOME": str(tmp_path / "space-home"),
-                           "HF_HUB_DISABLE_XET": "1", "CYCLEGAN_MODELS": ""},
-                          app=checkout / "app.py", python=str(venv / "bin" / "python"), timeout=300)
+    proc, url = start_app(
+        {
+            "HF_ENDPOINT": olah,
+            "HF_HUB_OFFLINE": "0",
+            "HF_HOME": str(tmp_path / "space-home"),
+            "HF_HUB_DISABLE_XET": "1",
+            "CYCLEGAN_MODELS": "",
+        },
+        app=checkout / "app.py",
+        python=str(venv / "bin" / "python"),
+        timeout=300,
+    )
     try:
         from gradio_client import Client, handle_file
 
@@ -99,7 +133,8 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
 
         client = Client(url, verbose=False)
         translated, reconstructed, _ = client.predict(
-            handle_file(ROOT / "space" / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate")
+            handle_file(ROOT / "space" / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate"
+        )
         assert read_digit(translated) == 9 and read_digit(reconstructed) == 6
         from PIL import Image
 
@@ -121,21 +156,31 @@ def test_the_space_folder_installs_as_its_requirements_say(tmp_path):
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     folder = tmp_path / "space"
     shutil.copytree(ROOT / "space", folder, ignore=shutil.ignore_patterns(".gradio", "*.pyi", "__pycache__"))
-    (folder / "requirements.txt").write_text(requirements.replace(INSTALL_URL, f"git+file://{clone}"))
+    (folder / "requirements.txt").write_text(requirements.replace(INSTALL_URL, f"git+file://localhost{clone}"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
-                             cwd=folder, capture_output=True, text=True, timeout=900)
+    install = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
-    proc, url = start_app({"HF_HUB_OFFLINE": "1", "CYCLEGAN_MODELS": ""}, app=folder / "app.py",
-                          python=str(venv / "bin" / "python"), timeout=300)
+    proc, url = start_app(
+        {"HF_HUB_OFFLINE": "1", "CYCLEGAN_MODELS": ""},
+        app=folder / "app.py",
+        python=str(venv / "bin" / "python"),
+        timeout=300,
+    )
     try:
         from gradio_client import Client, handle_file
 
         from .test_app import read_digit
 
-        translated, _, _ = Client(url, verbose=False).predict(handle_file(folder / "examples" / "6-test0.png"), "6 -> 9",
-                                                              api_name="/translate")
+        translated, _, _ = Client(url, verbose=False).predict(
+            handle_file(folder / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate"
+        )
         assert read_digit(translated) == 9
     finally:
         stop_app(proc)
@@ -145,15 +190,34 @@ def test_deploy_checks_the_models_before_uploading(hub, tmp_path):
     env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "home")}
     result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/nothing-here", env=env)
     assert result.returncode == 1 and "user/nothing-here cannot be served" in result.stderr
-    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/a,user/b", "--model", "user/c",
-                 "--reverse-model", "user/d", env=env)
+    result = cli(
+        "deploy-space",
+        "--space-id",
+        "user/demo",
+        "--model",
+        "user/a,user/b",
+        "--model",
+        "user/c",
+        "--reverse-model",
+        "user/d",
+        env=env,
+    )
     assert result.returncode == 1 and "--reverse-model names the reverse of a single --model" in result.stderr
     hub.create_repo("model", "user/not-a-gan")
     repo = hub.repo_path("model", "user/not-a-gan")
     (repo / "README.md").write_text("# a text model\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "card")
-    result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/not-a-gan", "--reverse-model", "user/not-a-gan", env=env)
+    result = cli(
+        "deploy-space",
+        "--space-id",
+        "user/demo",
+        "--model",
+        "user/not-a-gan",
+        "--reverse-model",
+        "user/not-a-gan",
+        env=env,
+    )
     assert result.returncode == 1 and "user/not-a-gan cannot be served" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not hub.repo_path("space", "user/demo").exists()

@@ -36,7 +36,9 @@ def test_two_step_smoke_run_writes_a_complete_run_folder(tmp_path):
     assert json.loads((out / "run_config.json").read_text())["train"]["max_steps"] == 2
     log = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
     assert [row["step"] for row in log] == [1, 2] and 0 < log[0]["elapsed_s"] < log[1]["elapsed_s"]
-    assert {k: v for k, v in log[1].items() if k not in ("elapsed_s", "step")} == {k: v for k, v in metrics.items() if k != "step"}
+    assert {k: v for k, v in log[1].items() if k not in ("elapsed_s", "step")} == {
+        k: v for k, v in metrics.items() if k != "step"
+    }
     for path in [out / "generator_AtoB" / "model.safetensors", *(out / "checkpoints" / "step-000002").iterdir()]:
         assert path.stat().st_mode & 0o777 == 0o644, path  # what open() gives under umask 022, not 0600
     assert (out / "samples" / "step-000002.png").is_file()
@@ -50,7 +52,10 @@ def test_two_processes_ddp_over_gloo(tmp_path):
     run_train(*TINY, "--max-steps", "2", "--output-dir", str(out), processes=2)
     state = json.loads((out / "checkpoints" / "step-000002" / "training_state.json").read_text())
     assert state["num_processes"] == 2 and state["step"] == 2
-    assert {p.name for p in (out / "checkpoints" / "step-000002").glob("rank-*")} == {"rank-0.safetensors", "rank-1.safetensors"}
+    assert {p.name for p in (out / "checkpoints" / "step-000002").glob("rank-*")} == {
+        "rank-0.safetensors",
+        "rank-1.safetensors",
+    }
     CycleGenerator.from_pretrained(out / "generator_AtoB")
 
 
@@ -75,13 +80,30 @@ def test_two_processes_train_as_one_with_the_same_global_batch(tmp_path):
 
 def _checkpoint(run, step):
     path = run / "checkpoints" / f"step-{step:06d}"
-    return load_file(str(path / "models.safetensors")), load_file(str(path / "optimizers.safetensors")), \
-        load_file(str(path / "rank-0.safetensors")), json.loads((path / "training_state.json").read_text())
+    return (
+        load_file(str(path / "models.safetensors")),
+        load_file(str(path / "optimizers.safetensors")),
+        load_file(str(path / "rank-0.safetensors")),
+        json.loads((path / "training_state.json").read_text()),
+    )
 
 
 def test_resume_is_exact_weight_for_weight(tmp_path):
-    common = [*TINY, "--checkpoint-every", "3", "--set", "train.pool_size=3", "--set", "data.flip=true",
-              "--set", "data.load_size=32", "--set", "train.lr_constant_steps=2", "--set", "train.lr_decay_steps=4"]
+    common = [
+        *TINY,
+        "--checkpoint-every",
+        "3",
+        "--set",
+        "train.pool_size=3",
+        "--set",
+        "data.flip=true",
+        "--set",
+        "data.load_size=32",
+        "--set",
+        "train.lr_constant_steps=2",
+        "--set",
+        "train.lr_decay_steps=4",
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_train(*common, "--max-steps", "6", "--output-dir", str(straight))
     run_train(*common, "--max-steps", "3", "--output-dir", str(resumed))
@@ -97,10 +119,26 @@ def test_resume_is_exact_weight_for_weight(tmp_path):
 
 def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     out = tmp_path / "killed"
-    args = [sys.executable, str(TRAIN), *TINY, "--max-steps", "400", "--checkpoint-every", "1",
-            "--checkpoints-total-limit", "2", "--output-dir", str(out)]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    args = [
+        sys.executable,
+        str(TRAIN),
+        *TINY,
+        "--max-steps",
+        "400",
+        "--checkpoint-every",
+        "1",
+        "--checkpoints-total-limit",
+        "2",
+        "--output-dir",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not (out / "checkpoints" / "step-000004").exists():
         time.sleep(0.05)
@@ -111,21 +149,32 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
     assert 1 <= len(kept) <= 3  # the limit prunes old ones (a third may be mid-prune)
     latest = (out / "checkpoints" / "latest").read_text()
     _checkpoint(out, int(latest.split("-")[1]))  # every file of it reads
-    result = run_train(*TINY, "--max-steps", str(int(latest.split("-")[1]) + 1), "--output-dir", str(out), "--resume", "latest")
+    result = run_train(
+        *TINY, "--max-steps", str(int(latest.split("-")[1]) + 1), "--output-dir", str(out), "--resume", "latest"
+    )
     assert f"resumed from {out / 'checkpoints' / latest} at step" in result.stdout
 
 
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--set", 'domain_a.path="no/such-dataset-here"'], "domain A (6): dataset 'no/such-dataset-here' is not a local folder, and the Hub cannot be reached"),
+        (
+            ["--set", 'domain_a.path="no/such-dataset-here"'],
+            "domain A (6): dataset 'no/such-dataset-here' is not a local folder, and the Hub cannot be reached",
+        ),
         (["--set", 'domain_b.image_column="picture"'], "domain B (9): no column 'picture'"),
         (["--set", 'domain_a.filter="label == 12"'], "unknown value 12; valid: 0, 1"),
-        (["--set", 'domain_b.filter="label == 3"'], "training/data/mnist-6-9 split=train where label == 3 empty (label values present: 6, 9)"),
+        (
+            ["--set", 'domain_b.filter="label == 3"'],
+            "training/data/mnist-6-9 split=train where label == 3 empty (label values present: 6, 9)",
+        ),
         (["--set", "model.d_layers=3"], "gives a 1x1 patch map on 28x28 images; use fewer layers"),
         (["--set", "model.colour=3"], "--set model.colour: unknown key; valid: architecture"),
         (["--set", "train.lr=1e38"], "train.lr = 1e+38: use a value from 0.0 to 1.0"),
-        (["--set", "train.compile=fast"], 'train.compile = "fast": use one of false, true, "default", "reduce-overhead"'),
+        (
+            ["--set", "train.compile=fast"],
+            'train.compile = "fast": use one of false, true, "default", "reduce-overhead"',
+        ),
         (["--set", "train.eval_every=-5"], "train.eval_every = -5: use a value from 0 to"),
     ],
 )
@@ -152,7 +201,9 @@ def test_divergence_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch, c
     code = train_module.cli([*TINY, "--max-steps", "6", "--checkpoint-every", "2", "--output-dir", str(out)])
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1
-    assert "training diverged by step 3: loss_G_gan, loss_cycle, loss_identity, loss_D_A, loss_D_B became NaN/inf" in err
+    assert (
+        "training diverged by step 3: loss_G_gan, loss_cycle, loss_identity, loss_D_A, loss_D_B became NaN/inf" in err
+    )
     assert f"the last good checkpoint is {out / 'checkpoints' / 'step-000002'}" in err
 
 
@@ -185,8 +236,17 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monk
 
 def test_help_documents_the_flags():
     result = subprocess.run([sys.executable, str(TRAIN), "--help"], capture_output=True, text=True, timeout=120)
-    for flag in ("--config", "--output-dir", "--max-steps", "--seed", "--resume", "--checkpoint-every",
-                 "--mixed-precision", "--checkpoints-total-limit", "--set"):
+    for flag in (
+        "--config",
+        "--output-dir",
+        "--max-steps",
+        "--seed",
+        "--resume",
+        "--checkpoint-every",
+        "--mixed-precision",
+        "--checkpoints-total-limit",
+        "--set",
+    ):
         assert flag in result.stdout
 
 
@@ -215,8 +275,14 @@ def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, m
     out = tmp_path / "never"
     start = time.time()
     env_token = {"HF_TOKEN": "", "HF_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, str(TRAIN), *TINY, "--output-dir", str(out), *extra], capture_output=True,
-                            text=True, timeout=120, cwd=ROOT, env={**__import__("os").environ, **env_token})
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), *TINY, "--output-dir", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={**__import__("os").environ, **env_token},
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"train.py: error: {result.stderr.split('error: ', 1)[1].strip()}"]
     assert message in result.stderr
@@ -224,7 +290,9 @@ def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, m
 
 
 def test_without_a_config_the_trainer_says_what_to_give():
-    result = subprocess.run([sys.executable, str(TRAIN), "--max-steps", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), "--max-steps", "2"], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "domain_a.path is not set: give --config" in result.stderr
 
@@ -235,7 +303,11 @@ def test_a_finished_run_folder_is_not_mixed_with_a_new_run(tmp_path):
     run_train(*common)
     again = run_train(*common, check=False)
     assert again.returncode == 1
-    assert f"{out} already holds a run" in again.stderr and "--resume latest" in again.stderr and "--overwrite" in again.stderr
+    assert (
+        f"{out} already holds a run" in again.stderr
+        and "--resume latest" in again.stderr
+        and "--overwrite" in again.stderr
+    )
     (out / "notes.txt").write_text("mine")
     run_train(*common, "--overwrite")
     log = [json.loads(line)["step"] for line in (out / "eval_log.jsonl").read_text().splitlines()]
@@ -250,13 +322,23 @@ def test_ema_trains_where_torchvision_cannot_be_imported(tmp_path):
     stub = tmp_path / "stub" / "torchvision"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text('raise RuntimeError("operator torchvision::nms does not exist")\n')
-    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "PYTHONPATH": f"{tmp_path / 'stub'}:{ROOT}"}
+    env = {
+        **__import__("os").environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "PYTHONPATH": f"{tmp_path / 'stub'}:{ROOT}",
+    }
     broken = subprocess.run([sys.executable, "-c", "import torchvision"], env=env, capture_output=True, text=True)
     assert "torchvision::nms does not exist" in broken.stderr  # the environment is really broken
     out = tmp_path / "ema"
-    result = subprocess.run([sys.executable, str(TRAIN), *TINY, "--max-steps", "2", "--output-dir", str(out),
-                             "--set", "train.ema=true"], env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(TRAIN), *TINY, "--max-steps", "2", "--output-dir", str(out), "--set", "train.ema=true"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     CycleGenerator.from_pretrained(out / "generator_AtoB")
 
@@ -266,14 +348,27 @@ def test_init_from_an_official_checkpoint_starts_from_its_weights(tmp_path):
 
     official = tmp_path / "official"
     official.mkdir()
-    nets = {"G_A": ResnetGenerator(1, 1, ngf=4, n_blocks=1), "G_B": ResnetGenerator(1, 1, ngf=4, n_blocks=1),
-            "D_A": NLayerDiscriminator(1, ndf=4, n_layers=2), "D_B": NLayerDiscriminator(1, ndf=4, n_layers=2)}
+    nets = {
+        "G_A": ResnetGenerator(1, 1, ngf=4, n_blocks=1),
+        "G_B": ResnetGenerator(1, 1, ngf=4, n_blocks=1),
+        "D_A": NLayerDiscriminator(1, ndf=4, n_layers=2),
+        "D_B": NLayerDiscriminator(1, ndf=4, n_layers=2),
+    }
     for seed, (name, net) in enumerate(nets.items()):
         torch.save(randomized(net, seed).state_dict(), official / f"latest_net_{name}.pth")
     out = tmp_path / "finetune"
     # lr 0: the one step changes no weight, so the exported pair is the official pair as converted
-    result = run_train(*TINY, "--max-steps", "1", "--output-dir", str(out), "--init-from-official", str(official),
-                       "--set", "train.lr=0")
+    result = run_train(
+        *TINY,
+        "--max-steps",
+        "1",
+        "--output-dir",
+        str(out),
+        "--init-from-official",
+        str(official),
+        "--set",
+        "train.lr=0",
+    )
     assert "initialised G, F, D_A, D_B from the official checkpoint latest" in result.stdout
     x = torch.rand(3, 1, 28, 36) * 2 - 1
     for folder, name in (("generator_AtoB", "G_A"), ("generator_BtoA", "G_B")):
@@ -283,6 +378,61 @@ def test_init_from_an_official_checkpoint_starts_from_its_weights(tmp_path):
     models = _checkpoint(out, 1)[0]
     d_b = {k[4:]: v for k, v in models.items() if k.startswith("D_B.")}  # our D_B judges domain B: official D_A
     assert all(torch.equal(d_b[k], v) for k, v in nets["D_A"].state_dict().items())
-    wrong = run_train(*TINY, "--max-steps", "1", "--output-dir", str(tmp_path / "wrong"), "--init-from-official",
-                      str(official), "--set", "model.n_blocks=2", check=False)
+    wrong = run_train(
+        *TINY,
+        "--max-steps",
+        "1",
+        "--output-dir",
+        str(tmp_path / "wrong"),
+        "--init-from-official",
+        str(official),
+        "--set",
+        "model.n_blocks=2",
+        check=False,
+    )
     assert "the official G has n_blocks = 1, this config 2" in wrong.stderr.strip().splitlines()[-1]
+
+
+def test_the_readme_layout_for_your_own_images_trains_as_written(tmp_path):
+    """The README's folder layout and config, as written (only sizes shrunk for a test), train and evaluate."""
+    import numpy as np
+    from PIL import Image
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- own-images-config -->")[1].split("<!-- /own-images-config -->")[0]
+    toml = block.split("```toml")[1].split("```")[0]
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("test", 3)):
+        for domain, tint in (("horse", (150, 100, 60)), ("zebra", (230, 230, 230))):
+            folder = tmp_path / "my-data" / split / domain
+            folder.mkdir(parents=True)
+            for i in range(count):
+                pixels = np.clip(rng.normal(tint, 40, (48, 40, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    (tmp_path / "my-data.toml").write_text(toml)
+    out = tmp_path / "run"
+    result = run_train(
+        "--config",
+        str(tmp_path / "my-data.toml"),
+        "--output-dir",
+        str(out),
+        "--max-steps",
+        "2",
+        "--set",
+        "data.image_size=32",
+        "--set",
+        "data.load_size=36",
+        "--set",
+        "model.base_channels=4",
+        "--set",
+        "model.n_blocks=1",
+        "--set",
+        "model.d_base_channels=4",
+        "--set",
+        "model.d_layers=2",
+    )
+    assert "domain A (horse): 6 images" in result.stdout and "domain B (zebra): 6 images" in result.stdout
+    assert [json.loads(line)["n_images_a"] for line in (out / "eval_log.jsonl").read_text().splitlines()] == [3]
+    g = CycleGenerator.from_pretrained(out / "generator_AtoB")
+    assert (g.config["source_domain"], g.config["target_domain"]) == ("horse", "zebra")
+    assert str(tmp_path) not in (out / "generator_AtoB" / "README.md").read_text()  # the card names folders, not paths
