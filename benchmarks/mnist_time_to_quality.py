@@ -2,6 +2,7 @@
 
     python benchmarks/mnist_time_to_quality.py                       # the bundled config, as `make mnist` runs it
     python benchmarks/mnist_time_to_quality.py --variant eager= --variant bf16="--mixed-precision bf16"
+    python benchmarks/mnist_time_to_quality.py --before /tmp/before --variant after=   # two checkouts, one run
 
 Each variant is one run of ``training/train.py --config training/configs/mnist-6to9.toml`` (plus the variant's
 arguments) with ``train.eval_every``: the trainer appends the held-out translation accuracy of both directions, as
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -39,29 +41,20 @@ def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:
     return first, held
 
 
-def run_variant(
-    name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path, timeout: float | None
-) -> dict:
+def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path,
+                timeout: float | None, checkout: Path = ROOT) -> dict:  # fmt: skip
+    """One run of ``checkout``'s trainer (this repository, or another checkout of it: "before" in a comparison)."""
     out = workdir / name
-    cmd = [
-        sys.executable,
-        str(ROOT / "training" / "train.py"),
-        "--config",
-        str(ROOT / "training" / "configs" / "mnist-6to9.toml"),
-        "--output-dir",
-        str(out),
-        "--checkpoint-every",
-        "100000",
-        "--set",
-        f"train.eval_every={eval_every}",
-        *extra,
-    ]
+    cmd = [sys.executable, str(checkout / "training" / "train.py"), "--config",
+           str(checkout / "training" / "configs" / "mnist-6to9.toml"), "--output-dir", str(out),
+           "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]  # fmt: skip
     if steps is not None:
         cmd += ["--max-steps", str(steps)]
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
     run = {"name": name, "args": extra}
     start = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         proc = None
     run["wall_s"] = round(time.perf_counter() - start, 1)
@@ -72,7 +65,9 @@ def run_variant(
         lines = proc.stderr.strip().splitlines()
         run["error"] = lines[-1] if lines else f"exit {proc.returncode}"
     else:
-        run["log"] = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+        rows = [json.loads(line) for line in (out / "eval_log.jsonl").read_text().splitlines()]
+        # checkouts before the AtoB naming logged the directions as _a2b / _b2a
+        run["log"] = [{k.replace("_a2b", "_AtoB").replace("_b2a", "_BtoA"): v for k, v in row.items()} for row in rows]
     return run
 
 
@@ -88,6 +83,12 @@ def main():
     p.add_argument("--eval-every", type=int, default=50, help="steps between held-out evaluations (default 50)")
     p.add_argument("--target", type=float, default=0.95, help="translation accuracy both directions must reach")
     p.add_argument("--timeout", type=float, help="seconds a variant may run before it is recorded as timed out")
+    p.add_argument(
+        "--before",
+        metavar="DIR",
+        help="another checkout of this repository (e.g. `git worktree add "
+        "/tmp/before <commit>`): its trainer runs first, as the baseline, with the same config and steps",
+    )
     p.add_argument("--output")
     args = p.parse_args()
     variants = []
@@ -95,12 +96,14 @@ def main():
         name, sep, rest = text.partition("=")
         if not sep or not name:
             p.error(f"--variant takes NAME=ARGS, got {text!r}")
-        variants.append((name, shlex.split(rest)))
+        variants.append((name, shlex.split(rest), ROOT))
+    if args.before:
+        variants.insert(0, ("before", [], Path(args.before).resolve()))
 
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, extra in variants:
-            run = run_variant(name, extra, args.steps, args.eval_every, Path(tmp), args.timeout)
+        for name, extra, checkout in variants:
+            run = run_variant(name, extra, args.steps, args.eval_every, Path(tmp), args.timeout, checkout)
             runs.append(run)
             if "error" in run:
                 continue

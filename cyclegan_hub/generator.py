@@ -245,25 +245,7 @@ class CycleGenerator(
         value_range: Sequence[float] = (-1.0, 1.0),
     ):
         super().__init__()
-        self.check_config(
-            dict(
-                architecture=architecture,
-                in_channels=in_channels,
-                out_channels=out_channels,
-                base_channels=base_channels,
-                n_blocks=n_blocks,
-                n_downsampling=n_downsampling,
-                norm=norm,
-                upsampling=upsampling,
-                dropout=dropout,
-                source_domain=source_domain,
-                target_domain=target_domain,
-                image_size=image_size,
-                value_range=value_range,
-            )
-        )
-        value_range = [float(v) for v in value_range]
-        self.config = dict(
+        config = dict(
             architecture=architecture,
             in_channels=in_channels,
             out_channels=out_channels,
@@ -278,6 +260,8 @@ class CycleGenerator(
             image_size=image_size,
             value_range=value_range,
         )
+        self.check_config(config)
+        self.config = {**config, "value_range": [float(v) for v in value_range]}
         self.net, self.size_multiple, self.min_size = ARCHITECTURES[architecture](
             in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout
         )

@@ -154,3 +154,62 @@ def test_an_unknown_layout_names_the_first_tensor_that_does_not_fit():
     del state["model.13.conv_block.5.bias"]
     with pytest.raises(ConversionError, match=r"no tensor model.13.conv_block.5.bias for ResNet-6 generator"):
         convert_state(state)
+
+
+def test_the_convert_command_writes_a_loadable_folder_with_a_true_card(tmp_path, capsys):
+    import hashlib
+
+    import yaml
+    from PIL import Image
+
+    from cyclegan_hub.cli import main
+
+    official = randomized(ResnetGenerator(ngf=8, n_blocks=6), seed=4)
+    torch.save(official.state_dict(), tmp_path / "summer2winter_yosemite.pth")
+    Image.new("RGB", (80, 60), (40, 140, 40)).save(tmp_path / "meadow.png")
+    out = tmp_path / "converted"
+    assert main(["convert", str(tmp_path / "summer2winter_yosemite.pth"), "--sample", str(tmp_path / "meadow.png"),
+                 "--output", str(out)]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "ResNet-6 generator, 3 -> 3 channels, 8 base channels, instance norm, summer -> winter" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "sample.png"]
+    g = CycleGenerator.from_pretrained(out)
+    assert (g.config["source_domain"], g.config["target_domain"], g.config["image_size"]) == ("summer", "winter", 256)
+    x = torch.rand(1, 3, 64, 80) * 2 - 1
+    with torch.inference_mode():
+        assert (g(x) - official(x)).abs().max() < 1e-5
+    card = (out / "README.md").read_text()
+    digest = hashlib.sha256((tmp_path / "summer2winter_yosemite.pth").read_bytes()).hexdigest()
+    assert f"SHA-256 `{digest}`" in card and "The `summer2winter_yosemite` generator released by the authors" in card
+    assert "under its license (BSD)" in card and "differ by at most" in card and "## Origin" in card
+    assert "![input | translated | reconstructed](sample.png)" in card and str(tmp_path) not in card
+    assert yaml.safe_load(card.split("---")[1])["license"] == "bsd"
+    # the output exists now: refused without --overwrite, nothing touched
+    assert main(["convert", str(tmp_path / "summer2winter_yosemite.pth"), "--output", str(out)]) == 1
+    assert "exists: choose a new folder, or --overwrite" in capsys.readouterr().err
+
+
+def test_an_interrupted_conversion_leaves_no_folder_to_half_load(tmp_path, monkeypatch):
+    import cyclegan_hub.cards
+    from cyclegan_hub.convert import convert_checkpoint
+
+    torch.save(randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict(), tmp_path / "horse2zebra.pth")
+    real = cyclegan_hub.cards.CycleGenerator.save_pretrained
+
+    def save_then_die(self, folder, **kwargs):
+        real(self, folder, **kwargs)
+        raise KeyboardInterrupt  # after the weights, before the card: the worst moment
+
+    monkeypatch.setattr(cyclegan_hub.cards.CycleGenerator, "save_pretrained", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        convert_checkpoint(str(tmp_path / "horse2zebra.pth"), tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["horse2zebra.pth"]  # no output, no temporary folder
+
+
+def test_a_discriminator_is_not_converted_as_a_generator(tmp_path):
+    from cyclegan_hub.convert import convert_checkpoint
+
+    torch.save(randomized(NLayerDiscriminator(ndf=8)).state_dict(), tmp_path / "latest_net_D_A.pth")
+    with pytest.raises(ConversionError, match="latest_net_D_A.pth is a PatchGAN discriminator, not a generator"):
+        convert_checkpoint(str(tmp_path / "latest_net_D_A.pth"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -240,6 +240,12 @@ def test_bundled_dataset_served_by_olah_trains_by_hub_id(hub, olah, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "400 images from user/mnist-6-9 split=train where label == 6" in result.stdout
     assert json.loads((out / "card.json").read_text())["datasets"] == ["user/mnist-6-9"]
+    from huggingface_hub import ModelCard
+
+    data = ModelCard.load(out / "generator_AtoB" / "README.md").data  # the card's metadata, read by the Hub's classes
+    assert data.datasets == ["user/mnist-6-9"] and {r.metric_type for r in data.eval_results} >= {
+        "translation_accuracy"
+    }
 
 
 def test_resume_from_the_hub(hub, olah, run_dir, tmp_path):

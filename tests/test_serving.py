@@ -86,19 +86,26 @@ def test_photos_are_bounded_before_and_after_decoding():
 
 
 def test_a_slow_photo_pair_never_queues_the_digit_pair():
-    import time
+    """While a photo is inside its forward pass (held there until the digit answer has come back), a digit request
+    is answered: each pair has its own worker."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold(module, inputs, output):
+        inside.set()
+        assert release.wait(60)
 
     slow_forward = tiny("horse", "zebra", 3, 256)
-    slow_forward.register_forward_hook(lambda m, i, o: time.sleep(3))
+    slow_forward.register_forward_hook(hold)
     photos = PairTranslator(slow_forward, tiny("zebra", "horse", 3, 256))
     digits = PairTranslator(tiny("6", "9"), tiny("9", "6"))
     photo = threading.Thread(target=photos.translate, args=(Image.new("RGB", (64, 64)), "horse -> zebra"))
     photo.start()
-    time.sleep(0.5)  # the photo is in its forward pass
-    start = time.time()
-    digits.translate(Image.new("L", (28, 28)), "6 -> 9")
-    assert time.time() - start < 2.5 and photo.is_alive()
-    photo.join(30)
+    assert inside.wait(60)  # the photo is in its forward pass now
+    result = digits.translate(Image.new("L", (28, 28)), "6 -> 9", timeout=60)
+    assert result.translated.size == (28, 28) and photo.is_alive()
+    release.set()
+    photo.join(60)
+    assert not photo.is_alive()
 
 
 def test_pairs_by_name_and_unique_direction_labels(tmp_path):

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import gradio
 import pytest
@@ -15,6 +16,16 @@ from ..hub_server import git
 from .conftest import start_app, stop_app
 
 pytestmark = pytest.mark.slow
+
+
+def venv_with_requirements(folder: Path, venv: Path) -> Path:
+    """A fresh venv holding exactly what ``folder/requirements.txt`` asks for, as a Space installs it (torch pinned
+    in the same command: on these machines that selects the CPU build already on disk)."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"]
+    install = subprocess.run(pip, cwd=folder, capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stderr[-2000:]
+    return venv
 
 
 def push_bundled_pair(hub, tmp_path) -> dict:
@@ -91,20 +102,10 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     requirements = (space / "requirements.txt").read_text().split()
     assert requirements == [f"./{wheels[0]}", f"gradio=={gradio.__version__}"]
 
-    # The Space: a fresh checkout of what was uploaded, a fresh venv with exactly its requirements
-    # (torch pinned in the same command: on these machines that selects the CPU build already on disk).
+    # The Space: a fresh checkout of what was uploaded, a fresh venv with exactly its requirements.
     checkout = tmp_path / "space-checkout"
     subprocess.run(["git", "clone", "-q", str(space), str(checkout)], check=True)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    venv = venv_with_requirements(checkout, tmp_path / "venv")
     where = subprocess.run(
         [str(venv / "bin" / "python"), "-c", "import cyclegan_hub; print(cyclegan_hub.__file__)"],
         capture_output=True,
@@ -157,16 +158,7 @@ def test_the_space_folder_installs_as_its_requirements_say(tmp_path):
     folder = tmp_path / "space"
     shutil.copytree(ROOT / "space", folder, ignore=shutil.ignore_patterns(".gradio", "*.pyi", "__pycache__"))
     (folder / "requirements.txt").write_text(requirements.replace(INSTALL_URL, f"git+file://localhost{clone}"))
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    install = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "torch==2.13.0", "-r", "requirements.txt"],
-        cwd=folder,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert install.returncode == 0, install.stderr[-2000:]
+    venv = venv_with_requirements(folder, tmp_path / "venv")
     proc, url = start_app(
         {"HF_HUB_OFFLINE": "1", "CYCLEGAN_MODELS": ""},
         app=folder / "app.py",

@@ -11,18 +11,8 @@ MNIST_CONFIG = ROOT / "training" / "configs" / "mnist-6to9.toml"
 TINY = [
     "--config",
     str(MNIST_CONFIG),
-    "--set",
-    "model.base_channels=4",
-    "--set",
-    "model.n_blocks=1",
-    "--set",
-    "model.d_base_channels=4",
-    "--set",
-    "train.batch_size=4",
-    "--set",
-    "train.log_every=1",
-    "--set",
-    "data.eval_images=16",
+    *"--set model.base_channels=4 --set model.n_blocks=1 --set model.d_base_channels=4".split(),
+    *"--set train.batch_size=4 --set train.log_every=1 --set data.eval_images=16".split(),
 ]
 
 

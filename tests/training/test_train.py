@@ -89,21 +89,8 @@ def _checkpoint(run, step):
 
 
 def test_resume_is_exact_weight_for_weight(tmp_path):
-    common = [
-        *TINY,
-        "--checkpoint-every",
-        "3",
-        "--set",
-        "train.pool_size=3",
-        "--set",
-        "data.flip=true",
-        "--set",
-        "data.load_size=32",
-        "--set",
-        "train.lr_constant_steps=2",
-        "--set",
-        "train.lr_decay_steps=4",
-    ]
+    common = [*TINY, "--checkpoint-every", "3", *"--set train.pool_size=3 --set data.flip=true".split()]
+    common += "--set data.load_size=32 --set train.lr_constant_steps=2 --set train.lr_decay_steps=4".split()
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_train(*common, "--max-steps", "6", "--output-dir", str(straight))
     run_train(*common, "--max-steps", "3", "--output-dir", str(resumed))
@@ -411,28 +398,36 @@ def test_the_readme_layout_for_your_own_images_trains_as_written(tmp_path):
                 Image.fromarray(pixels).save(folder / f"{i}.jpg")
     (tmp_path / "my-data.toml").write_text(toml)
     out = tmp_path / "run"
-    result = run_train(
-        "--config",
-        str(tmp_path / "my-data.toml"),
-        "--output-dir",
-        str(out),
-        "--max-steps",
-        "2",
-        "--set",
-        "data.image_size=32",
-        "--set",
-        "data.load_size=36",
-        "--set",
-        "model.base_channels=4",
-        "--set",
-        "model.n_blocks=1",
-        "--set",
-        "model.d_base_channels=4",
-        "--set",
-        "model.d_layers=2",
-    )
+    small = "--set data.image_size=32 --set data.load_size=36 --set model.base_channels=4 --set model.n_blocks=1"
+    small += " --set model.d_base_channels=4 --set model.d_layers=2"
+    config = tmp_path / "my-data.toml"
+    result = run_train("--config", str(config), "--output-dir", str(out), "--max-steps", "2", *small.split())
     assert "domain A (horse): 6 images" in result.stdout and "domain B (zebra): 6 images" in result.stdout
     assert [json.loads(line)["n_images_a"] for line in (out / "eval_log.jsonl").read_text().splitlines()] == [3]
     g = CycleGenerator.from_pretrained(out / "generator_AtoB")
     assert (g.config["source_domain"], g.config["target_domain"]) == ("horse", "zebra")
     assert str(tmp_path) not in (out / "generator_AtoB" / "README.md").read_text()  # the card names folders, not paths
+
+
+def test_resume_refuses_a_tampered_checkpoint_in_one_line(tmp_path):
+    out = tmp_path / "run"
+    run_train(*TINY, "--max-steps", "2", "--output-dir", str(out))
+    state_file = out / "checkpoints" / "step-000002" / "training_state.json"
+    text = state_file.read_text()
+    assert str(tmp_path) not in text and str(ROOT) not in text  # no path of this machine in what push may publish
+    meta = json.loads(text)
+    for change, message in (
+        (lambda m: m.update(step=-100), "step must be a whole number >= 0, got -100"),
+        (lambda m: m["optimizers"]["G"][0].update(betas=[5, -1]), "optimizers.G.betas must be two numbers in [0, 1)"),
+    ):
+        tampered = json.loads(json.dumps(meta))
+        change(tampered)
+        state_file.write_text(json.dumps(tampered))
+        result = run_train(*TINY, "--max-steps", "4", "--output-dir", str(out), "--resume", "latest", check=False)
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert message in result.stderr.strip().splitlines()[-1]
+    (out / "checkpoints" / "latest").write_text("../../..")
+    result = run_train(*TINY, "--max-steps", "4", "--output-dir", str(out), "--resume", "latest", check=False)
+    assert (
+        "checkpoints/latest names '../../..', not a step folder of this run" in result.stderr.strip().splitlines()[-1]
+    )
