@@ -83,7 +83,7 @@ def main():
             for style in range(6):
                 framed = frame_like_mnist(drawing(digit, style, width), 28)
                 translated, round_trip = forward.translate(framed, return_reconstruction_with=backward)
-                x = imaging.to_network(torch.from_numpy(np.asarray(translated)).float()[None, None] / 255, (-1, 1))
+                x = imaging.to_network(torch.from_numpy(np.array(translated)).float()[None, None] / 255, (-1, 1))
                 correct[digit] += int(classify_digits(x)[0]) == 15 - digit
                 total[digit] += 1
                 tiles += [framed, translated, round_trip, Image.new("L", (4, 28), 128)]

@@ -37,6 +37,7 @@ class CardInputs:
     reverse_origin: str | None = None  # the same for the B -> A generator
     license: str | None = None  # the weights' license where it is not this package's (converted: "bsd")
     datasets: list[str] = field(default_factory=list)  # Hub dataset ids
+    data_name: str | None = None  # what the evaluation data is called when it is not a Hub dataset (a folder name)
     base_model: str | None = None  # the Hub model the weights started from
     metrics: dict = field(default_factory=dict)  # evaluate_pair's figures, keys suffixed _AtoB / _BtoA
 
@@ -51,7 +52,7 @@ class CardInputs:
             return cls()
         values = read_json(path, what=f"{path}", follow_links=False)
         known = {k: values[k] for k in asdict(cls()) if k in values}
-        for key in ("training", "origin", "reverse_origin", "license", "base_model"):
+        for key in ("training", "origin", "reverse_origin", "license", "base_model", "data_name"):
             if known.get(key) is not None and not isinstance(known[key], str):
                 raise ValueError(f"{path}: {key} must be a text")
         if not isinstance(known.get("datasets", []), list) or not isinstance(known.get("metrics", {}), dict):
@@ -154,7 +155,8 @@ def write_generator(
     card.data.base_model = inputs.base_model
     if inputs.license:
         card.data.license = inputs.license
-    results = eval_results(own, source, target, (inputs.datasets or [name or f"{source}-{target}"])[0])
+    dataset = (inputs.datasets or [inputs.data_name or name or f"{source}-{target}"])[0]
+    results = eval_results(own, source, target, dataset)
     if results:
         card.data.model_name = name or (repo_id.split("/")[-1] if repo_id else f"cyclegan-{source}-to-{target}")
         card.data.eval_results = results

@@ -213,6 +213,11 @@ class TrainingConfig:
         """The domains' Hub dataset ids (local folders are not Hub datasets)."""
         return sorted({d.path for d in (self.domain_a, self.domain_b) if "/" in d.path and not Path(d.path).exists()})
 
+    def data_name(self) -> str:
+        """Domain A's data by name: a Hub id, or a local folder's name (never a path of this machine)."""
+        path = Path(self.domain_a.data_dir or self.domain_a.path)
+        return path.name if path.exists() else str(self.domain_a.path)
+
     def describe(self, step: int, processes: int) -> str:
         """The recipe as markdown bullet points, for the cards: local data by folder name, never by a path."""
         t, m, d = self.train, self.model, self.data

@@ -12,7 +12,7 @@ MNIST = ROOT / "training" / "configs" / "mnist-6to9.toml"
 
 def test_the_shipped_config_loads_typed_with_paths_relative_to_it():
     config = configs.load(MNIST)
-    assert config.train.lambda_cycle == 5.0 and isinstance(config.train.lambda_cycle, float)
+    assert config.train.lambda_cycle == 1.5 and isinstance(config.train.lambda_cycle, float)
     assert config.model.d_layers == 2 and config.data.channels == 1 and config.domain_a.label == "6"
     assert Path(config.domain_a.path).resolve() == ROOT / "training" / "data" / "mnist-6-9"
     assert config.domain_a.spec().filter == "label == 6" and config.domain_b.spec("test").split == "test"
@@ -44,7 +44,7 @@ def test_mistakes_are_one_line_naming_the_key_and_the_fix(override, message):
 
 def test_a_config_file_with_a_misspelt_key_names_the_file(tmp_path):
     path = tmp_path / "c.toml"
-    path.write_text(MNIST.read_text().replace("lambda_cycle = 5.0", "lambda_cycel = 5.0"))
+    path.write_text(MNIST.read_text().replace("lambda_cycle = 1.5", "lambda_cycel = 1.5"))
     with pytest.raises(
         configs.ConfigError, match=r"c.toml: train.lambda_cycel: unknown key \(did you mean 'lambda_cycle'\?\)"
     ):

@@ -178,3 +178,21 @@ def test_augment_crops_and_flips_deterministically():
     a = augment(x, 4, True, torch.Generator().manual_seed(0))
     b = augment(x, 4, True, torch.Generator().manual_seed(0))
     assert a.shape == (2, 1, 4, 4) and torch.equal(a, b)
+
+
+def test_stroke_augment_varies_width_and_pose_reproducibly():
+    from cyclegan_hub.data import stroke_augment
+
+    digits = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
+    digits[:, :, 6:22, 12:15] = 255  # a vertical stroke, 3 pixels wide
+    first = stroke_augment(digits, torch.Generator().manual_seed(5))
+    again = stroke_augment(digits, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again) and first.dtype == torch.uint8 and first.shape == digits.shape
+    ink = first.float().sum((1, 2, 3)) / digits[0].float().sum()
+    assert ink.max() > 1.3 and ink.min() < 0.95  # some strokes thicker, some thinner
+    assert not torch.equal(first, stroke_augment(digits, torch.Generator().manual_seed(6)))
+    # a stroke on the left stays on the left: small jitter, no mirroring
+    left = torch.zeros(16, 1, 28, 28, dtype=torch.uint8)
+    left[:, :, 6:22, 3:6] = 255
+    columns = stroke_augment(left, torch.Generator().manual_seed(0)).float().sum((0, 1, 2))
+    assert columns[:10].sum() > 0.95 * columns.sum()

@@ -241,8 +241,9 @@ def main(args: argparse.Namespace) -> int:
         step = state.step
         idx_a, idx_b = sampler.indices(step)
         aug = torch.Generator().manual_seed(t.seed * 7_919 + step * processes + rank)
-        real_a = data.training_batch(a.images, idx_a, size, config.data.flip, aug, device, value_range)
-        real_b = data.training_batch(b.images, idx_b, size, config.data.flip, aug, device, value_range)
+        batch = dict(size=size, flip=config.data.flip, generator=aug, device=device, value_range=value_range,
+                     strokes=config.data.stroke_augment)  # fmt: skip
+        real_a, real_b = data.training_batch(a.images, idx_a, **batch), data.training_batch(b.images, idx_b, **batch)
         if t.channels_last:
             real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
         if t.compile == "reduce-overhead":
@@ -303,9 +304,8 @@ def main(args: argparse.Namespace) -> int:
         if metrics:
             eval_log.append(state.step, metrics)
             say(metrics_table(metrics, a.label, b.label))
-        inputs = CardInputs(
-            training=config.describe(state.step, processes), datasets=config.hub_datasets(), metrics=metrics
-        )
+        described = dict(training=config.describe(state.step, processes), data_name=config.data_name())
+        inputs = CardInputs(**described, datasets=config.hub_datasets(), metrics=metrics)
         write_run(run_dir, pair, inputs, state.step)
         say(f"saved {run_dir / 'generator_AtoB'} and {run_dir / 'generator_BtoA'}")
         if config.hub.push_to_hub:
