@@ -216,3 +216,32 @@ def test_deploy_checks_the_models_before_uploading(hub, tmp_path):
     no_token = env | {"HF_TOKEN": ""}
     result = cli("deploy-space", "--space-id", "user/demo", "--model", "user/x", env=no_token)
     assert result.returncode == 1 and "no Hugging Face token" in result.stderr
+
+
+def test_an_installed_package_deploys_a_wheel_of_its_own_recorded_files(tmp_path):
+    """Without a checkout (installed from a wheel), deploy-space rebuilds the wheel from what the installed
+    distribution records: the package's files and its metadata, nothing else from site-packages."""
+    target = tmp_path / "site"
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                              str(ROOT)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert install.returncode == 0, install.stderr[-2000:]
+    (target / "cyclegan_hub" / "stray.py").write_text("# not recorded by the distribution\n")
+    code = (
+        "import sys, zipfile, pathlib; from cyclegan_hub import deploy;"
+        "assert deploy.source_checkout() is None;"
+        "wheel = deploy.installed_wheel(pathlib.Path(sys.argv[1]));"
+        "print('\\n'.join(sorted(zipfile.ZipFile(wheel).namelist())))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target)}
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    names = result.stdout.split()
+    tracked = sorted(git(ROOT, "ls-files", "cyclegan_hub").splitlines())
+    assert sorted(n for n in names if ".dist-info/" not in n) == tracked
+    assert {n.split("/", 1)[1] for n in names if ".dist-info/" in n} == {
+        "METADATA",
+        "WHEEL",
+        "RECORD",
+        "entry_points.txt",
+    }
