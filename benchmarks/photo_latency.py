@@ -90,6 +90,30 @@ class PeakMemory:
         self.thread.join()
 
 
+def run_tiled(generator, x: torch.Tensor, tiles: int = 2, overlap: int = 32) -> torch.Tensor:
+    """``generator.run`` on a ``tiles`` x ``tiles`` grid of overlapping crops of ``x``, blended linearly across the
+    overlaps. Bounds the activations of very large images; instance norm then sees each tile's statistics, not the
+    image's, which shows as seams (measured here: 14.8 dB at 1024, so translate never tiles)."""
+    height, width = x.shape[-2:]
+    out = torch.zeros_like(x[:, : generator.config["out_channels"]], dtype=torch.float32)
+    weight = torch.zeros(1, 1, height, width)
+    for i in range(tiles):
+        for j in range(tiles):
+            top, bottom = max(0, i * height // tiles - overlap), min(height, (i + 1) * height // tiles + overlap)
+            left, right = max(0, j * width // tiles - overlap), min(width, (j + 1) * width // tiles + overlap)
+            y = generator.run(x[..., top:bottom, left:right]).float()
+            ramp_h = torch.minimum(torch.arange(bottom - top) + 1, torch.arange(bottom - top).flip(0) + 1).clamp(
+                max=overlap
+            )
+            ramp_w = torch.minimum(torch.arange(right - left) + 1, torch.arange(right - left).flip(0) + 1).clamp(
+                max=overlap
+            )
+            mask = (ramp_h[:, None] * ramp_w[None, :]).float()[None, None]
+            out[..., top:bottom, left:right] += y * mask
+            weight[..., top:bottom, left:right] += mask
+    return out / weight
+
+
 def make_runner(name: str, g: CycleGenerator, size: int, workdir: Path):
     """A function x -> y for one variant (set up once, outside the timing)."""
     if name == "eager-fp32":
@@ -121,8 +145,6 @@ def make_runner(name: str, g: CycleGenerator, size: int, workdir: Path):
         runtime = OnnxGenerator(path, threads=os.cpu_count())
         return lambda x: runtime(x)
     if name == "tiles-2x2":
-        from cyclegan_hub.imaging import run_tiled
-
         return lambda x: run_tiled(g, x, tiles=2, overlap=32)
     raise ValueError(f"unknown variant {name!r}; valid: {', '.join(VARIANTS)}")
 

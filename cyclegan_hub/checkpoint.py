@@ -20,6 +20,8 @@ safetensors headers), and that every file is a regular file inside the run folde
 
 from __future__ import annotations
 
+import copy
+import json
 import math
 import os
 import random
@@ -32,7 +34,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .files import atomic_write_text, inside, parse_json, read_file, regular_file_inside, remove, replace_folder
+from .files import atomic_write_text, inside, read_file, read_json, regular_file_inside, remove, replace_folder
 from .losses import ImagePool
 from .modeling import check_weights_header, read_safetensors_header, save_tensors
 
@@ -139,8 +141,6 @@ class TrainingState:
 
     def exported(self) -> dict[str, nn.Module]:
         """Copies of G and F as they would be saved now (the EMA weights when EMA is on), in eval mode."""
-        import copy
-
         return {
             name: copy.deepcopy(self.ema[name].module if self.ema else self.nets[name]).eval() for name in ("G", "F")
         }
@@ -195,7 +195,7 @@ class TrainingState:
         def fill(tmp: Path) -> None:
             for name, tensors in files.items():
                 save_tensors(tensors, tmp / name)
-            (tmp / STATE_JSON).write_text(_json(meta))
+            (tmp / STATE_JSON).write_text(json.dumps(meta, indent=1))
 
         replace_folder(folder, fill)
         atomic_write_text(root / "latest", folder.name)
@@ -235,8 +235,7 @@ class TrainingState:
         """Check a checkpoint against this state as one schema, reading only JSON and safetensors headers.
         Returns the validated JSON; raises CheckpointError naming the first problem."""
         where = source.name
-        raw = read_file(source.path(STATE_JSON), 4 * 2**20, what=f"{where}/{STATE_JSON}")
-        meta = parse_json(raw, f"{where}/{STATE_JSON}")
+        meta = read_json(source.path(STATE_JSON), what=f"{where}/{STATE_JSON}")
         problem = _check_meta(meta, self)
         if problem:
             raise CheckpointError(f"{where}/{STATE_JSON}: {problem}")
@@ -260,12 +259,6 @@ class TrainingState:
             if problems:
                 raise CheckpointError(f"{where}/{name} does not fit this run: {problems[0]}")
         return meta
-
-
-def _json(value) -> str:
-    import json
-
-    return json.dumps(value, indent=1)
 
 
 def _strip(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -497,7 +490,7 @@ def hub_checkpoint(repo_id: str, subfolder: str = "training_state") -> Checkpoin
             ) from None
 
     state_json = get(STATE_JSON)
-    meta = parse_json(read_file(state_json, 4 * 2**20, what=f"{repo_id}/{STATE_JSON}"), f"{repo_id}/{STATE_JSON}")
+    meta = read_json(state_json, what=f"{repo_id}/{STATE_JSON}")
     processes = meta.get("num_processes")
     if not _whole(processes, 1, MAX_PROCESSES):
         raise CheckpointError(f"{repo_id}/{STATE_JSON}: num_processes must be a whole number, got {processes!r}")

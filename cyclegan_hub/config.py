@@ -65,10 +65,8 @@ class DomainConfig:
     eval_split: str | None = key(None, "held-out split for samples and the evaluation (none: no held-out figures)")
 
     def spec(self, split: str | None = None) -> DomainSpec:
-        values = {f.name: getattr(self, f.name) for f in fields(DomainSpec)}
-        if split is not None:
-            values.update(split=split, streaming=False)
-        return DomainSpec(**values)
+        spec = DomainSpec(**{f.name: getattr(self, f.name) for f in fields(DomainSpec)})
+        return spec.for_split(split) if split is not None else spec
 
 
 @dataclass

@@ -39,6 +39,7 @@ import torch
 from .discriminator import PatchDiscriminator
 from .files import read_file
 from .generator import CycleGenerator
+from .modeling import non_finite
 
 #: The largest checkpoint read (a ResNet-9 generator is 45 MB; a 70x70 PatchGAN 11 MB).
 MAX_CHECKPOINT_BYTES = 1 << 30
@@ -288,9 +289,9 @@ def convert_state(state: dict[str, torch.Tensor], name: str = "the checkpoint", 
     unused = [k for k in state if k not in used and not k.endswith(_UNUSED_NORM_STATS)]
     if unused:
         raise ConversionError(f"{name}: tensor {unused[0]} does not fit {layout.describe()}")
-    bad = [k for k, v in mapped.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
-    if bad:
-        raise ConversionError(f"{name}: {layout.official_key(bad[0])} holds NaN or infinite values; refused")
+    bad = non_finite(mapped)
+    if bad is not None:
+        raise ConversionError(f"{name}: {layout.official_key(bad)} holds NaN or infinite values; refused")
     network.load_state_dict(mapped)
     return network.eval(), layout
 

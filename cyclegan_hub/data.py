@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -66,6 +66,10 @@ class DomainSpec:
         if "path" not in values:
             raise ValueError("a data source needs a 'path' (a Hub dataset id or a local folder)")
         return cls(**values)
+
+    def for_split(self, split: str) -> DomainSpec:
+        """The same source, another split, read whole (held-out splits are not streamed)."""
+        return replace(self, split=split, streaming=False)
 
     def describe(self) -> str:
         text = self.path + (f" [{self.name}]" if self.name else "") + (f" ({self.data_dir})" if self.data_dir else "")
@@ -242,9 +246,7 @@ def load_training_domain(spec: DomainSpec, label: str, eval_split: str | None, c
         raise ValueError(f"{what}: no readable image in {spec.describe()}")
     held = None
     if eval_split is not None:
-        split = load_domain(
-            DomainSpec(**{**spec.__dict__, "split": eval_split, "streaming": False}), f"{what} evaluation split"
-        )
+        split = load_domain(spec.for_split(eval_split), f"{what} evaluation split")
         held = decode_domain(split, spec.image_column, channels, image_size, eval_images)[0]
     return TrainingDomain(label, spec, images, held, skipped)
 

@@ -27,8 +27,8 @@ from pathlib import Path
 
 from . import __version__
 from .app import SPACE_SCRIPT
-from .hub import _hub_call, check_pair, load_generator
-from .serving import resolve_pair
+from .hub import _hub_call
+from .serving import load_pair
 
 SPACE_TAGS = ["cyclegan", "image-to-image", "unpaired-image-translation", "gan"]
 PACKAGE = "cyclegan_hub"
@@ -185,15 +185,8 @@ def deploy_space(
         raise ValueError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
     pairs = []
     for spec in models:
-        forward, reverse = resolve_pair(spec)
-        loaded = []
-        for repo in (forward, reverse):
-            try:
-                loaded.append(load_generator(repo, token=token))
-            except ValueError as err:
-                raise ValueError(f"{repo} cannot be served: {err}") from None
-        check_pair(*loaded, names=(forward, reverse))
-        pairs.append((forward, reverse, loaded[0].config["source_domain"], loaded[0].config["target_domain"]))
+        (forward, reverse), (g, _) = load_pair(spec, failure="{repo} cannot be served", token=token)
+        pairs.append((forward, reverse, g.config["source_domain"], g.config["target_domain"]))
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="cyclegan-space-") as tmp:

@@ -388,8 +388,10 @@ def cpu_has_native_bf16() -> bool:
 
 
 def uses_bf16(generator, device: torch.device, precision: str) -> bool:
-    if precision != "auto" or not isinstance(generator, nn.Module):  # an ONNX session runs as it was exported
-        return precision == "bf16" and isinstance(generator, nn.Module)
+    if not isinstance(generator, nn.Module):  # an ONNX session runs as it was exported
+        return False
+    if precision != "auto":
+        return precision == "bf16"
     return device.type == "cpu" and generator.config["image_size"] >= PHOTO_SIZE and cpu_has_native_bf16()
 
 

@@ -214,30 +214,6 @@ def run_padded(
     return net(pad_to_multiple(x, multiple, min_size))[..., :height, :width]
 
 
-def run_tiled(generator, x: torch.Tensor, tiles: int = 2, overlap: int = 32) -> torch.Tensor:
-    """``generator.run`` on a ``tiles`` x ``tiles`` grid of overlapping crops of ``x``, blended linearly across the
-    overlaps. Bounds the activations of very large images; instance norm then sees each tile's statistics, not the
-    image's, which shows as seams (measured in benchmarks/photo_latency.py)."""
-    height, width = x.shape[-2:]
-    out = torch.zeros_like(x[:, : generator.config["out_channels"]], dtype=torch.float32)
-    weight = torch.zeros(1, 1, height, width)
-    for i in range(tiles):
-        for j in range(tiles):
-            top, bottom = max(0, i * height // tiles - overlap), min(height, (i + 1) * height // tiles + overlap)
-            left, right = max(0, j * width // tiles - overlap), min(width, (j + 1) * width // tiles + overlap)
-            y = generator.run(x[..., top:bottom, left:right]).float()
-            ramp_h = torch.minimum(torch.arange(bottom - top) + 1, torch.arange(bottom - top).flip(0) + 1).clamp(
-                max=overlap
-            )
-            ramp_w = torch.minimum(torch.arange(right - left) + 1, torch.arange(right - left).flip(0) + 1).clamp(
-                max=overlap
-            )
-            mask = (ramp_h[:, None] * ramp_w[None, :]).float()[None, None]
-            out[..., top:bottom, left:right] += y * mask
-            weight[..., top:bottom, left:right] += mask
-    return out / weight
-
-
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:
     """Pad ``[N, C, H, W]`` at the bottom and right so that H and W are multiples of ``multiple`` and at least
     ``min_size``. Reflection where the image is large enough to reflect, else replication.

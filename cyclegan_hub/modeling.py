@@ -108,20 +108,6 @@ def check_weights_header(
     return problems
 
 
-def compare_state_dicts(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> list[str]:
-    """``check_weights_header`` for tensors already in memory."""
-    header = {k: (_dtype_name(v.dtype), tuple(v.shape)) for k, v in found.items()}
-    return check_weights_header(expected, header)
-
-
-def _dtype_name(dtype: torch.dtype) -> str:
-    for names in (_FLOAT_DTYPES, _INT_DTYPES):
-        for name, value in names.items():
-            if value == dtype:
-                return name
-    return str(dtype)
-
-
 def non_finite(state: dict[str, torch.Tensor]) -> str | None:
     """The name of the first float tensor holding NaN or infinity, else None."""
     for key, value in state.items():

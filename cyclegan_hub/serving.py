@@ -33,8 +33,9 @@ from .hub import RUN_GENERATORS, check_pair, load_generator, twin_repo_id
 
 @dataclass(frozen=True)
 class ServingLimits:
-    """What one request may cost. Defaults: a 16 GB, 2-vCPU Space answering 16 requests at once: 16 decoded
-    inputs of at most 24 MP (96 MB as RGBA) stay under 1.6 GB, one photo is translated at a time per pair."""
+    """What one request may cost. Defaults: a 16 GB, 2-vCPU Space answering 16 requests at once: inputs of at most
+    24 MP (96 MB as RGBA), two decoded at a time and shrunk to ``photo_side`` at once (16 concurrent worst-case
+    uploads measured under 0.7 GB above the idle app), one photo translated at a time per pair."""
 
     max_bytes: int = 20 * 2**20  # an upload larger than this is refused before it is read (the app sets the same)
     max_pixels: int = 24_000_000  # checked from the image header, before decoding
@@ -211,6 +212,21 @@ def resolve_pair(spec: str) -> tuple[str, str]:
     return forward, twin_repo_id(forward)
 
 
+def load_pair(spec: str, failure: str = "pair {spec}", **load) -> tuple[tuple[str, str], list[CycleGenerator]]:
+    """The two generators a pair name resolves to, loaded (``load``: ``load_generator``'s keywords) and checked to be
+    the two directions of one pair: ((forward name, reverse name), [forward, reverse]). A model that cannot be
+    loaded is a ValueError prefixed by ``failure`` (formatted with ``spec`` and ``repo``)."""
+    names = resolve_pair(spec)
+    models = []
+    for repo in names:
+        try:
+            models.append(load_generator(repo, **load))
+        except ValueError as err:
+            raise ValueError(f"{failure.format(spec=spec, repo=repo)}: {err}") from None
+    check_pair(*models, names=names)
+    return names, models
+
+
 def load_pairs(
     specs: list[str], *, limits: ServingLimits = ServingLimits(), device: str | None = None
 ) -> list[PairTranslator]:
@@ -218,15 +234,8 @@ def load_pairs(
     pairs: two pairs with the same domains get their model names added."""
     pairs = []
     for spec in specs:
-        forward, reverse = resolve_pair(spec)
-        models = []
-        for name in (forward, reverse):
-            try:
-                models.append(load_generator(name, device=device or "cpu"))
-            except ValueError as err:
-                raise ValueError(f"pair {spec}: {err}") from None
-        check_pair(*models, names=(forward, reverse))
-        pairs.append(PairTranslator(*models, name=None, limits=limits, device=device))
+        _, models = load_pair(spec, device=device or "cpu")
+        pairs.append(PairTranslator(*models, limits=limits, device=device))
     seen: dict[str, int] = {}
     for pair in pairs:
         for label in pair.directions:
