@@ -38,7 +38,7 @@ class Runner:
 
 def plain_convolutions(module: torch.nn.Module) -> torch.nn.Module:
     """The baseline's convolutions: every OutputConv2d becomes the nn.Conv2d it extends (same weights), in place."""
-    from cyclegan_hub.layers import OutputConv2d
+    from cyclegan_hub.models.layers import OutputConv2d
 
     for m in module.modules():
         if isinstance(m, OutputConv2d):

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from cyclegan_hub import imaging
-from cyclegan_hub.hub import load_generator
-from cyclegan_hub.mnist_classifier import classify_digits
-from cyclegan_hub.serving import frame_like_mnist
+from cyclegan_hub.hub.repos import load_generator
+from cyclegan_hub.io import imaging
+from cyclegan_hub.models.mnist_classifier import classify_digits
+from cyclegan_hub.serving.pairs import frame_like_mnist
 
 from common import ROOT, machine
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from cyclegan_hub import CycleGenerator
-from cyclegan_hub.hub import load_generator
+from cyclegan_hub.hub.repos import load_generator
 
 from common import dtype_of, emit, machine, median, plain_convolutions, timed
 

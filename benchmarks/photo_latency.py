@@ -28,8 +28,9 @@ import numpy as np
 import psutil
 import torch
 
-from cyclegan_hub import CycleGenerator, imaging
-from cyclegan_hub.hub import load_generator
+from cyclegan_hub import CycleGenerator, translation
+from cyclegan_hub.hub.repos import load_generator
+from cyclegan_hub.io import imaging
 
 from common import emit, machine, median, plain_convolutions
 
@@ -101,7 +102,7 @@ def run_tiled(generator, x: torch.Tensor, tiles: int = 2, overlap: int = 32) -> 
         for j in range(tiles):
             top, bottom = max(0, i * height // tiles - overlap), min(height, (i + 1) * height // tiles + overlap)
             left, right = max(0, j * width // tiles - overlap), min(width, (j + 1) * width // tiles + overlap)
-            y = generator.run(x[..., top:bottom, left:right]).float()
+            y = translation.run(generator, x[..., top:bottom, left:right]).float()
             ramp_h = torch.minimum(torch.arange(bottom - top) + 1, torch.arange(bottom - top).flip(0) + 1).clamp(
                 max=overlap
             )
@@ -137,7 +138,7 @@ def make_runner(name: str, g: CycleGenerator, size: int, workdir: Path):
         net = torch.compile(copy.deepcopy(g))
         return lambda x: net(x)
     if name == "onnxruntime":
-        from cyclegan_hub.export import OnnxGenerator, export_onnx
+        from cyclegan_hub.models.onnx import OnnxGenerator, export_onnx
 
         path = workdir / "g.onnx"
         if not path.exists():

@@ -1,4 +1,4 @@
-"""Training throughput of the trainer's step (``cyclegan_hub.objective.cyclegan_step``) against a paper-spec eager fp32 baseline, in one process.
+"""Training throughput of the trainer's step (``cyclegan_hub.training.objective.cyclegan_step``) against a paper-spec eager fp32 baseline, in one process.
 
     python benchmarks/train_throughput.py --size 256 --batch 1 --steps 5 --device cpu
     python benchmarks/train_throughput.py --size 256 --batch 8 --steps 30 --device cuda --precision bf16 --channels-last --compile
@@ -16,7 +16,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
-from cyclegan_hub.objective import Networks, Weights, cyclegan_step
+from cyclegan_hub.training.objective import Networks, Weights, cyclegan_step
 
 from common import Runner, emit, machine, median, timed
 

@@ -5,9 +5,9 @@
 >>> nine = g.translate("six.png")                           # doctest: +SKIP
 """
 
-from .discriminator import PatchDiscriminator
-from .generator import ARCHITECTURES, CycleGenerator
-from .losses import ImagePool, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
+from .models.cyclegan import ARCHITECTURES, CycleGenerator
+from .models.discriminator import PatchDiscriminator
+from .training.losses import ImagePool, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
 
 __version__ = "0.1.0"
 __all__ = [

@@ -40,8 +40,9 @@ def output_names(files: list[Path], out_dir: Path) -> list[Path]:
 
 
 def _translate(args: argparse.Namespace) -> int:
-    from .files import atomic_write
-    from .imaging import open_image
+    from . import translation
+    from .io.files import atomic_write
+    from .io.imaging import open_image
 
     source, output = Path(args.input), Path(args.output)
     if not source.exists():
@@ -78,12 +79,14 @@ def _translate(args: argparse.Namespace) -> int:
                 failed += 1
                 skipped(path, err)
         try:
-            outputs = generator.translate([image for image, _, _ in readable], **options) if readable else []
+            outputs = (
+                translation.translate(generator, [image for image, _, _ in readable], **options) if readable else []
+            )
         except ValueError:  # one image the network cannot take (e.g. a size): find it, keep the others
             outputs = []
             for image, path, _ in readable:
                 try:
-                    outputs.append(generator.translate(image, **options))
+                    outputs.append(translation.translate(generator, image, **options))
                 except ValueError as err:
                     failed += 1
                     skipped(path, err)
@@ -107,10 +110,10 @@ def _format(target: Path) -> str:
 def load_model(model: str, revision: str | None = None, device: str = "cpu"):
     """A CycleGenerator by Hub id or folder, or an exported .onnx file run by onnxruntime."""
     if model.endswith(".onnx"):
-        from .export import OnnxGenerator
+        from .models.onnx import OnnxGenerator
 
         return OnnxGenerator(model)
-    from .hub import load_generator
+    from .hub.repos import load_generator
 
     return load_generator(model, revision=revision, device=device)
 
@@ -135,9 +138,9 @@ def parse_domain(text: str) -> dict:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import check_metrics, evaluate_model
-    from .files import atomic_write_json
-    from .hub import load_generator
+    from .hub.repos import load_generator
+    from .io.files import atomic_write_json
+    from .training.evaluate import check_metrics, evaluate_model
 
     wanted = [m.strip() for m in args.metrics.split(",")] if args.metrics else None
     check_metrics(wanted)
@@ -162,8 +165,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_onnx
-    from .hub import load_generator
+    from .hub.repos import load_generator
+    from .models.onnx import export_onnx
 
     generator = load_generator(args.model, revision=args.revision)
     diffs = export_onnx(generator, args.onnx, opset=args.opset)
@@ -177,7 +180,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert_checkpoint
+    from .convert.official import convert_checkpoint
 
     output = Path(args.output)
     if (output.exists() or output.is_symlink()) and not args.overwrite:
@@ -201,7 +204,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from .hub import push_pair
+    from .hub.repos import push_pair
 
     report = push_pair(
         args.run_dir,
@@ -220,7 +223,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _deploy_space(args: argparse.Namespace) -> int:
-    from .deploy import deploy_space
+    from .serving.deploy import deploy_space
 
     models = list(args.model)
     if args.reverse_model:
@@ -238,7 +241,7 @@ def _serve(args: argparse.Namespace) -> int:
     import os
 
     try:
-        from .app import build_demo, launch, pair_specs
+        from .serving.app import build_demo, launch, pair_specs
     except ImportError:
         raise UserError("serve needs gradio: pip install 'cyclegan-hub[space]'") from None
     specs = list(args.pair or [])

@@ -9,7 +9,7 @@ the round trip PNG and the cycle error. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT 
 
 from pathlib import Path
 
-from cyclegan_hub.app import build_demo, launch, pair_specs
+from cyclegan_hub.serving.app import build_demo, launch, pair_specs
 
 HERE = Path(__file__).resolve().parent
 demo = build_demo(pair_specs(HERE), examples=HERE / "examples")

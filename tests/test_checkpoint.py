@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
-from cyclegan_hub.checkpoint import (
+from cyclegan_hub.training.checkpoint import (
     CheckpointError,
     TrainingState,
     latest_checkpoint,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan_hub import config as configs
+from cyclegan_hub.training import config as configs
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT / "training" / "configs" / "mnist-6to9.toml"
@@ -63,4 +63,4 @@ def test_flags_override_and_the_readme_carries_the_generated_reference():
     assert "| `lambda_cycle` | `10.0` | 0.0 to 1000.0 |" in reference
     assert (
         reference in (ROOT / "README.md").read_text()
-    )  # regenerate with: python -c "from cyclegan_hub import config; print(config.reference())"
+    )  # regenerate with: python -c "from cyclegan_hub.training import config; print(config.reference())"

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
-from cyclegan_hub.convert import (
+from cyclegan_hub.convert.official import (
     ConversionError,
     convert_state,
     detect,
@@ -190,24 +190,24 @@ def test_the_convert_command_writes_a_loadable_folder_with_a_true_card(tmp_path,
 
 
 def test_an_interrupted_conversion_leaves_no_folder_to_half_load(tmp_path, monkeypatch):
-    import cyclegan_hub.cards
-    from cyclegan_hub.convert import convert_checkpoint
+    import cyclegan_hub.hub.cards
+    from cyclegan_hub.convert.official import convert_checkpoint
 
     torch.save(randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict(), tmp_path / "horse2zebra.pth")
-    real = cyclegan_hub.cards.CycleGenerator.save_pretrained
+    real = cyclegan_hub.hub.cards.CycleGenerator.save_pretrained
 
     def save_then_die(self, folder, **kwargs):
         real(self, folder, **kwargs)
         raise KeyboardInterrupt  # after the weights, before the card: the worst moment
 
-    monkeypatch.setattr(cyclegan_hub.cards.CycleGenerator, "save_pretrained", save_then_die)
+    monkeypatch.setattr(cyclegan_hub.hub.cards.CycleGenerator, "save_pretrained", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         convert_checkpoint(str(tmp_path / "horse2zebra.pth"), tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["horse2zebra.pth"]  # no output, no temporary folder
 
 
 def test_a_discriminator_is_not_converted_as_a_generator(tmp_path):
-    from cyclegan_hub.convert import convert_checkpoint
+    from cyclegan_hub.convert.official import convert_checkpoint
 
     torch.save(randomized(NLayerDiscriminator(ndf=8)).state_dict(), tmp_path / "latest_net_D_A.pth")
     with pytest.raises(ConversionError, match="latest_net_D_A.pth is a PatchGAN discriminator, not a generator"):

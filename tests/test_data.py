@@ -7,7 +7,7 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from cyclegan_hub.data import (
+from cyclegan_hub.training.data import (
     DomainSpec,
     UnpairedSampler,
     augment,
@@ -181,7 +181,7 @@ def test_augment_crops_and_flips_deterministically():
 
 
 def test_stroke_augment_varies_width_and_pose_reproducibly():
-    from cyclegan_hub.data import stroke_augment
+    from cyclegan_hub.training.data import stroke_augment
 
     digits = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
     digits[:, :, 6:22, 12:15] = 255  # a vertical stroke, 3 pixels wide

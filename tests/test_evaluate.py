@@ -5,7 +5,13 @@ import torch
 
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.cli import main
-from cyclegan_hub.evaluate import MIN_IMAGES_FID_KID, evaluate_model, fid_kid, frechet_distance, kernel_distance
+from cyclegan_hub.training.evaluate import (
+    MIN_IMAGES_FID_KID,
+    evaluate_model,
+    fid_kid,
+    frechet_distance,
+    kernel_distance,
+)
 
 MNIST = "training/data/mnist-6-9"
 
@@ -138,7 +144,7 @@ def test_eval_cli_writes_json_and_says_what_is_missing(tiny_pair, tmp_path, caps
 
 
 def test_reversed_metrics_swap_the_directions():
-    from cyclegan_hub.cards import metrics_table, reversed_metrics
+    from cyclegan_hub.hub.cards import metrics_table, reversed_metrics
 
     metrics = {
         "translation_accuracy_AtoB": 0.97,

@@ -8,7 +8,7 @@ pytest.importorskip("onnxscript")
 
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.cli import main
-from cyclegan_hub.export import OnnxGenerator, export_onnx, verify_onnx
+from cyclegan_hub.models.onnx import OnnxGenerator, export_onnx, verify_onnx
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cyclegan_hub.files import atomic_write, atomic_write_json, inside, read_file, read_json, replace_folder
+from cyclegan_hub.io.files import atomic_write, atomic_write_json, inside, read_file, read_json, replace_folder
 
 
 def test_read_file_refuses_devices_folders_links_and_oversized_files(tmp_path):

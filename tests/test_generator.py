@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import ARCHITECTURES, CycleGenerator
-from cyclegan_hub.hub import load_generator
+from cyclegan_hub.hub.repos import load_generator
 
 from .image_cases import BAD_FILES, animated_gif, exif_rotated_jpeg, float_tiff, images_of_every_mode, png_bytes
 
@@ -146,7 +146,7 @@ def test_load_generator_names_missing_models(tmp_path, monkeypatch):
 
 
 def test_output_conv_at_inference_is_the_plain_convolution():
-    from cyclegan_hub.layers import OutputConv2d
+    from cyclegan_hub.models.layers import OutputConv2d
 
     torch.manual_seed(0)
     for out_channels in (1, 3):
@@ -293,9 +293,9 @@ def test_translate_runs_under_inference_mode(tiny_gray):
 
 
 def test_photo_models_run_in_bf16_where_the_cpu_has_it_and_digits_never(tiny_gray, monkeypatch):
-    import cyclegan_hub.generator as generator_module
+    import cyclegan_hub.translation as translation_module
 
-    monkeypatch.setattr(generator_module, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(translation_module, "cpu_has_native_bf16", lambda: True)
     torch.manual_seed(0)
     photo = CycleGenerator(base_channels=8, n_blocks=1, image_size=256)
     digits_seen, photo_seen = [], []
@@ -309,7 +309,7 @@ def test_photo_models_run_in_bf16_where_the_cpu_has_it_and_digits_never(tiny_gra
         np.asarray(tiny_gray.translate(image)), np.asarray(tiny_gray.translate(image, precision="fp32"))
     )
     assert digits_seen == [torch.float32, torch.float32]  # a digit model (28-32 px) stays in fp32 under "auto"
-    monkeypatch.setattr(generator_module, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(translation_module, "cpu_has_native_bf16", lambda: False)
     photo.translate(image)
     assert photo_seen[-1] == torch.float32  # emulated bf16 is slower than fp32: not used
     with pytest.raises(ValueError, match="unknown precision 'fp8'; valid: 'auto', 'fp32', 'bf16'"):

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from cyclegan_hub.hub import twin_repo_id
+from cyclegan_hub.hub.repos import twin_repo_id
 
 from .conftest import cli, hub_env
 from .hub_server import HubServer, git

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan_hub import imaging
+from cyclegan_hub.io import imaging
 
 from .image_cases import BAD_FILES, images_of_every_mode
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cyclegan_hub.mnist_classifier import WEIGHTS_PATH, classify_digits, load_mnist_classifier
+from cyclegan_hub.models.mnist_classifier import WEIGHTS_PATH, classify_digits, load_mnist_classifier
 
 datasets = pytest.importorskip("datasets")
 

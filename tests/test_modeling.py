@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file
 
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
-from cyclegan_hub.hub import load_generator
-from cyclegan_hub.imaging import pad_to_multiple
+from cyclegan_hub.hub.repos import load_generator
+from cyclegan_hub.io.imaging import pad_to_multiple
 
 
 @pytest.fixture

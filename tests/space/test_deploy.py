@@ -150,7 +150,7 @@ def test_the_space_folder_installs_as_its_requirements_say(tmp_path):
     """space/ pushed to a Space as it is: requirements.txt installs cyclegan-hub from its repository by a URL that
     pip accepts. Here that repository is a clone of this one, reached by file URL instead of GitHub."""
     requirements = (ROOT / "space" / "requirements.txt").read_text()
-    from cyclegan_hub.generator import INSTALL_URL
+    from cyclegan_hub.models.cyclegan import INSTALL_URL
 
     assert INSTALL_URL in requirements and f"gradio=={gradio.__version__}" in requirements.split()
     clone = tmp_path / "repository"

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from cyclegan_hub import CycleGenerator
-from cyclegan_hub import config as configs
+from cyclegan_hub.training import config as configs
 from training import train as train_module
 
 from .conftest import ROOT, TINY, TRAIN, run_train
@@ -197,9 +197,9 @@ def test_divergence_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch, c
 def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
     import errno
 
-    import cyclegan_hub.modeling
+    import cyclegan_hub.models.modeling
 
-    real_save = cyclegan_hub.modeling.safetensors.torch.save_file
+    real_save = cyclegan_hub.models.modeling.safetensors.torch.save_file
     calls = {"n": 0}
 
     def save_file_then_fill_the_disk(tensors, path, *args, **kwargs):
@@ -209,7 +209,7 @@ def test_full_disk_is_a_clear_error_and_keeps_the_last_checkpoint(tmp_path, monk
                 raise OSError(errno.ENOSPC, "No space left on device", path)
         real_save(tensors, path, *args, **kwargs)
 
-    monkeypatch.setattr(cyclegan_hub.modeling.safetensors.torch, "save_file", save_file_then_fill_the_disk)
+    monkeypatch.setattr(cyclegan_hub.models.modeling.safetensors.torch, "save_file", save_file_then_fill_the_disk)
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "full"
     code = train_module.cli([*TINY, "--max-steps", "4", "--checkpoint-every", "2", "--output-dir", str(out)])

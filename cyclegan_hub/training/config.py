@@ -24,10 +24,10 @@ else:  # pragma: no cover
 
 import torch
 
+from ..models.cyclegan import CycleGenerator
+from ..models.discriminator import PatchDiscriminator
+from ..models.layers import NORMS, UPSAMPLINGS
 from .data import DomainSpec
-from .discriminator import PatchDiscriminator
-from .generator import CycleGenerator
-from .layers import NORMS, UPSAMPLINGS
 from .losses import GAN_MODES
 
 

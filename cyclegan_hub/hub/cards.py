@@ -12,8 +12,8 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .files import atomic_write_json, read_json
-from .generator import CycleGenerator
+from ..io.files import atomic_write_json, read_json
+from ..models.cyclegan import CycleGenerator
 
 #: The two directions of a pair, as metric suffixes and run-folder names use them.
 DIRECTIONS = ("AtoB", "BtoA")
@@ -104,7 +104,7 @@ def eval_results(metrics: dict, source: str, target: str, dataset: str):
 
 def write_run(run_dir: str | Path, pair: dict, inputs: CardInputs, step: int) -> None:
     """A run's result: card.json, metrics.json and both generator folders, each written whole (never half)."""
-    from .files import replace_folder
+    from ..io.files import replace_folder
 
     run_dir = Path(run_dir)
     inputs.save(run_dir)

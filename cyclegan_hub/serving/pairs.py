@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import imaging
-from .generator import CycleGenerator
-from .hub import RUN_GENERATORS, check_pair, load_generator, twin_repo_id
+from .. import translation
+from ..hub.repos import RUN_GENERATORS, check_pair, load_generator, twin_repo_id
+from ..io import imaging
+from ..models.cyclegan import CycleGenerator
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,8 @@ class PairTranslator:
     def _run(self, images: list[Image.Image], direction: str) -> list[Result]:
         forward, reverse = self.directions[direction]
         start = time.perf_counter()
-        translated, reconstructed = forward.translate(
+        translated, reconstructed = translation.translate(
+            forward,
             images,
             return_reconstruction_with=reverse,
             batch_size=self.max_batch,

@@ -18,7 +18,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from .serving import PairTranslator, ServingLimits, load_pairs
+from .pairs import PairTranslator, ServingLimits, load_pairs
 
 #: What ``space/app.py`` holds and ``deploy-space`` uploads as the Space's app.py.
 SPACE_SCRIPT = '''"""CycleGAN Space: translate an image both ways with any of the pairs it serves, and see the round trip.
@@ -32,7 +32,7 @@ the round trip PNG and the cycle error. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT 
 
 from pathlib import Path
 
-from cyclegan_hub.app import build_demo, launch, pair_specs
+from cyclegan_hub.serving.app import build_demo, launch, pair_specs
 
 HERE = Path(__file__).resolve().parent
 demo = build_demo(pair_specs(HERE), examples=HERE / "examples")
@@ -250,7 +250,7 @@ def pair_specs(here: Path | None = None) -> list[str]:
     """Which pairs a Space serves: the pairs bundled in ``here/models`` (MNIST 6 <-> 9 in this repo) first, then those
     of ``CYCLEGAN_MODELS`` ("forward[,reverse]" per pair, ';' between pairs); with neither, the ``models:`` of
     ``here``'s Space card, in twos (forward, reverse), as ``deploy-space`` writes them."""
-    from .hub import twin_repo_id
+    from ..hub.repos import twin_repo_id
 
     specs, used = [], set()
     models = here / "models" if here is not None else None

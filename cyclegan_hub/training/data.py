@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import imaging
+from ..io import imaging
 
 _FILTER = re.compile(r"^\s*([A-Za-z_][\w\-. ]*?)\s*(==|!=|<=|>=|<|>|\bin\b|\bnot in\b)\s*(.+?)\s*$")
 

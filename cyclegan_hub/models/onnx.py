@@ -19,8 +19,10 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write
-from .generator import CycleGenerator
+from .. import translation
+from ..io.files import atomic_write
+from ..translation import TranslationSpec
+from .cyclegan import CycleGenerator
 
 OPSET = 18
 TOLERANCE = 1e-4
@@ -44,13 +46,14 @@ def export_onnx(
         ) from None
     path = Path(path)
     generator = generator.eval().float().cpu()
-    multiple = generator.size_multiple
-    side = max(2 * generator.min_size, 2 * multiple)
-    example = torch.randn(2, generator.config["in_channels"], side, side)
+    spec = generator.translation_spec
+    multiple = spec.size_multiple
+    side = max(2 * spec.min_size, 2 * multiple)
+    example = torch.randn(2, spec.in_channels, side, side)
     dims = {0: torch.export.Dim("batch", min=1, max=1024)}
     # height = multiple * k: torch.export then knows every stride-2 layer divides it exactly
     for axis, name in ((2, "height"), (3, "width")):
-        dims[axis] = multiple * torch.export.Dim(f"{name}_blocks", min=max(1, generator.min_size // multiple), max=4096)
+        dims[axis] = multiple * torch.export.Dim(f"{name}_blocks", min=max(1, spec.min_size // multiple), max=4096)
     path.parent.mkdir(parents=True, exist_ok=True)
     # The exporter writes the graph and a weights file beside it: both stay in a temporary folder, whatever happens.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
@@ -71,7 +74,7 @@ def export_onnx(
         meta = {
             "cyclegan_hub_config": json.dumps(generator.config),
             "size_multiple": str(multiple),
-            "min_size": str(generator.min_size),
+            "min_size": str(spec.min_size),
         }
         for key, value in meta.items():
             entry = model.metadata_props.add()
@@ -108,8 +111,8 @@ def verify_onnx(generator: CycleGenerator, path, sizes=((30, 37), (61, 70))) -> 
     for i, (height, width) in enumerate(sizes):
         x = torch.rand((1 + i, generator.config["in_channels"], height, width), generator=generator_rng) * 2 - 1
         with torch.no_grad():
-            expected = generator.run(x)
-        got = runtime.run(x)
+            expected = translation.run(generator, x)
+        got = translation.run(runtime, x)
         diffs["x".join(map(str, x.shape))] = float((got - expected).abs().max())
     return diffs
 
@@ -138,17 +141,16 @@ class OnnxGenerator:
         if "cyclegan_hub_config" not in meta:
             raise ValueError(f"{path} was not exported by cyclegan-hub (no cyclegan_hub_config metadata)")
         self.config = json.loads(meta["cyclegan_hub_config"])
-        self.size_multiple, self.min_size = int(meta["size_multiple"]), int(meta["min_size"])
+        self.translation_spec = TranslationSpec(
+            in_channels=self.config["in_channels"],
+            out_channels=self.config["out_channels"],
+            value_range=tuple(self.config["value_range"]),
+            size_multiple=int(meta["size_multiple"]),
+            min_size=int(meta["min_size"]),
+        )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         out = self.session.run(None, {"images": images.detach().float().cpu().numpy()})[0]
         return torch.from_numpy(out)
 
-    def to(self, *args, **kwargs):
-        return self
-
-    def eval(self):
-        return self
-
     translate = CycleGenerator.translate
-    run = CycleGenerator.run

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
-from .files import atomic_write_text
-from .generator import CycleGenerator
-from .imaging import to_network
+from .. import translation
+from ..io.files import atomic_write_text
+from ..io.imaging import to_network
+from ..models.cyclegan import CycleGenerator
 
 
 def is_digit_pair(generator: CycleGenerator) -> bool:
@@ -30,11 +31,11 @@ def is_digit_pair(generator: CycleGenerator) -> bool:
 
 @torch.inference_mode()
 def translate_tensors(generator: CycleGenerator, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """Run a generator over [N, C, H, W] images in its value range, in batches, through ``generator.run`` (the
-    pad -> run -> crop that ``translate`` uses); returns float32 on the CPU."""
+    """Run a generator over [N, C, H, W] images in its value range, in batches, through ``translation.run``
+    (the pad -> run -> crop that ``translate`` uses); returns float32 on the CPU."""
     device = next(generator.parameters()).device
     outputs = [
-        generator.run(images[i : i + batch_size].to(device).float()).float().cpu()
+        translation.run(generator, images[i : i + batch_size].to(device).float()).float().cpu()
         for i in range(0, len(images), batch_size)
     ]
     return torch.cat(outputs) if outputs else images.new_empty(0)
@@ -52,7 +53,7 @@ def direction_metrics(
     fake = translate_tensors(g, real)
     digits = is_digit_pair(g) and (f is None or is_digit_pair(f))
     if digits:
-        from .mnist_classifier import classify_digits, load_mnist_classifier
+        from ..models.mnist_classifier import classify_digits, load_mnist_classifier
 
         classifier = classifier or load_mnist_classifier()
         source, target = int(g.config["source_domain"]), int(g.config["target_domain"])
@@ -120,8 +121,8 @@ def sample_rows(pair: dict, previews: tuple[torch.Tensor, torch.Tensor]) -> list
     rows = []
     for images, g, f in ((previews[0], pair["G"], pair["F"]), (previews[1], pair["F"], pair["G"])):
         real = to_network(images.to(next(g.parameters()).device), g.config["value_range"])
-        fake = g.run(real)
-        rows += [real, fake, f.run(fake)]
+        fake = translation.run(g, real)
+        rows += [real, fake, translation.run(f, fake)]
     return rows
 
 
@@ -242,8 +243,8 @@ def evaluate_model(
     ``metrics`` None means every metric that applies: accuracy for digit models, cycle with the reverse model ``f``,
     FID/KID with ``target_data`` (skipped with a note when the Inception weights are missing; an explicit request
     fails)."""
+    from ..io.imaging import to_network, to_unit
     from .data import DomainSpec, decode_domain, load_domain
-    from .imaging import to_network, to_unit
 
     explicit = metrics is not None
     wanted = check_metrics(metrics)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import NORMS, check_choice, conv_bias, init_weights, make_norm
-from .modeling import HubModule, check_int
+from .layers import NORMS, conv_bias, init_weights, make_norm
+from .modeling import HubModule, Options, choice, integer
 
 
 class PatchDiscriminator(
@@ -26,18 +26,23 @@ class PatchDiscriminator(
     MNIST digit with ``n_layers=3`` gives a single 1x1 logit, i.e. a whole-image discriminator. For MNIST we use
     ``n_layers=2``: a 5x5 map of 34x34 patches, each of which still sees the whole digit stroke layout.
     ``output_size`` and ``receptive_field`` let callers check this before training.
-
-    Args:
-        in_channels: image channels (1 gray, 3 RGB).
-        base_channels: filters of the first layer (64); doubled per layer up to 8x.
-        n_layers: stride-2 layers (3 = 70x70 patches, 2 = 34x34, 1 = 16x16).
-        norm: "instance" (the paper), "batch" or "none".
     """
 
-    def __init__(self, in_channels: int = 3, base_channels: int = 64, n_layers: int = 3, norm: str = "instance"):
+    options = Options(
+        in_channels=integer(3, "image channels (1 gray, 3 RGB)", 1, 4),
+        base_channels=integer(64, "discriminator filters in the first layer", 1, 256, train="d_base_channels"),
+        n_layers=integer(
+            3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", 1, 8, train="d_layers"
+        ),
+        norm=choice("instance", "normalisation of the discriminators", NORMS, train="d_norm"),
+    )
+
+    def __init__(self, **config):
         super().__init__()
-        self.check_config(dict(in_channels=in_channels, base_channels=base_channels, n_layers=n_layers, norm=norm))
-        self.config = dict(in_channels=in_channels, base_channels=base_channels, n_layers=n_layers, norm=norm)
+        self.config = config
+        in_channels, base_channels, n_layers, norm = (
+            config[k] for k in ("in_channels", "base_channels", "n_layers", "norm")
+        )
         bias = conv_bias(norm)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
@@ -56,15 +61,6 @@ class PatchDiscriminator(
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
         self.model = nn.Sequential(*layers)
         init_weights(self)
-
-    @classmethod
-    def check_config(cls, config: dict) -> None:
-        """Refuse (ValueError naming the field) a config out of any sane range, before anything is built."""
-        config = {"in_channels": 3, "base_channels": 64, "n_layers": 3, "norm": "instance", **config}
-        check_int(config, "in_channels", 1, 4)
-        check_int(config, "base_channels", 1, 256)
-        check_int(config, "n_layers", 1, 8)
-        check_choice("norm", config["norm"], NORMS)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """[N, C, H, W] in the generator's value range -> [N, 1, h, w] patch logits."""

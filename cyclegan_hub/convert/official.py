@@ -36,10 +36,11 @@ from pathlib import Path
 
 import torch
 
-from .discriminator import PatchDiscriminator
-from .files import read_file
-from .generator import CycleGenerator
-from .modeling import non_finite
+from .. import translation
+from ..io.files import read_file
+from ..models.cyclegan import CycleGenerator
+from ..models.discriminator import PatchDiscriminator
+from ..models.modeling import non_finite
 
 #: The largest checkpoint read (a ResNet-9 generator is 45 MB; a 70x70 PatchGAN 11 MB).
 MAX_CHECKPOINT_BYTES = 1 << 30
@@ -416,7 +417,7 @@ def measure_equality(
     """(max |converted - official|, input shape) on a random non-square input (default about 256 x 320, sides
     multiples of the network's), in float32."""
     if size is None:
-        multiple = getattr(network, "size_multiple", 1)
+        multiple = network.translation_spec.size_multiple
         height = -(-256 // multiple) * multiple
         size = (height, height + max(multiple, 64))
     g = torch.Generator().manual_seed(seed)
@@ -441,7 +442,7 @@ def domains_from_name(name: str) -> tuple[str, str] | None:
 
 
 def origin_text(name: str, path: Path, digest: str, layout: Layout, difference: float, shape: tuple) -> str:
-    from . import __version__
+    from .. import __version__
 
     return (
         f"The `{name}` generator released by the authors of CycleGAN (Jun-Yan Zhu, Taesung Park, Phillip Isola, "
@@ -469,9 +470,9 @@ def convert_checkpoint(
     """``cyclegan-hub convert``: the generator of ``checkpoint`` as a save_pretrained folder at ``output`` (with
     ``reverse``: both directions as a run folder that ``push`` sends as twin repos). Written atomically: an
     interrupted conversion leaves no folder behind. Returns the lines to print."""
-    from .cards import CardInputs, write_generator
-    from .files import replace_folder
-    from .imaging import open_image
+    from ..hub.cards import CardInputs, write_generator
+    from ..io.files import replace_folder
+    from ..io.imaging import open_image
 
     output = Path(output)
     name = name or Path(checkpoint).stem
@@ -502,9 +503,9 @@ def convert_checkpoint(
         from PIL import Image
 
         images = (
-            forward.translate(picture, return_reconstruction_with=backward)
+            translation.translate(forward, picture, return_reconstruction_with=backward)
             if backward
-            else (forward.translate(picture),)
+            else (translation.translate(forward, picture),)
         )
         tiles = [picture.convert("RGB"), *(image.convert("RGB") for image in images)]
         grid = Image.new(

@@ -25,10 +25,10 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from . import __version__
+from .. import __version__
+from ..hub.repos import _hub_call
 from .app import SPACE_SCRIPT
-from .hub import _hub_call
-from .serving import load_pair
+from .pairs import load_pair
 
 SPACE_TAGS = ["cyclegan", "image-to-image", "unpaired-image-translation", "gan"]
 PACKAGE = "cyclegan_hub"
@@ -36,7 +36,7 @@ PACKAGE = "cyclegan_hub"
 
 def source_checkout() -> Path | None:
     """The repository this package is imported from, when it is a git checkout of cyclegan-hub."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     return root if (root / "pyproject.toml").is_file() and (root / ".git").exists() else None
 
 

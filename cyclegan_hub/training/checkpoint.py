@@ -34,9 +34,9 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from .files import atomic_write_text, inside, read_file, read_json, regular_file_inside, remove, replace_folder
+from ..io.files import atomic_write_text, inside, read_file, read_json, regular_file_inside, remove, replace_folder
+from ..models.modeling import check_weights_header, read_safetensors_header, save_tensors
 from .losses import ImagePool
-from .modeling import check_weights_header, read_safetensors_header, save_tensors
 
 FORMAT = 2
 STEP_FOLDER = re.compile(r"^step-(\d{6,})$")

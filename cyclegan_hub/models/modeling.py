@@ -15,18 +15,22 @@ happens here.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, ClassVar
 
 import safetensors.torch
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
-from .files import give_default_mode, read_json
+from ..io.files import give_default_mode, read_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -136,14 +140,186 @@ def check_text(config: dict, key: str, max_length: int = 100) -> None:
         raise ValueError(f"{key} must be a text of 1 to {max_length} characters, got {value!r}")
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# options: a model's config declared once
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Option:
+    """One keyword of a Hub model's constructor: its default, its meaning, the values it takes, and where else it
+    shows (a row of the model card's table; a key of the training config's ``[model]`` section).
+
+    ``kind`` is "int", "float", "choice", "text" or "range" (a [low, high] pair of finite numbers)."""
+
+    kind: str
+    default: Any
+    doc: str
+    low: float | None = None
+    high: float | None = None
+    high_open: bool = False
+    choices: tuple = ()
+    card: str | None = None
+    train: str | None = None
+    bounds: Callable[[dict], tuple] | None = None
+    name: str = ""
+
+    def check(self, value, config: dict | None = None) -> None:
+        """Raise ValueError naming this option when ``value`` is not one it takes (in ``config``, when its
+        ``bounds`` depend on the other options, e.g. a U-Net's levels on the architecture)."""
+        low, high = self.bounds(config) if self.bounds and config is not None else (self.low, self.high)
+        config = {self.name: value}
+        if self.kind == "int":
+            check_int(config, self.name, low, high)
+        elif self.kind == "float":
+            check_float(config, self.name, low, high, high_open=self.high_open)
+        elif self.kind == "text":
+            check_text(config, self.name, int(self.high or 100))
+        elif self.kind == "choice":
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(f"unknown {self.name} {value!r}; valid: {', '.join(map(repr, self.choices))}")
+        elif self.kind == "range":
+            if (
+                not isinstance(value, (list, tuple))
+                or len(value) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                or not all(abs(float(v)) < 1e6 for v in value)
+                or not value[0] < value[1]
+            ):
+                raise ValueError(f"{self.name} must be [low, high], two finite numbers with low < high, got {value!r}")
+
+    @property
+    def python_type(self) -> type:
+        return {"int": int, "float": float, "text": str, "choice": str, "range": list}[self.kind]
+
+    def values(self) -> str:
+        """The values it takes, as the docs show them."""
+        if self.kind == "choice":
+            return ", ".join(f'"{c}"' for c in self.choices)
+        if self.kind in ("int", "float"):
+            high = f"{self.high:,}" if self.kind == "int" else self.high
+            return f"{self.low} to {high}" + (" (exclusive)" if self.high_open else "")
+        return ""
+
+
+def integer(default: int, doc: str, low: int, high: int, **where) -> Option:
+    return Option("int", default, doc, low, high, **where)
+
+
+def number(default: float, doc: str, low: float, high: float, *, high_open: bool = False, **where) -> Option:
+    return Option("float", default, doc, low, high, high_open=high_open, **where)
+
+
+def choice(default: str, doc: str, choices, **where) -> Option:
+    return Option("choice", default, doc, choices=tuple(choices), **where)
+
+
+def text(default: str, doc: str, max_length: int = 100, **where) -> Option:
+    return Option("text", default, doc, high=max_length, **where)
+
+
+def value_range(default: tuple[float, float], doc: str, **where) -> Option:
+    return Option("range", default, doc, **where)
+
+
+class Options:
+    """A model family's config, declared once: the constructor's keywords (its signature), the saved config.json
+    (the mixin writes the keywords), the bounds checked before anything is built, the rows of the model card's
+    table, the ``Args`` of the class docstring and the training config's ``[model]`` keys all come from here.
+    Adding an option is one line here plus its use in the network."""
+
+    def __init__(self, **options: Option):
+        self.options = {name: replace(option, name=name) for name, option in options.items()}
+
+    def __iter__(self):
+        return iter(self.options.values())
+
+    def __getitem__(self, name: str) -> Option:
+        return self.options[name]
+
+    def defaults(self) -> dict:
+        return {name: option.default for name, option in self.options.items()}
+
+    def signature(self) -> inspect.Signature:
+        """``(self, *, name=default, ...)``, typed: what the mixin reads to write config.json."""
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += [
+            inspect.Parameter(
+                o.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=o.default, annotation=o.python_type
+            )
+            for o in self
+        ]
+        return inspect.Signature(params)
+
+    def bind(self, owner: str, args: tuple, kwargs: dict) -> dict:
+        """The complete config of a constructor call (positional arguments in declaration order, as a plain
+        signature would take them); an unknown keyword is a TypeError, as Python's own."""
+        names = list(self.options)
+        if len(args) > len(names):
+            raise TypeError(f"{owner}() takes at most {len(names)} positional arguments ({len(args)} given)")
+        given = dict(zip(names, args))
+        for key, value in kwargs.items():
+            if key not in self.options:
+                raise TypeError(f"{owner}() got an unexpected keyword argument {key!r}")
+            if key in given:
+                raise TypeError(f"{owner}() got multiple values for argument {key!r}")
+            given[key] = value
+        return {**self.defaults(), **given}
+
+    def check(self, config: dict) -> None:
+        """Every option of ``config`` (defaults filled in) in its range; ValueError naming the first that is not."""
+        for name, option in self.options.items():
+            option.check(config.get(name, option.default), config)
+
+    def card_rows(self, config: dict) -> list[tuple[str, Any]]:
+        """(label, value) rows of the model card's table."""
+        return [(o.card, config.get(o.name, o.default)) for o in self if o.card]
+
+    def docstring(self) -> str:
+        """The ``Args:`` section of the class docstring."""
+        lines = ["Args:"]
+        for o in self:
+            extra = f" ({o.values()})" if o.values() else ""
+            lines.append(f"    {o.name}: {o.doc}{extra}; default {o.default!r}.")
+        return "\n".join(lines)
+
+
 class HubModule(nn.Module, PyTorchModelHubMixin):
     """Base class: a torch module whose config is its constructor and whose weights are one safetensors file.
 
-    Subclasses implement ``check_config(config)``, raising ValueError for a field out of its range."""
+    A subclass declares its config once, as ``options = Options(...)``: its ``__init__(self, **config)`` receives
+    the complete, checked config (``self.config``) and its signature, docstring ``Args`` and config.json come from
+    the declaration. ``check_consistency(config)`` adds the checks that involve more than one option."""
+
+    options: ClassVar[Options] = Options()
+
+    def __init_subclass__(cls, **kwargs):
+        if "options" in cls.__dict__:
+            declared = cls.__init__
+
+            def __init__(self, *args, **kwargs):
+                config = cls.options.bind(cls.__name__, args, kwargs)
+                cls.check_config(config)
+                declared(self, **config)
+
+            __init__.__signature__ = cls.options.signature()
+            __init__.__doc__ = declared.__doc__
+            __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+            cls.__init__ = __init__
+            cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n" + cls.options.docstring().replace("\n", "\n    ")
+        super().__init_subclass__(**kwargs)
 
     @classmethod
     def check_config(cls, config: dict) -> None:
-        raise NotImplementedError
+        """Refuse (ValueError naming the field) a config no real network of this class has: every option is
+        bounded before anything is built, so that a config.json cannot ask for a network that exhausts memory."""
+        config = {**cls.options.defaults(), **config}
+        cls.options.check(config)
+        cls.check_consistency(config)
+
+    @classmethod
+    def check_consistency(cls, config: dict) -> None:
+        """Checks across options (a complete config whose options are each in range); none by default."""
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

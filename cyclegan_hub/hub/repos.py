@@ -26,11 +26,11 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from ..io.files import read_json, regular_file_inside
+from ..io.imaging import open_image
+from ..models.cyclegan import CycleGenerator
+from ..training.checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
 from .cards import DIRECTIONS, CardInputs, write_generator
-from .checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
-from .files import read_json, regular_file_inside
-from .generator import CycleGenerator
-from .imaging import open_image
 
 RUN_GENERATORS = tuple(f"generator_{d}" for d in DIRECTIONS)
 _DIRECTION = re.compile(r"^(?P<a>[A-Za-z0-9]+)(?P<sep>2|to|-to-|_to_)(?P<b>[A-Za-z0-9]+)$")
