@@ -1,9 +1,12 @@
 """The training state: saved and loaded as one pair, and a checkpoint from elsewhere validated as one schema before
 anything is loaded, never followed out of its run folder."""
 
+import hashlib
 import json
 import os
 import random
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +25,18 @@ from cyclegan_hub.training.checkpoint import (
     set_rng_state,
 )
 
+#: Optimizers the checkpoint must restore exactly: the paper's Adam, AdamW with weight decay (what diffusion
+#: fine-tuning uses), SGD with momentum (a slot that is not Adam's) and Adafactor (slots smaller than their
+#: parameter, and different for matrices and vectors).
+OPTIMIZERS = {
+    "adam": lambda params: torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999)),
+    "adamw": lambda params: torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.99), weight_decay=0.01),
+    "sgd-momentum": lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9, nesterov=True),
+    "adafactor": lambda params: torch.optim.Adafactor(params, lr=0.01),
+}
 
-def make_state(seed: int = 0, ema: bool = True) -> TrainingState:
+
+def make_state(seed: int = 0, ema: bool = True, optimizer: str = "adam") -> TrainingState:
     torch.manual_seed(seed)
     nets = {
         "G": CycleGenerator(in_channels=1, out_channels=1, base_channels=4, n_blocks=1, image_size=16),
@@ -31,8 +44,8 @@ def make_state(seed: int = 0, ema: bool = True) -> TrainingState:
         "D_A": PatchDiscriminator(1, 4, n_layers=1),
         "D_B": PatchDiscriminator(1, 4, n_layers=1),
     }
-    opt_g = torch.optim.Adam([*nets["G"].parameters(), *nets["F"].parameters()], lr=2e-4, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam([*nets["D_A"].parameters(), *nets["D_B"].parameters()], lr=2e-4, betas=(0.5, 0.999))
+    opt_g = OPTIMIZERS[optimizer]([*nets["G"].parameters(), *nets["F"].parameters()])
+    opt_d = OPTIMIZERS[optimizer]([*nets["D_A"].parameters(), *nets["D_B"].parameters()])
     schedulers = {
         name: torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / 100)
         for name, opt in (("G", opt_g), ("D", opt_d))
@@ -89,6 +102,65 @@ def test_save_then_load_restores_every_piece(saved, tmp_path):
     assert torch.equal(fresh.ema["G"].n_averaged, state.ema["G"].n_averaged)
 
 
+def all_tensors(state: TrainingState) -> dict[str, torch.Tensor]:
+    return {**state.model_tensors(), **{f"opt.{k}": v for k, v in state.optimizer_tensors().items()}}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_any_optimizer_resumes_to_the_bit(optimizer, tmp_path):
+    """Stopped at step 2 and resumed to 4 equals 4 straight, tensor for tensor, for any torch optimizer."""
+    straight = make_state(optimizer=optimizer)
+    train_a_little(straight)
+    folder = straight.save(tmp_path / "run", [straight.process_state()])
+    train_a_little(straight)
+    resumed = make_state(seed=7, optimizer=optimizer)
+    resumed.load(local_checkpoint(folder, tmp_path / "run"), 0)
+    train_a_little(resumed)
+    expected, got = all_tensors(straight), all_tensors(resumed)
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    assert resumed.optimizers["G"].state_dict()["param_groups"] == straight.optimizers["G"].state_dict()["param_groups"]
+    assert any(k.endswith(".momentum_buffer" if "sgd" in optimizer else ".step") for k in straight.optimizer_tensors())
+
+
+def test_an_optimizer_whose_state_is_not_tensors_and_numbers_is_refused_at_save(tmp_path):
+    net = torch.nn.Linear(3, 2)
+    lbfgs = torch.optim.LBFGS(net.parameters())
+    lbfgs.step(lambda: net(torch.ones(1, 3)).square().sum().backward() or net(torch.ones(1, 3)).square().sum())
+    state = TrainingState({"G": net}, {"G": lbfgs}, {}, {})
+    with pytest.raises(CheckpointError, match=r"optimizer G \(LBFGS\) keeps al as a list; only tensors and numbers"):
+        state.save(tmp_path / "run", [state.process_state()])
+    assert not (tmp_path / "run" / "checkpoints" / "step-000000").exists()
+
+
+def test_a_checkpoint_of_another_optimizer_is_refused_by_name(tmp_path):
+    state = make_state(optimizer="adamw")
+    train_a_little(state)
+    folder = state.save(tmp_path / "run", [state.process_state()])
+    with pytest.raises(CheckpointError, match=r"optimizers.G was a 'AdamW'; this run's is a 'SGD'"):
+        make_state(optimizer="sgd-momentum").load(local_checkpoint(folder), 0)
+
+
+def test_a_format_2_checkpoint_written_before_any_optimizer_still_resumes_exactly(tmp_path):
+    """tests/data/checkpoint-format2: written by the release before this format (Adam only), with the SHA-256 of
+    every tensor after 2 more steps of that release; today's code resumes it to the same bits."""
+    data = Path(__file__).parent / "data" / "checkpoint-format2"
+    run = tmp_path / "run"
+    shutil.copytree(data, run)
+    meta = json.loads((run / "checkpoints" / "step-000002" / "training_state.json").read_text())
+    assert meta["format"] == 2 and isinstance(meta["optimizers"]["G"], list)
+    state = make_state(seed=3)
+    state.load(resolve_checkpoint(run, "latest"), 0)
+    assert state.step == 2
+    train_a_little(state)
+    expected = json.loads((data / "step-000004.sha256.json").read_text())
+
+    def digest(tensor):
+        return hashlib.sha256(tensor.contiguous().view(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+
+    assert {k: digest(v) for k, v in state.model_tensors().items()} == expected["models"]
+    assert {k: digest(v) for k, v in state.optimizer_tensors().items()} == expected["optimizers"]
+
+
 def test_every_rng_round_trips():
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     state = rng_state()
@@ -112,21 +184,33 @@ def edit_json(folder, change):
         (lambda m: m.pop("step"), "step must be a whole number >= 0, got None"),
         (lambda m: m.update(num_processes=0), "num_processes must be a whole number from 1"),
         (
-            lambda m: m["optimizers"]["G"][0].update(betas=[5, -1]),
-            "optimizers.G.betas must be two numbers in [0, 1), got [5, -1]",
+            lambda m: m["optimizers"]["G"]["param_groups"][0].update(betas=[5, -1]),
+            "optimizers.G.betas must be 2 numbers from 0 to 0.999999, got [5, -1]",
         ),
         (
-            lambda m: m["optimizers"]["D"][0].update(lr="fast"),
+            lambda m: m["optimizers"]["D"]["param_groups"][0].update(lr="fast"),
             "optimizers.D.lr must be a number from 0 to 1000, got 'fast'",
         ),
-        (lambda m: m["optimizers"]["G"][0].update(params=[0, 1]), "optimizers.G: parameter groups do not match"),
+        (
+            lambda m: m["optimizers"]["G"]["param_groups"][0].update(params=[0, 1]),
+            "optimizers.G: parameter groups do not match",
+        ),
+        (lambda m: m["optimizers"]["G"].update({"class": "SGD"}), "optimizers.G was a 'SGD'; this run's is a 'Adam'"),
+        (
+            lambda m: m["optimizers"]["G"]["values"].update({"999.step": 1}),
+            "optimizers.G.values has an entry '999.step' for no parameter of this run",
+        ),
+        (
+            lambda m: m["optimizers"]["G"]["values"].update({"0.step": "soon"}),
+            "optimizers.G.values.0.step must be a number, true, false or null",
+        ),
         (lambda m: m["optimizers"].pop("D"), "optimizers must describe D, G"),
         (lambda m: m["schedulers"]["G"].update(last_epoch=7), "schedulers.G.last_epoch (7) is not the step (2)"),
         (
             lambda m: m["schedulers"]["G"].update(base_lrs=[float("nan")]),
             "schedulers.G.base_lrs must be 1 learning rate(s)",
         ),
-        (lambda m: m.update(format=1), "format 1 is not this version's checkpoint format"),
+        (lambda m: m.update(format=1), "format 1 is not a checkpoint format this version reads"),
     ],
 )
 def test_a_malformed_training_state_is_refused_before_anything_is_loaded(saved, change, message):

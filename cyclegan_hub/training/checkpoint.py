@@ -5,9 +5,11 @@ A checkpoint is a folder ``<run>/checkpoints/step-NNNNNN/`` holding
 | file                          | what                                                                          |
 |-------------------------------|-------------------------------------------------------------------------------|
 | ``models.safetensors``        | G, F, D_A, D_B (``G.<key>``, ...) and the EMA copies (``ema_G.<key>``)        |
-| ``optimizers.safetensors``    | Adam's moments and step counts (``G.<param index>.exp_avg``, ...)             |
+| ``optimizers.safetensors``    | every optimizer's tensor state (``G.<param index>.<slot>``: Adam's ``exp_avg``,|
+|                               | SGD's ``momentum_buffer``, ...), the optimizer's own ``state_dict`` flattened |
 | ``rank-<r>.safetensors``      | per process: the image pools and every RNG (torch, CUDA, Python, NumPy)       |
-| ``training_state.json``       | step, processes, optimizer hyper-parameters, LR schedules, loss scaler        |
+| ``training_state.json``       | step, processes, each optimizer's class, parameter groups and non-tensor state|
+|                               | values, LR schedules, loss scaler                                             |
 
 and ``checkpoints/latest`` names the newest. ``TrainingState.save`` writes one into a temporary folder and renames
 it into place (a kill at any moment leaves the old checkpoint or the new one, never half of one);
@@ -38,11 +40,16 @@ from ..io.files import atomic_write_text, inside, read_file, read_json, regular_
 from ..models.modeling import check_weights_header, read_safetensors_header, save_tensors
 from .losses import ImagePool
 
-FORMAT = 2
+FORMAT = 3
+#: Formats this version reads: 2 (Adam only, written before optimizers were described by class) and 3.
+READABLE_FORMATS = (2, 3)
+#: A slot of an optimizer's per-parameter state, as its name appears in a tensor key.
+SLOT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 STEP_FOLDER = re.compile(r"^step-(\d{6,})$")
 STATE_JSON = "training_state.json"
 SHARED_FILES = ("models.safetensors", "optimizers.safetensors", STATE_JSON)
 MAX_PROCESSES = 4096
+_TENSOR_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
 
 
 class CheckpointError(ValueError):
@@ -160,22 +167,26 @@ class TrainingState:
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
     def optimizer_tensors(self) -> dict[str, torch.Tensor]:
+        """Every optimizer's tensor state, flattened: ``<optimizer>.<param index>.<slot>``."""
         return {
-            f"{name}.{pid}.{key}": (value if torch.is_tensor(value) else torch.tensor(value))
-            .detach()
-            .cpu()
-            .contiguous()
+            f"{name}.{key}": value
             for name, opt in self.optimizers.items()
-            for pid, slots in opt.state_dict()["state"].items()
-            for key, value in slots.items()
+            for key, value in _flatten(name, opt)[0].items()
         }
 
     def meta(self, num_processes: int) -> dict:
+        optimizers = {}
+        for name, opt in self.optimizers.items():
+            optimizers[name] = {
+                "class": type(opt).__name__,
+                "param_groups": opt.state_dict()["param_groups"],
+                "values": _flatten(name, opt)[1],
+            }
         return {
             "format": FORMAT,
             "step": self.step,
             "num_processes": num_processes,
-            "optimizers": {name: opt.state_dict()["param_groups"] for name, opt in self.optimizers.items()},
+            "optimizers": optimizers,
             "schedulers": {name: _scheduler_state(s) for name, s in self.schedulers.items()},
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
         }
@@ -215,11 +226,12 @@ class TrainingState:
             ema.load_state_dict(_strip(weights, f"ema_{name}."))
         tensors = load_file(str(source.path("optimizers.safetensors")))
         for name, opt in self.optimizers.items():
+            saved = meta["optimizers"][name]
             state: dict[int, dict] = {}
-            for key, value in _strip(tensors, f"{name}.").items():
+            for key, value in [*_strip(tensors, f"{name}.").items(), *saved["values"].items()]:
                 pid, slot = key.split(".", 1)
                 state.setdefault(int(pid), {})[slot] = value
-            opt.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
+            opt.load_state_dict({"state": state, "param_groups": saved["param_groups"]})
         for name, scheduler in self.schedulers.items():
             saved = meta["schedulers"][name]
             scheduler.load_state_dict({**saved, "lr_lambdas": [None] * len(saved["base_lrs"])})
@@ -245,17 +257,20 @@ class TrainingState:
             )
         expected = {
             "models.safetensors": self.model_tensors(),
-            "optimizers.safetensors": _adam_tensors(self.optimizers),
-            rank_file(process_index): None,
+            "optimizers.safetensors": "optimizers",
+            rank_file(process_index): "process",
         }
         for name, tensors in expected.items():
             try:
                 header = read_safetensors_header(source.path(name))
             except (OSError, ValueError) as err:
                 raise CheckpointError(f"{where}/{name}: {err}") from None
-            problems = (
-                check_weights_header(tensors, header) if tensors is not None else _check_process_header(header, self)
-            )
+            if tensors == "process":
+                problems = _check_process_header(header, self)
+            elif tensors == "optimizers":
+                problems = _check_optimizer_header(header, self.optimizers)
+            else:
+                problems = check_weights_header(tensors, header)
             if problems:
                 raise CheckpointError(f"{where}/{name} does not fit this run: {problems[0]}")
         return meta
@@ -270,20 +285,45 @@ def _scheduler_state(scheduler) -> dict:
     return {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
 
 
-def _adam_tensors(optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.Tensor]:
-    """The tensors an Adam optimizer's state holds once it has taken a step, on the meta device (shapes only)."""
-    out = {}
-    for name, opt in optimizers.items():
-        pid = 0
-        for group in opt.param_groups:
-            for p in group["params"]:
-                out[f"{name}.{pid}.step"] = torch.empty((), device="meta")
-                out[f"{name}.{pid}.exp_avg"] = torch.empty(p.shape, device="meta")
-                out[f"{name}.{pid}.exp_avg_sq"] = torch.empty(p.shape, device="meta")
-                if group.get("amsgrad"):
-                    out[f"{name}.{pid}.max_exp_avg_sq"] = torch.empty(p.shape, device="meta")
-                pid += 1
-    return out
+def _flatten(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimizer's per-parameter state, flattened: tensors ``{"<pid>.<slot>": tensor}`` for safetensors and
+    the other values ``{"<pid>.<slot>": number, bool or None}`` for the JSON (SGD without momentum keeps
+    ``momentum_buffer = None``; some optimizers count steps in Python ints). Anything else cannot be checkpointed
+    exactly and is refused with the optimizer and slot named."""
+    tensors, values = {}, {}
+    for pid, slots in opt.state_dict()["state"].items():
+        for slot, value in slots.items():
+            key = f"{pid}.{slot}"
+            if torch.is_tensor(value):
+                tensors[key] = value.detach().cpu().contiguous()
+            elif value is None or isinstance(value, (bool, int, float)):
+                values[key] = value
+            else:
+                raise CheckpointError(
+                    f"optimizer {name} ({type(opt).__name__}) keeps {slot} as a {type(value).__name__}; only tensors "
+                    f"and numbers can be checkpointed"
+                )
+    return tensors, values
+
+
+def _parameters(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
+def _check_optimizer_header(header: dict, optimizers: dict[str, torch.optim.Optimizer]) -> list[str]:
+    """The optimizers' tensors of a checkpoint, for any torch optimizer: every name is ``<optimizer>.<param
+    index>.<slot>`` of this run's optimizers and parameters, and every tensor a float or integer tensor no larger
+    than its parameter (Adam's moments have its shape, Adafactor's factored ones fewer elements)."""
+    params = {name: _parameters(opt) for name, opt in optimizers.items()}
+    for key, (dtype, shape) in header.items():
+        name, _, rest = key.partition(".")
+        pid, _, slot = rest.partition(".")
+        if name not in params or not pid.isdigit() or not SLOT.match(slot) or int(pid) >= len(params[name]):
+            return [f"unexpected tensor {key} (not a slot of a parameter of this run's optimizers)"]
+        param = params[name][int(pid)]
+        if dtype not in _TENSOR_DTYPES or len(shape) > max(param.dim(), 1) or math.prod(shape) > max(param.numel(), 1):
+            return [f"{key} is a {dtype} tensor of shape {shape}, larger than its parameter {tuple(param.shape)}"]
+    return []
 
 
 def _check_process_header(header: dict, state: TrainingState) -> list[str]:
@@ -326,11 +366,35 @@ def _whole(value, low=0, high=2**62) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
 
 
+def _trusted_numbers(saved: dict, current: dict, where: str) -> tuple[dict, str | None]:
+    """The hyper-parameters a checkpoint may set in a parameter group, for any optimizer: the numbers (and pairs of
+    numbers, such as Adam's betas) that this run's group has too, each finite and bounded; switches (fused,
+    maximize, foreach, ...) and anything else stay this run's. Returns (numbers, the first problem or None)."""
+    numbers = {}
+    for key, value in saved.items():
+        ours = current.get(key, 0.0 if key == "initial_lr" else None)
+        if key == "params" or isinstance(ours, bool) or ours is None:
+            continue
+        if isinstance(ours, (int, float)):
+            low = 1e-30 if key == "eps" else 0 if key in ("lr", "initial_lr", "weight_decay") else -1e3
+            if not _number(value, low, 1e3):
+                return {}, f"{where}.{key} must be a number from {low} to 1000, got {value!r}"
+        elif isinstance(ours, (list, tuple)) and all(isinstance(v, (int, float)) for v in ours):
+            low, high = (0, 0.999999) if key == "betas" else (-1e3, 1e3)
+            if not (isinstance(value, list) and len(value) == len(ours) and all(_number(v, low, high) for v in value)):
+                return {}, f"{where}.{key} must be {len(ours)} numbers from {low} to {high}, got {value!r}"
+            value = type(ours)(value)
+        else:
+            continue
+        numbers[key] = value
+    return numbers, None
+
+
 def _check_meta(meta: dict, state: TrainingState) -> str | None:
     """The first problem of a training_state.json, or None. Every value that reaches an optimizer, a scheduler
     or the loop is checked here; the rest of the file is ignored."""
-    if meta.get("format") != FORMAT:
-        return f"format {meta.get('format')!r} is not this version's checkpoint format ({FORMAT})"
+    if meta.get("format") not in READABLE_FORMATS:
+        return f"format {meta.get('format')!r} is not a checkpoint format this version reads ({FORMAT})"
     if not _whole(meta.get("step")):
         return f"step must be a whole number >= 0, got {meta.get('step')!r}"
     if not _whole(meta.get("num_processes"), 1, MAX_PROCESSES):
@@ -339,25 +403,35 @@ def _check_meta(meta: dict, state: TrainingState) -> str | None:
     if not isinstance(optimizers, dict) or set(optimizers) != set(state.optimizers):
         return f"optimizers must describe {', '.join(sorted(state.optimizers))}"
     for name, opt in state.optimizers.items():
-        groups = optimizers[name]
-        live = opt.state_dict()["param_groups"]
+        saved = optimizers[name]
+        if meta["format"] == 2:  # Adam's parameter groups only; every state value was a tensor
+            saved = {"class": "Adam", "param_groups": saved, "values": {}}
+        if not isinstance(saved, dict) or set(saved) != {"class", "param_groups", "values"}:
+            return f"optimizers.{name} must hold class, param_groups and values"
+        if saved["class"] != type(opt).__name__:
+            return f"optimizers.{name} was a {saved['class']!r}; this run's is a {type(opt).__name__!r}"
+        groups, live = saved["param_groups"], opt.state_dict()["param_groups"]
         if not isinstance(groups, list) or len(groups) != len(live):
             return f"optimizers.{name} must be a list of {len(live)} parameter group(s)"
         trusted = []
-        for saved, current in zip(groups, live):
-            if not isinstance(saved, dict) or saved.get("params") != current["params"]:
+        for group, current in zip(groups, live):
+            if not isinstance(group, dict) or group.get("params") != current["params"]:
                 return f"optimizers.{name}: parameter groups do not match this run's networks"
-            betas = saved.get("betas")
-            if not (isinstance(betas, list) and len(betas) == 2 and all(_number(b, 0, 0.999999) for b in betas)):
-                return f"optimizers.{name}.betas must be two numbers in [0, 1), got {betas!r}"
-            for key, low in (("lr", 0), ("initial_lr", 0), ("weight_decay", 0), ("eps", 1e-30)):
-                if key in saved and not _number(saved[key], low, 1e3):
-                    return f"optimizers.{name}.{key} must be a number from {low} to 1000, got {saved[key]!r}"
-            # Only the numbers a run changes are taken from the file; switches (fused, maximize, ...) stay ours.
-            trusted.append(
-                {**current, **{k: saved[k] for k in ("lr", "initial_lr", "betas", "eps", "weight_decay") if k in saved}}
-            )
-        optimizers[name] = trusted
+            numbers, problem = _trusted_numbers(group, current, f"optimizers.{name}")
+            if problem:
+                return problem
+            trusted.append({**current, **numbers})
+        values = saved["values"]
+        count = len(_parameters(opt))
+        if not isinstance(values, dict) or len(values) > 64 * count:
+            return f"optimizers.{name}.values must be an object of per-parameter values"
+        for key, value in values.items():
+            pid, _, slot = key.partition(".")
+            if not (pid.isdigit() and int(pid) < count and SLOT.match(slot)):
+                return f"optimizers.{name}.values has an entry {key!r} for no parameter of this run"
+            if not (value is None or isinstance(value, bool) or _number(value, -(2**62), 2**62)):
+                return f"optimizers.{name}.values.{key} must be a number, true, false or null"
+        optimizers[name] = {"class": saved["class"], "param_groups": trusted, "values": values}
     schedulers = meta.get("schedulers")
     if not isinstance(schedulers, dict) or set(schedulers) != set(state.schedulers):
         return f"schedulers must describe {', '.join(sorted(state.schedulers))}"
