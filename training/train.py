@@ -1,4 +1,4 @@
-"""Train a CycleGAN pair (G: A -> B, F: B -> A) on two unpaired Hugging Face datasets, with accelerate.
+"""Train a translation pair (G: A -> B, F: B -> A) on two unpaired Hugging Face datasets, with accelerate.
 
     # CPU, bundled MNIST 6 <-> 9 data, a few minutes:
     python training/train.py --config training/configs/mnist-6to9.toml
@@ -19,7 +19,11 @@ is read (``cyclegan_hub.training.config``, whose reference is in the README). Th
 ``eval_log.jsonl``, ``run_config.json``, ``card.json``, ``samples/``, ``logs/`` (TensorBoard) and ``checkpoints/``
 (``cyclegan_hub.training.checkpoint``: every piece of state, safetensors + JSON, written atomically).
 
-Recipe (Zhu et al., 2017; the step itself is ``cyclegan_hub.training.objective.cyclegan_step``): Adam 2e-4, betas
+The script reads top to bottom: setup (config, data, the family's networks, optimizers and schedules, processes,
+the training state, resume), then one loop that calls the family's step (``[model] family``, registered in
+``cyclegan_hub.training.families``; CycleGAN by default) and logs, samples, evaluates and checkpoints.
+
+CycleGAN's recipe (Zhu et al., 2017; the step is ``cyclegan_hub.training.objective.cyclegan_step``): Adam 2e-4, betas
 (0.5, 0.999); cycle weight 10; identity weight 0.5 x cycle, G fed the target domain; least-squares GAN loss; a pool
 of 50 past fakes for D; D loss halved; D frozen in the G step; constant learning rate, then linear decay to zero;
 optional EMA of the generators (exported when on).
@@ -39,7 +43,6 @@ from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from cyclegan_hub import ImagePool
 from cyclegan_hub.convert.official import ConversionError, init_from_official
 from cyclegan_hub.hub.cards import CardInputs, metrics_table, write_run
 from cyclegan_hub.hub.repos import push_pair
@@ -48,7 +51,7 @@ from cyclegan_hub.training import config as configs
 from cyclegan_hub.training import data
 from cyclegan_hub.training.checkpoint import CheckpointError, TrainingState, make_ema, resolve_checkpoint
 from cyclegan_hub.training.evaluate import EvalLog, held_out_metrics, sample_rows
-from cyclegan_hub.training.objective import LOSS_NAMES, Networks, Weights, cyclegan_step
+from cyclegan_hub.training.families import StepParts
 
 #: What a run writes into its folder; ``--overwrite`` removes these and nothing else.
 RUN_ENTRIES = (
@@ -145,13 +148,13 @@ def check_hub_login(config: configs.TrainingConfig) -> None:
             raise TrainingError("--push-to-hub needs a Hugging Face token: set HF_TOKEN or run `hf auth login` first")
 
 
-# ---- main --------------------------------------------------------------------------------------------------------
+# ---- main ----------------------------------------------------------------------------------------------------------
 
 
 def main(args: argparse.Namespace) -> int:
     launched = time.time()  # the clock of eval_log.jsonl: time to quality includes loading data and compiling
     config = load_config(args)
-    run_dir, t, size = config.output_dir, config.train, config.data.image_size
+    run_dir, t, size, family = config.output_dir, config.train, config.data.image_size, config.family
     prepare_run_dir(run_dir, args)
     check_hub_login(config)
 
@@ -159,65 +162,57 @@ def main(args: argparse.Namespace) -> int:
     from accelerate.utils import gather_object, set_seed
 
     try:
-        accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=not torch.cuda.is_available(),
-                                  log_with="tensorboard", project_dir=str(run_dir))  # fmt: skip
+        accelerator = Accelerator(
+            mixed_precision=t.mixed_precision,
+            cpu=not torch.cuda.is_available(),
+            log_with="tensorboard",
+            project_dir=str(run_dir),
+        )
     except ValueError as err:
         raise TrainingError(f"cannot use mixed precision {t.mixed_precision!r} here: {err}") from None
     is_main, device, say = accelerator.is_main_process, accelerator.device, accelerator.print
     processes, rank = accelerator.num_processes, accelerator.process_index
 
     # ---- data: two independent domains, decoded once into memory ----
-    domains = []
     with accelerator.main_process_first():
-        for key, section in (("A", config.domain_a), ("B", config.domain_b)):
-            what, d = f"domain {key} ({section.label})", config.data
-            try:
-                domain = data.load_training_domain(section.spec(), section.label, section.eval_split, d.channels,
-                                                   d.load_size, d.image_size, d.eval_images, what)  # fmt: skip
-            except ValueError as err:
-                raise TrainingError(str(err)) from None
-            say(f"{what}: {len(domain.images)} images from {domain.spec.describe()}"
-                + (f"; skipped {domain.skipped} unreadable" if domain.skipped else ""))  # fmt: skip
-            domains.append(domain)
-    a, b = domains
+        a, b = (load_domain(config, key, say) for key in ("A", "B"))
     if device.type == "cuda" and a.images.numel() + b.images.numel() < 4 * 2**30:
         a.images, b.images = a.images.to(device), b.images.to(device)  # crops and batches never wait for the host
     sampler = data.UnpairedSampler(len(a.images), len(b.images), t.batch_size, t.seed, processes, rank)
-    previews = [d.held[:8] if d.held is not None else data.augment(d.images[:8].cpu(), size, False, torch.Generator())
-                for d in (a, b)]  # fmt: skip
+    previews = [preview_images(domain, size) for domain in (a, b)]
 
-    # ---- models, optimizers, schedule ----
+    # ---- the family's networks, optimizers and schedules ----
     set_seed(t.seed)
-    nets = config.build_networks()
+    nets = family.build(config)
     if args.init_from_official:
-        try:
-            init_from_official(nets, args.init_from_official, args.epoch)
-        except (ConversionError, FileNotFoundError) as err:
-            raise TrainingError(f"--init-from-official: {err}") from None
-        say(f"initialised G, F, D_A, D_B from the official checkpoint {args.epoch} in {args.init_from_official}")
-    d_a, (rows, cols) = nets["D_A"], nets["D_A"].output_size(size, size)
-    say(f"G, F: {nets['G'].num_parameters():,} parameters each; D_A, D_B: {d_a.num_parameters():,} each, "
-        f"{rows}x{cols} patches of {d_a.receptive_field}x{d_a.receptive_field}")  # fmt: skip
-    adam = dict(lr=t.lr, betas=(t.beta1, t.beta2), fused=True if device.type == "cuda" else None)
-    opt_g = torch.optim.Adam([*nets["G"].parameters(), *nets["F"].parameters()], **adam)
-    opt_d = torch.optim.Adam([*nets["D_A"].parameters(), *nets["D_B"].parameters()], **adam)
-    schedulers = {name: LambdaLR(opt, config.lr_factor) for name, opt in (("G", opt_g), ("D", opt_d))}
+        init_official(nets, args, family, say)
+    say(family.summary(nets, size))
+    optimizers = family.optimizers(nets, config, device)
+    schedulers = {name: LambdaLR(opt, config.lr_factor) for name, opt in optimizers.items()}
     if t.max_steps > t.lr_constant_steps + t.lr_decay_steps:
         say(f"note: the learning rate reaches 0 at step {t.lr_constant_steps + t.lr_decay_steps}, before {t.max_steps}")
     if t.channels_last:  # NHWC: faster convolutions on tensor cores
         for net in nets.values():
             net.to(memory_format=torch.channels_last)
-    *prepared, opt_g, opt_d = accelerator.prepare(*nets.values(), opt_g, opt_d)
-    plain = {name: accelerator.unwrap_model(net) for name, net in zip(nets, prepared)}
+
+    # ---- processes and devices: wrap for DDP (and compile); the state and the exports use the plain networks ----
+    prepared = accelerator.prepare(*nets.values(), *optimizers.values())
+    wrapped = dict(zip(nets, prepared[: len(nets)]))
+    optimizers = dict(zip(optimizers, prepared[len(nets) :]))
+    plain = {name: accelerator.unwrap_model(net) for name, net in wrapped.items()}
     if t.compile:
-        prepared = [torch.compile(net, mode=None if t.compile is True else t.compile) for net in prepared]
+        mode = None if t.compile is True else t.compile
+        wrapped = {name: torch.compile(net, mode=mode) for name, net in wrapped.items()}
     state = TrainingState(
-        nets=plain, optimizers={"G": opt_g, "D": opt_d}, schedulers=schedulers, scaler=accelerator.scaler,
-        pools={"A": ImagePool(t.pool_size, seed=t.seed * 2 + 1), "B": ImagePool(t.pool_size, seed=t.seed * 2 + 2)},
+        nets=plain,
+        optimizers=optimizers,
+        schedulers=schedulers,
+        scaler=accelerator.scaler,
+        pools=family.pools(config),
         ema={name: make_ema(plain[name], t.ema_decay) for name in ("G", "F")} if t.ema else {},
-    )  # fmt: skip
-    step_networks = Networks(*prepared, plain["D_A"], plain["D_B"])
-    weights = Weights(t.gan_mode, t.lambda_cycle, t.lambda_identity)
+    )
+    parts = StepParts(wrapped, plain, optimizers, state.pools, config, accelerator.autocast, accelerator.backward)
+    step_fn = family.make_step(parts)
     eval_log = EvalLog(run_dir / "eval_log.jsonl", launched)
 
     # ---- resume ----
@@ -237,22 +232,20 @@ def main(args: argparse.Namespace) -> int:
         files.atomic_write_json(run_dir / "run_config.json", config.to_dict())
     accelerator.init_trackers("logs", config=config.flat())
     progress = tqdm(total=t.max_steps, initial=state.step, disable=not is_main, desc="train", dynamic_ncols=True)
-    value_range = nets["G"].config["value_range"]
+    value_range = list(plain["G"].translation_spec.value_range)
+    batch = dict(size=size, flip=config.data.flip, device=device, value_range=value_range)
     running, last_good, start_time, start_step = [], None, time.time(), state.step
     while state.step < t.max_steps:
         step = state.step
         idx_a, idx_b = sampler.indices(step)
         aug = torch.Generator().manual_seed(t.seed * 7_919 + step * processes + rank)
-        batch = dict(size=size, flip=config.data.flip, generator=aug, device=device, value_range=value_range,
-                     strokes=config.data.stroke_augment)  # fmt: skip
-        real_a, real_b = data.training_batch(a.images, idx_a, **batch), data.training_batch(b.images, idx_b, **batch)
+        real_a = data.training_batch(a.images, idx_a, generator=aug, strokes=config.data.stroke_augment, **batch)
+        real_b = data.training_batch(b.images, idx_b, generator=aug, strokes=config.data.stroke_augment, **batch)
         if t.channels_last:
             real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
         if t.compile == "reduce-overhead":
             torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused from here on
-        losses = cyclegan_step(step_networks, opt_g, opt_d, state.pools, real_a, real_b, weights,
-                               autocast=accelerator.autocast, backward=accelerator.backward)  # fmt: skip
-        running.append(losses)
+        running.append(step_fn(real_a, real_b))
         for scheduler in schedulers.values():
             scheduler.step()
         for name, ema in state.ema.items():
@@ -263,22 +256,23 @@ def main(args: argparse.Namespace) -> int:
         # ---- log, check for divergence, sample, evaluate, checkpoint ----
         checkpoint_now = step % t.checkpoint_every == 0 or step == t.max_steps
         if step % t.log_every == 0 or checkpoint_now:
-            values = dict(zip(LOSS_NAMES, torch.stack(running).mean(0).tolist()))
+            values = dict(zip(family.loss_names, torch.stack(running).mean(0).tolist()))
             running.clear()
             bad = [f"loss_{name}" for name, value in values.items() if not math.isfinite(value)]
             if bad:
                 where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
                 progress.close()  # before the message, so that it is the last line
-                raise TrainingError(f"training diverged by step {step}: {', '.join(bad)} became NaN/inf; {where} "
-                                    f"(resume it with a lower train.lr, or --mixed-precision no)")  # fmt: skip
+                raise TrainingError(
+                    f"training diverged by step {step}: {', '.join(bad)} became NaN/inf; {where} "
+                    f"(resume it with a lower train.lr, or --mixed-precision no)"
+                )
             rate = (step - start_step) * t.batch_size * processes / max(1e-9, time.time() - start_time)
             progress.set_postfix({k: f"{v:.3f}" for k, v in values.items()} | {"img/s": f"{rate:.0f}"})
-            lr = schedulers["G"].get_last_lr()[0]
+            lr = next(iter(schedulers.values())).get_last_lr()[0]
             accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"lr": lr, "images_per_s": rate}, step=step)
         if is_main and (step % t.sample_every == 0 or step == t.max_steps):
             grid = data.preview_grid(sample_rows(state.exported(), previews), value_range)
-            files.atomic_write(run_dir / "samples" / f"step-{step:06d}.png",
-                               lambda f, grid=grid: Image.fromarray(grid).save(f, format="PNG"))  # fmt: skip
+            write_png(run_dir / "samples" / f"step-{step:06d}.png", grid)
         if is_main and t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
             metrics = held_out_metrics(state.exported(), a.held, b.held)
             eval_log.append(step, metrics)
@@ -289,40 +283,100 @@ def main(args: argparse.Namespace) -> int:
                 process_states = gather_object(process_states)
             if is_main:
                 try:
-                    last_good = state.save(run_dir, process_states, t.checkpoints_total_limit)
-                except OSError as err:
-                    if err.errno != errno.ENOSPC:
-                        raise
-                    progress.close()
-                    raise TrainingError(f"no space left on the device while writing the checkpoint of step {step}; "
-                                        f"the previous one ({last_good}) is intact") from None  # fmt: skip
+                    last_good = save_checkpoint(state, run_dir, process_states, t.checkpoints_total_limit, last_good)
+                except TrainingError:
+                    progress.close()  # before the message, so that it is the last line
+                    raise
     progress.close()
 
     # ---- export the pair (EMA weights when on), evaluate, write the cards, push ----
     accelerator.wait_for_everyone()
     if is_main:
-        pair = state.exported()
-        metrics = held_out_metrics(pair, a.held, b.held)
-        if metrics:
-            eval_log.append(state.step, metrics)
-            say(metrics_table(metrics, a.label, b.label))
-        described = dict(training=config.describe(state.step, processes), data_name=config.data_name())
-        inputs = CardInputs(**described, datasets=config.hub_datasets(), metrics=metrics)
-        write_run(run_dir, pair, inputs, state.step)
-        say(f"saved {run_dir / 'generator_AtoB'} and {run_dir / 'generator_BtoA'}")
-        if config.hub.push_to_hub:
-            try:
-                report = push_pair(run_dir, config.hub.repo_id, reverse_repo_id=config.hub.reverse_repo_id,
-                                   private=config.hub.private)  # fmt: skip
-            except ValueError as err:
-                raise TrainingError(
-                    f"training finished and was saved in {run_dir}, but the push failed: {err}"
-                ) from None
-            for repo, url in report.commits.items():
-                say(f"pushed {repo}: {url}")
+        finish(config, state, run_dir, processes, (a, b), eval_log, say)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return 0
+
+
+# ---- the steps of main, each a few lines -----------------------------------------------------------------------------
+
+
+def load_domain(config: configs.TrainingConfig, key: str, say) -> data.TrainingDomain:
+    """Domain ``key`` ("A" or "B") of the config, decoded into memory."""
+    section, d = (config.domain_a if key == "A" else config.domain_b), config.data
+    what = f"domain {key} ({section.label})"
+    try:
+        domain = data.load_training_domain(
+            section.spec(),
+            section.label,
+            section.eval_split,
+            d.channels,
+            d.load_size,
+            d.image_size,
+            d.eval_images,
+            what,
+        )
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
+    skipped = f"; skipped {domain.skipped} unreadable" if domain.skipped else ""
+    say(f"{what}: {len(domain.images)} images from {domain.spec.describe()}{skipped}")
+    return domain
+
+
+def preview_images(domain: data.TrainingDomain, size: int) -> torch.Tensor:
+    """The 8 images of a domain shown in every sample grid: held-out ones when there are, else centre crops."""
+    if domain.held is not None:
+        return domain.held[:8]
+    return data.augment(domain.images[:8].cpu(), size, False, torch.Generator())
+
+
+def init_official(nets: dict, args: argparse.Namespace, family, say) -> None:
+    if family.name != "cyclegan":
+        raise TrainingError(f"--init-from-official starts a CycleGAN run; this run's model family is {family.name!r}")
+    try:
+        init_from_official(nets, args.init_from_official, args.epoch)
+    except (ConversionError, FileNotFoundError) as err:
+        raise TrainingError(f"--init-from-official: {err}") from None
+    say(f"initialised G, F, D_A, D_B from the official checkpoint {args.epoch} in {args.init_from_official}")
+
+
+def write_png(path: Path, grid) -> None:
+    files.atomic_write(path, lambda f: Image.fromarray(grid).save(f, format="PNG"))
+
+
+def save_checkpoint(state: TrainingState, run_dir: Path, process_states: list, keep: int, last_good) -> Path:
+    """Write a checkpoint; a full disk is one line that names the intact previous checkpoint."""
+    try:
+        return state.save(run_dir, process_states, keep)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        raise TrainingError(
+            f"no space left on the device while writing the checkpoint of step {state.step}; "
+            f"the previous one ({last_good}) is intact"
+        ) from None
+
+
+def finish(config: configs.TrainingConfig, state: TrainingState, run_dir: Path, processes: int, domains, eval_log, say):
+    """Export the pair (EMA weights when on), evaluate it on the held-out images, write the cards, push."""
+    a, b = domains
+    pair = state.exported()
+    metrics = held_out_metrics(pair, a.held, b.held)
+    if metrics:
+        eval_log.append(state.step, metrics)
+        say(metrics_table(metrics, a.label, b.label))
+    described = dict(training=config.describe(state.step, processes), data_name=config.data_name())
+    inputs = CardInputs(**described, datasets=config.hub_datasets(), metrics=metrics)
+    write_run(run_dir, pair, inputs, state.step)
+    say(f"saved {run_dir / 'generator_AtoB'} and {run_dir / 'generator_BtoA'}")
+    if config.hub.push_to_hub:
+        hub = config.hub
+        try:
+            report = push_pair(run_dir, hub.repo_id, reverse_repo_id=hub.reverse_repo_id, private=hub.private)
+        except ValueError as err:
+            raise TrainingError(f"training finished and was saved in {run_dir}, but the push failed: {err}") from None
+        for repo, url in report.commits.items():
+            say(f"pushed {repo}: {url}")
 
 
 def cli(argv=None) -> int:

@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -24,21 +24,14 @@ else:  # pragma: no cover
 
 import torch
 
-from ..models.cyclegan import CycleGenerator
-from ..models.discriminator import PatchDiscriminator
-from ..models.layers import NORMS, UPSAMPLINGS
+from . import families
 from .data import DomainSpec
 from .losses import GAN_MODES
+from .schema import key
 
 
 class ConfigError(ValueError):
     """A config mistake, in one line that names the key and the fix."""
-
-
-def key(default=MISSING, doc: str = "", *, low=None, high=None, choices=None, path: bool = False):
-    """A config key: its default, what it means, and what values it takes."""
-    meta = {"doc": doc, "low": low, "high": high, "choices": choices, "path": path}
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -85,26 +78,6 @@ class DataConfig:
         "vary stroke width (dilation / erosion) and add small affine jitter, each domain "
         "independently (for drawn digits)",
     )
-
-
-@dataclass
-class ModelConfig:
-    """``[model]``: the generators (`CycleGenerator`) and discriminators (`PatchDiscriminator`)."""
-
-    architecture: str = key("resnet", "generator architecture", choices=("resnet", "unet"))
-    base_channels: int = key(64, "generator filters in the first layer (doubled per downsampling)", low=1, high=256)
-    n_blocks: int = key(9, "residual blocks (ResNet: 9 for 256x256, 6 for 128x128)", low=0, high=32)
-    n_downsampling: int = key(
-        2, "stride-2 downsamplings (ResNet 2; U-Net: 7 for 128x128, 8 for 256x256)", low=0, high=9
-    )
-    norm: str = key("instance", "normalisation of the generators", choices=NORMS)
-    upsampling: str = key(
-        "transpose", "transposed convolutions (the paper) or resize + convolution", choices=UPSAMPLINGS
-    )
-    dropout: float = key(0.0, "dropout in the generators' residual blocks (0: off)", low=0.0, high=0.99)
-    d_base_channels: int = key(64, "discriminator filters in the first layer", low=1, high=256)
-    d_layers: int = key(3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", low=1, high=8)
-    d_norm: str = key("instance", "normalisation of the discriminators", choices=NORMS)
 
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -159,7 +132,7 @@ SECTIONS: dict[str, type] = {
     "domain_a": DomainConfig,
     "domain_b": DomainConfig,
     "data": DataConfig,
-    "model": ModelConfig,
+    "model": families.CYCLEGAN.model_section,  # the default family's; ``load`` takes the chosen family's
     "train": TrainConfig,
     "hub": HubConfig,
 }
@@ -172,34 +145,29 @@ class TrainingConfig:
     domain_a: DomainConfig = field(default_factory=lambda: DomainConfig(label="A"))
     domain_b: DomainConfig = field(default_factory=lambda: DomainConfig(label="B"))
     data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: object = field(default_factory=families.CYCLEGAN.model_section)
     train: TrainConfig = field(default_factory=TrainConfig)
     hub: HubConfig = field(default_factory=HubConfig)
 
     def to_dict(self) -> dict:
         return {
-            name: {f.name: getattr(getattr(self, name), f.name) for f in fields(SECTIONS[name])} for name in SECTIONS
+            name: {f.name: getattr(getattr(self, name), f.name) for f in fields(getattr(self, name))}
+            for name in SECTIONS
         }
+
+    @property
+    def family(self) -> families.Family:
+        """The model family of ``[model] family``: its networks, optimizers and step."""
+        return families.get(self.model.family)
 
     @property
     def output_dir(self) -> Path:
         return Path(self.train.output_dir)
 
     def build_networks(self) -> dict[str, torch.nn.Module]:
-        """G (A -> B), F (B -> A), D_A (judges domain A: F's outputs) and D_B (judges domain B: G's outputs)."""
-        m, a, b = self.model, self.domain_a.label, self.domain_b.label
-        shared = dict(in_channels=self.data.channels, out_channels=self.data.channels, image_size=self.data.image_size)
-        generator = {k: getattr(m, k) for k in ("architecture", "base_channels", "n_blocks", "n_downsampling", "norm",
-                                                "upsampling", "dropout")} | shared  # fmt: skip
-        critic = dict(
-            in_channels=self.data.channels, base_channels=m.d_base_channels, n_layers=m.d_layers, norm=m.d_norm
-        )
-        return {
-            "G": CycleGenerator(source_domain=a, target_domain=b, **generator),
-            "F": CycleGenerator(source_domain=b, target_domain=a, **generator),
-            "D_A": PatchDiscriminator(**critic),
-            "D_B": PatchDiscriminator(**critic),
-        }
+        """The family's networks: for CycleGAN G (A -> B), F (B -> A), D_A (judges domain A: F's outputs) and D_B
+        (judges domain B: G's outputs)."""
+        return self.family.build(self)
 
     def lr_factor(self, step: int) -> float:
         """1 for ``lr_constant_steps``, then linearly down to 0 over ``lr_decay_steps`` (the paper: n_epochs +
@@ -218,7 +186,7 @@ class TrainingConfig:
 
     def describe(self, step: int, processes: int) -> str:
         """The recipe as markdown bullet points, for the cards: local data by folder name, never by a path."""
-        t, m, d = self.train, self.model, self.data
+        t, d = self.train, self.data
 
         def source(section: DomainConfig) -> str:
             spec = section.spec()
@@ -231,9 +199,7 @@ class TrainingConfig:
             f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently",
             f"- images: {d.channels} channel(s), resized to {d.load_size}, random crop {d.image_size}, flip {d.flip}"
             + (", stroke width and affine jitter" if d.stroke_augment else ""),
-            f"- generators: {m.architecture}, {m.base_channels} base channels, {m.n_blocks} blocks, {m.norm} norm, "
-            f"{m.upsampling} upsampling",
-            f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels",
+            *self.family.describe(self),
             f"- {step} steps of batch {t.batch_size} x {processes} process(es); Adam lr {t.lr}, betas ({t.beta1}, "
             f"{t.beta2}), constant for {t.lr_constant_steps} steps, then linear decay to 0 over {t.lr_decay_steps}",
             f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
@@ -249,7 +215,8 @@ class TrainingConfig:
 def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags: dict | None = None) -> TrainingConfig:
     """The config of ``path`` (TOML), with ``--set SECTION.KEY=VALUE`` ``overrides`` and the trainer's ``flags``
     ({"train.max_steps": 3, ...}; None values are ignored) applied, checked as a whole. Raises ConfigError."""
-    values: dict[str, dict] = {name: {} for name in SECTIONS}
+    toml: list[tuple[str, str, object, str]] = []  # (section, key, value, where), in the order they are set
+    later: list[tuple[str, str, object, str]] = []
     if path is not None:
         try:
             with open(path, "rb") as f:
@@ -265,14 +232,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
                 raise ConfigError(
                     f"unknown config section [{section}]{_suggest(section, SECTIONS)}; valid: {', '.join(SECTIONS)}"
                 )
-            for name, value in entries.items():
-                _set(values, section, name, value, f"{path}: {section}.{name}")
-        base = Path(path).parent
-        for section in ("domain_a", "domain_b"):
-            for name in ("path", "data_dir"):  # local dataset paths are relative to the config file
-                value = values[section].get(name)
-                if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
-                    values[section][name] = os.path.normpath(base / value)
+            toml += [(section, name, value, f"{path}: {section}.{name}") for name, value in entries.items()]
     for item in overrides:
         dotted, sep, raw = item.partition("=")
         section, _, name = dotted.strip().partition(".")
@@ -284,12 +244,34 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw.strip()  # a bare word is a string (then type-checked like any value)
-        _set(values, section, name, value, f"--set {section}.{name}")
+        later.append((section, name, value, f"--set {section}.{name}"))
     for dotted, value in (flags or {}).items():
         if value is not None:
             section, name = dotted.split(".")
-            _set(values, section, name, value, f"{section}.{name}")
-    sections = {name: SECTIONS[name](**entries) for name, entries in values.items()}
+            later.append((section, name, value, f"{section}.{name}"))
+
+    # The [model] keys are the chosen family's: read `family` first (the last one set wins), then check every key.
+    family = families.CYCLEGAN
+    for section, name, value, where in toml + later:
+        if (section, name) == ("model", "family"):
+            try:
+                family = families.get(value if isinstance(value, str) else repr(value))
+            except ValueError as err:
+                raise ConfigError(f"{where}: {err}") from None
+    schemas = {**SECTIONS, "model": family.model_section}
+    values: dict[str, dict] = {name: {} for name in SECTIONS}
+    for entry in toml:
+        _set(values, schemas, *entry)
+    if path is not None:
+        base = Path(path).parent
+        for section in ("domain_a", "domain_b"):
+            for name in ("path", "data_dir"):  # local dataset paths are relative to the config file
+                value = values[section].get(name)
+                if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
+                    values[section][name] = os.path.normpath(base / value)
+    for entry in later:
+        _set(values, schemas, *entry)
+    sections = {name: schemas[name](**entries) for name, entries in values.items()}
     for name in ("domain_a", "domain_b"):
         if "label" not in values[name]:
             sections[name].label = "A" if name == "domain_a" else "B"
@@ -298,11 +280,11 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
     return config
 
 
-def _set(values: dict, section: str, name: str, value, where: str) -> None:
-    schema = {f.name: f for f in fields(SECTIONS[section])}
+def _set(values: dict, schemas: dict, section: str, name: str, value, where: str) -> None:
+    schema = {f.name: f for f in fields(schemas[section])}
     if name not in schema:
         raise ConfigError(f"{where}: unknown key{_suggest(name, schema)}; valid: {', '.join(schema)}")
-    values[section][name] = _check_value(schema[name], value, f"{section}.{name}")
+    values[section][name] = _check_value(schemas[section], schema[name], value, f"{section}.{name}")
 
 
 def _suggest(name: str, valid) -> str:
@@ -310,9 +292,9 @@ def _suggest(name: str, valid) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_value(spec, value, name: str):
+def _check_value(owner: type, spec, value, name: str):
     meta = spec.metadata
-    hint = typing.get_type_hints(_owner(spec))[spec.name]
+    hint = typing.get_type_hints(owner)[spec.name]
     allowed = (
         typing.get_args(hint)
         if typing.get_origin(hint) in (typing.Union, getattr(__import__("types"), "UnionType", None))
@@ -344,17 +326,13 @@ def _check_value(spec, value, name: str):
     raise ConfigError(f"{name} = {_toml(value)}: expected {kinds}")
 
 
-def _owner(spec) -> type:
-    for cls in SECTIONS.values():
-        if any(f is spec for f in fields(cls)):
-            return cls
-    raise KeyError(spec.name)
-
-
 def _in_range(value, meta, name):
     low, high = meta.get("low"), meta.get("high")
-    if (low is not None and value < low) or (high is not None and value > high):
-        raise ConfigError(f"{name} = {value}: use a value from {low} to {high}")
+    if (low is not None and value < low) or (
+        high is not None and (value >= high if meta.get("high_open") else value > high)
+    ):
+        bound = f"below {high}" if meta.get("high_open") else f"to {high}"
+        raise ConfigError(f"{name} = {value}: use a value from {low} {bound}")
     return value
 
 
@@ -384,19 +362,10 @@ def check(config: TrainingConfig) -> None:
         raise ConfigError("data.stroke_augment is for drawn strokes on gray images: it needs data.channels = 1")
     if config.hub.push_to_hub and not config.hub.repo_id:
         raise ConfigError("--push-to-hub needs --hub-repo-id (hub.repo_id)")
-    with torch.device("meta"):  # the patch map the discriminator gives at this size, without building anything
-        critic = PatchDiscriminator(config.data.channels, 1, config.model.d_layers)
-    patches = critic.output_size(config.data.image_size, config.data.image_size)
-    if min(patches) < 2:
-        raise ConfigError(
-            f"the discriminator (model.d_layers = {config.model.d_layers}) gives a {patches[0]}x{patches[1]} patch map on "
-            f"{config.data.image_size}x{config.data.image_size} images; use fewer layers (model.d_layers = "
-            f"{max(1, config.model.d_layers - 1)}) or larger images"
-        )
-    if config.model.architecture == "resnet" and config.model.n_downsampling > 5:
-        raise ConfigError(f"model.n_downsampling = {config.model.n_downsampling}: a ResNet generator takes 0 to 5")
-    if config.model.architecture == "unet" and config.model.n_downsampling < 2:
-        raise ConfigError("model.n_downsampling: a U-Net generator needs at least 2 levels")
+    try:
+        config.family.check(config)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def reference() -> str:
@@ -417,7 +386,7 @@ def reference() -> str:
                 values = (
                     f"{meta['low']} to {meta['high']:,}"
                     if isinstance(meta["high"], int)
-                    else f"{meta['low']} to {meta['high']}"
+                    else f"{meta['low']} to {meta['high']}" + (" (exclusive)" if meta.get("high_open") else "")
                 )
             else:
                 values = ""

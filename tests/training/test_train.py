@@ -1,5 +1,6 @@
 """The trainer end to end: smoke runs (1 and 2 processes), exact resume, kill-and-resume, bad inputs."""
 
+import dataclasses
 import json
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.training import config as configs
+from cyclegan_hub.training import families
 from training import train as train_module
 
 from .conftest import ROOT, TINY, TRAIN, run_train
@@ -156,7 +158,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
             "training/data/mnist-6-9 split=train where label == 3 empty (label values present: 6, 9)",
         ),
         (["--set", "model.d_layers=3"], "gives a 1x1 patch map on 28x28 images; use fewer layers"),
-        (["--set", "model.colour=3"], "--set model.colour: unknown key; valid: architecture"),
+        (["--set", "model.colour=3"], "--set model.colour: unknown key; valid: family, architecture"),
         (["--set", "train.lr=1e38"], "train.lr = 1e+38: use a value from 0.0 to 1.0"),
         (
             ["--set", "train.compile=fast"],
@@ -174,15 +176,20 @@ def test_bad_inputs_give_one_line_errors(tmp_path, extra, message):
 
 
 def test_divergence_stops_with_the_last_good_checkpoint(tmp_path, monkeypatch, capsys):
-    real_step = train_module.cyclegan_step
+    real = families.CYCLEGAN
     calls = {"n": 0}
 
-    def step_that_diverges(*args, **kwargs):
-        calls["n"] += 1
-        losses = real_step(*args, **kwargs)
-        return losses * float("nan") if calls["n"] > 2 else losses
+    def make_step_that_diverges(parts):
+        step = real.make_step(parts)
 
-    monkeypatch.setattr(train_module, "cyclegan_step", step_that_diverges)
+        def diverging(*args):
+            calls["n"] += 1
+            losses = step(*args)
+            return losses * float("nan") if calls["n"] > 2 else losses
+
+        return diverging
+
+    monkeypatch.setitem(families.FAMILIES, "cyclegan", dataclasses.replace(real, make_step=make_step_that_diverges))
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     out = tmp_path / "nan"
     code = train_module.cli([*TINY, "--max-steps", "6", "--checkpoint-every", "2", "--output-dir", str(out)])
@@ -418,7 +425,10 @@ def test_resume_refuses_a_tampered_checkpoint_in_one_line(tmp_path):
     meta = json.loads(text)
     for change, message in (
         (lambda m: m.update(step=-100), "step must be a whole number >= 0, got -100"),
-        (lambda m: m["optimizers"]["G"][0].update(betas=[5, -1]), "optimizers.G.betas must be two numbers in [0, 1)"),
+        (
+            lambda m: m["optimizers"]["G"]["param_groups"][0].update(betas=[5, -1]),
+            "optimizers.G.betas must be 2 numbers from 0 to 0.999999",
+        ),
     ):
         tampered = json.loads(json.dumps(meta))
         change(tampered)
