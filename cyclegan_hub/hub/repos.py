@@ -29,6 +29,7 @@ from huggingface_hub.errors import (
 from ..io.files import read_json, regular_file_inside
 from ..io.imaging import open_image
 from ..models.cyclegan import CycleGenerator
+from ..models.modeling import HubModule
 from ..training.checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
 from .cards import DIRECTIONS, CardInputs, write_generator
 
@@ -45,14 +46,15 @@ def looks_like_a_local_path(model: str) -> bool:
 
 
 def load_generator(model: str, *, revision: str | None = None, device: str = "cpu", **kwargs) -> CycleGenerator:
-    """``CycleGenerator.from_pretrained`` with every failure turned into a one-line ValueError naming the model.
+    """The translator a model folder or repo holds (a ``CycleGenerator``, or the class of the family its
+    config.json names), with every failure turned into a one-line ValueError naming the model.
 
     ``model`` is a local ``save_pretrained`` folder or a Hub repo id ("user/mnist-6to9"). A name that can only be a
     folder and is not one fails at once, without asking the Hub."""
     if not os.path.isdir(model) and looks_like_a_local_path(model):
         raise ValueError(f"{model}: no such model folder")
     try:
-        return CycleGenerator.from_pretrained(model, revision=revision, map_location=device, **kwargs)
+        return HubModule.from_pretrained(model, revision=revision, map_location=device, **kwargs)
     except HFValidationError:
         raise ValueError(f"{model!r}: no such model folder, and not a Hub repo id like 'user/name'") from None
     except GatedRepoError:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import torch
 from huggingface_hub import ModelCard
 from torch import nn
 
-from .. import translation
 from ..translation import TranslationSpec
 from .layers import (
     NORMS,
@@ -203,6 +201,7 @@ class CycleGenerator(
     same network and refuses weights that do not match it. ``translate`` runs it on images of any size and mode
     (``cyclegan_hub.translation``, the path every family shares)."""
 
+    model_type = "cyclegan"
     options = Options(
         architecture=choice(
             "resnet",
@@ -268,7 +267,7 @@ class CycleGenerator(
 
     def __init__(self, **config):
         super().__init__()
-        self.config = {**config, "value_range": [float(v) for v in config["value_range"]]}
+        self.config = config
         self.net, size_multiple, min_size = ARCHITECTURES[config["architecture"]](
             *(config[k] for k in ("in_channels", "out_channels", "base_channels", "n_blocks", "n_downsampling")),
             *(config[k] for k in ("norm", "upsampling", "dropout")),
@@ -295,10 +294,6 @@ class CycleGenerator(
         """[N, in_channels, H, W] in ``value_range``, H and W multiples of ``size_multiple`` ->
         [N, out_channels, H, W] in ``value_range``."""
         return self.net(images)
-
-    @functools.wraps(translation.translate, assigned=("__doc__",))
-    def translate(self, images, **options):
-        return translation.translate(self, images, **options)
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         """The mixin's card, with this generator's config, size and citation available to the template."""

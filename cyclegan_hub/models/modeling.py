@@ -15,6 +15,7 @@ happens here.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -30,6 +31,7 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from torch import nn
 
+from .. import translation
 from ..io.files import give_default_mode, read_json
 
 WEIGHTS_NAME = "model.safetensors"
@@ -178,6 +180,9 @@ class Option:
         elif self.kind == "choice":
             if not isinstance(value, str) or value not in self.choices:
                 raise ValueError(f"unknown {self.name} {value!r}; valid: {', '.join(map(repr, self.choices))}")
+        elif self.kind == "const":
+            if value != self.default:
+                raise ValueError(f"{self.name} must be {self.default!r}, got {value!r}")
         elif self.kind == "range":
             if (
                 not isinstance(value, (list, tuple))
@@ -190,7 +195,7 @@ class Option:
 
     @property
     def python_type(self) -> type:
-        return {"int": int, "float": float, "text": str, "choice": str, "range": list}[self.kind]
+        return {"int": int, "float": float, "text": str, "choice": str, "range": list, "const": str}[self.kind]
 
     def values(self) -> str:
         """The values it takes, as the docs show them."""
@@ -271,6 +276,11 @@ class Options:
         for name, option in self.options.items():
             option.check(config.get(name, option.default), config)
 
+    def normalize(self, config: dict) -> dict:
+        """A checked config as the network keeps it: ranges as lists of floats (as config.json holds them)."""
+        ranges = {o.name for o in self if o.kind == "range"}
+        return {k: [float(v) for v in value] if k in ranges else value for k, value in config.items()}
+
     def card_rows(self, config: dict) -> list[tuple[str, Any]]:
         """(label, value) rows of the model card's table."""
         return [(o.card, config.get(o.name, o.default)) for o in self if o.card]
@@ -284,6 +294,12 @@ class Options:
         return "\n".join(lines)
 
 
+#: Hub model classes by the ``model_type`` their config.json names. A config.json without one (every CycleGAN
+#: generator, including those written before there were other families) is the default type's.
+MODEL_TYPES: dict[str, type] = {}
+DEFAULT_MODEL_TYPE = "cyclegan"
+
+
 class HubModule(nn.Module, PyTorchModelHubMixin):
     """Base class: a torch module whose config is its constructor and whose weights are one safetensors file.
 
@@ -292,15 +308,23 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
     the declaration. ``check_consistency(config)`` adds the checks that involve more than one option."""
 
     options: ClassVar[Options] = Options()
+    #: The name of a family of translators (``model_type`` in config.json; None for other networks). A family
+    #: other than the default writes it into config.json, and ``HubModule.from_pretrained`` loads by it.
+    model_type: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs):
+        if cls.__dict__.get("model_type"):
+            MODEL_TYPES[cls.model_type] = cls
+            if cls.model_type != DEFAULT_MODEL_TYPE and "options" in cls.__dict__:
+                what = "the model family, which loads it (`HubModule.from_pretrained`)"
+                cls.options = Options(model_type=Option("const", cls.model_type, what), **cls.options.options)
         if "options" in cls.__dict__:
             declared = cls.__init__
 
             def __init__(self, *args, **kwargs):
                 config = cls.options.bind(cls.__name__, args, kwargs)
                 cls.check_config(config)
-                declared(self, **config)
+                declared(self, **cls.options.normalize(config))
 
             __init__.__signature__ = cls.options.signature()
             __init__.__doc__ = declared.__doc__
@@ -330,7 +354,7 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
             for name in (CONFIG_NAME, WEIGHTS_NAME):
                 if not os.path.lexists(os.path.join(model_id, name)):
                     raise FileNotFoundError(f"{model_id} is not a {cls.__name__} folder: it has no {name}")
-            read_json(os.path.join(model_id, CONFIG_NAME), what=f"config.json of {model_id}")
+            config = read_json(os.path.join(model_id, CONFIG_NAME), what=f"config.json of {model_id}")
         else:
             config_file = hf_hub_download(
                 model_id,
@@ -341,7 +365,17 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
                 token=kwargs.get("token"),
                 local_files_only=kwargs.get("local_files_only", False),
             )
-            read_json(config_file, what=f"config.json of {model_id}")
+            config = read_json(config_file, what=f"config.json of {model_id}")
+        named = config.get("model_type", DEFAULT_MODEL_TYPE) if isinstance(config, dict) else DEFAULT_MODEL_TYPE
+        if cls is HubModule:  # any family: the class config.json names
+            if not isinstance(named, str) or named not in MODEL_TYPES:
+                known = ", ".join(map(repr, sorted(MODEL_TYPES)))
+                raise ValueError(f"config.json of {model_id} names model_type {named!r}, which is not one of {known}")
+            cls = MODEL_TYPES[named]
+        elif cls.model_type is not None and named != cls.model_type:
+            raise ValueError(
+                f"{model_id} is a {named!r} model, not a {cls.__name__}; load it with HubModule.from_pretrained"
+            )
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     @classmethod
@@ -403,6 +437,11 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
         """The weights as one safetensors file, readable like any file the user writes."""
         state = {k: v.detach().contiguous() for k, v in self.state_dict().items()}
         save_tensors(state, Path(save_directory) / WEIGHTS_NAME)
+
+    @functools.wraps(translation.translate, assigned=("__doc__",))
+    def translate(self, images, **options):
+        # Any network that declares a ``translation_spec`` translates images through the one path.
+        return translation.translate(self, images, **options)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -178,7 +178,7 @@ class TrainingState:
         optimizers = {}
         for name, opt in self.optimizers.items():
             optimizers[name] = {
-                "class": type(opt).__name__,
+                "class": _class_name(opt),
                 "param_groups": opt.state_dict()["param_groups"],
                 "values": _flatten(name, opt)[1],
             }
@@ -300,10 +300,16 @@ def _flatten(name: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Ten
                 values[key] = value
             else:
                 raise CheckpointError(
-                    f"optimizer {name} ({type(opt).__name__}) keeps {slot} as a {type(value).__name__}; only tensors "
+                    f"optimizer {name} ({_class_name(opt)}) keeps {slot} as a {type(value).__name__}; only tensors "
                     f"and numbers can be checkpointed"
                 )
     return tensors, values
+
+
+def _class_name(opt: torch.optim.Optimizer) -> str:
+    """The optimizer's own class (accelerate wraps it in an ``AcceleratedOptimizer`` that holds it as ``optimizer``)."""
+    inner = getattr(opt, "optimizer", None)
+    return type(inner if isinstance(inner, torch.optim.Optimizer) else opt).__name__
 
 
 def _parameters(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
@@ -408,8 +414,8 @@ def _check_meta(meta: dict, state: TrainingState) -> str | None:
             saved = {"class": "Adam", "param_groups": saved, "values": {}}
         if not isinstance(saved, dict) or set(saved) != {"class", "param_groups", "values"}:
             return f"optimizers.{name} must hold class, param_groups and values"
-        if saved["class"] != type(opt).__name__:
-            return f"optimizers.{name} was a {saved['class']!r}; this run's is a {type(opt).__name__!r}"
+        if saved["class"] != _class_name(opt):
+            return f"optimizers.{name} was a {saved['class']!r}; this run's is a {_class_name(opt)!r}"
         groups, live = saved["param_groups"], opt.state_dict()["param_groups"]
         if not isinstance(groups, list) or len(groups) != len(live):
             return f"optimizers.{name} must be a list of {len(live)} parameter group(s)"
