@@ -227,7 +227,7 @@ def test_an_installed_package_deploys_a_wheel_of_its_own_recorded_files(tmp_path
     assert install.returncode == 0, install.stderr[-2000:]
     (target / "cyclegan_hub" / "stray.py").write_text("# not recorded by the distribution\n")
     code = (
-        "import sys, zipfile, pathlib; from cyclegan_hub import deploy;"
+        "import sys, zipfile, pathlib; from cyclegan_hub.serving import deploy;"
         "assert deploy.source_checkout() is None;"
         "wheel = deploy.installed_wheel(pathlib.Path(sys.argv[1]));"
         "print('\\n'.join(sorted(zipfile.ZipFile(wheel).namelist())))"
