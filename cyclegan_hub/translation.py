@@ -38,6 +38,9 @@ class TranslationSpec:
         min_size: and to at least this many pixels per side.
         bf16: ``precision="auto"`` runs the network in bf16 on a CPU with native bf16 (AVX512-BF16 or AMX).
         batch_size: images per forward pass when the caller does not say.
+        border: pixels the network loses on each side (a converted model whose first and last convolutions pad
+            less than they take); the path pads them back with the image's own reflection, so that every image
+            comes out at its own size.
     """
 
     in_channels: int
@@ -47,6 +50,7 @@ class TranslationSpec:
     min_size: int = 1
     bf16: bool = False
     batch_size: int = 16
+    border: int = 0
 
 
 @runtime_checkable
@@ -84,7 +88,7 @@ def run(model: Translator, images: torch.Tensor) -> torch.Tensor:
     """The network on ``[N, C, H, W]`` of any H, W (in its value range): padded to its size multiple, run, cropped
     back. Every tensor caller (translate, evaluation, training samples, export checks) goes through here."""
     spec = model.translation_spec
-    return imaging.run_padded(model, images, spec.size_multiple, spec.min_size)
+    return imaging.run_padded(model, images, spec.size_multiple, spec.min_size, spec.border)
 
 
 def translate(

@@ -69,3 +69,28 @@ def test_bad_onnx_files(tmp_path):
         OnnxGenerator(tmp_path / "junk.onnx")
     with pytest.raises(FileNotFoundError, match="no such ONNX file"):
         OnnxGenerator(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(downsampling="antialias", upsampling="antialias", norm="instance_affine"),  # CUT's, with affine norms
+        dict(in_channels=1, out_channels=1, upsampling="resize_zero", edge_padding=1),  # HugGAN's gray generator
+    ],
+    ids=["cut-affine", "huggan-gray"],
+)
+def test_the_converted_layouts_options_export_to_onnx(options, tmp_path):
+    torch.manual_seed(0)
+    g = CycleGenerator(base_channels=8, n_blocks=1, **options).eval()
+    with torch.no_grad():  # non-trivial affine norms
+        for module in g.modules():
+            if isinstance(module, torch.nn.InstanceNorm2d) and module.weight is not None:
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    diffs = export_onnx(g, tmp_path / "g.onnx")
+    assert max(diffs.values()) <= 1e-4
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (37, 29, g.config["in_channels"]),
+                                                              dtype=np.uint8).squeeze())  # fmt: skip
+    a = np.asarray(g.translate(image), int)
+    b = np.asarray(OnnxGenerator(tmp_path / "g.onnx").translate(image), int)
+    assert a.shape == b.shape == np.asarray(image).shape and np.abs(a - b).max() <= 1

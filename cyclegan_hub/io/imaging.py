@@ -206,12 +206,17 @@ def to_unit(x: torch.Tensor, value_range: Sequence[float]) -> torch.Tensor:
 
 
 def run_padded(
-    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int, min_size: int = 1
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, multiple: int, min_size: int = 1, border: int = 0
 ) -> torch.Tensor:
     """``net`` on ``[N, C, H, W]`` padded to its size multiple, cropped back to H x W: what every caller of a
-    generator (translate, evaluation, samples, the ONNX check) runs."""
+    generator (translate, evaluation, samples, the ONNX check) runs. A network that loses ``border`` pixels on
+    each side gets them first, reflected (replicated where the image is too small to reflect)."""
     height, width = x.shape[-2:]
-    return net(pad_to_multiple(x, multiple, min_size))[..., :height, :width]
+    padded = pad_to_multiple(x, multiple, min_size)
+    if border:
+        small = border >= min(padded.shape[-2:])
+        padded = F.pad(padded, (border,) * 4, mode="replicate" if small else "reflect")
+    return net(padded)[..., :height, :width]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int, min_size: int = 1) -> torch.Tensor:

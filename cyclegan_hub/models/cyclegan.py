@@ -10,11 +10,13 @@ from torch import nn
 
 from ..translation import TranslationSpec
 from .layers import (
+    DOWNSAMPLINGS,
     NORMS,
     UPSAMPLINGS,
     OutputConv2d,
     ResnetBlock,
     conv_bias,
+    downsample_block,
     init_weights,
     make_norm,
     upsample_block,
@@ -103,30 +105,28 @@ Code: {{ repo_url }}
 """
 
 
-def _resnet(
-    in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout
-) -> tuple[nn.Module, int, int]:
+def _resnet(c: dict) -> tuple[nn.Module, int, int, int]:
     """The paper's ResNet generator: c7s1-64, d128, d256, R256 x n_blocks, u128, u64, c7s1-out, tanh."""
-    bias = conv_bias(norm)
+    norm, edge = c["norm"], c["edge_padding"]
     layers: list[nn.Module] = [
-        nn.ReflectionPad2d(3),
-        nn.Conv2d(in_channels, base_channels, 7, bias=bias),
-        make_norm(norm, base_channels),
+        nn.ReflectionPad2d(edge),
+        nn.Conv2d(c["in_channels"], c["base_channels"], 7, bias=conv_bias(norm)),
+        make_norm(norm, c["base_channels"]),
         nn.ReLU(True),
     ]
-    channels = base_channels
-    for _ in range(n_downsampling):
-        layers += [nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias), make_norm(norm, channels * 2)]
-        layers.append(nn.ReLU(True))
+    channels = c["base_channels"]
+    for _ in range(c["n_downsampling"]):
+        layers += downsample_block(channels, channels * 2, norm, c["downsampling"])
         channels *= 2
-    layers += [ResnetBlock(channels, norm, dropout) for _ in range(n_blocks)]
-    for _ in range(n_downsampling):
-        layers += upsample_block(channels, channels // 2, norm, upsampling)
+    layers += [ResnetBlock(channels, norm, c["dropout"]) for _ in range(c["n_blocks"])]
+    for _ in range(c["n_downsampling"]):
+        layers += upsample_block(channels, channels // 2, norm, c["upsampling"])
         channels //= 2
-    layers += [nn.ReflectionPad2d(3), OutputConv2d(channels, out_channels, 7), nn.Tanh()]
-    multiple = 2**n_downsampling
-    # The residual blocks reflect-pad by 1, which needs at least 2 pixels at the bottleneck.
-    return nn.Sequential(*layers), multiple, 2 * multiple
+    layers += [nn.ReflectionPad2d(edge), OutputConv2d(channels, c["out_channels"], 7), nn.Tanh()]
+    multiple = 2 ** c["n_downsampling"]
+    # The residual blocks reflect-pad by 1, which needs at least 2 pixels at the bottleneck. Each 7x7 convolution
+    # padded by less than 3 loses 3 - edge_padding pixels on every side.
+    return nn.Sequential(*layers), multiple, 2 * multiple, 2 * (3 - edge)
 
 
 class _UNet(nn.Module):
@@ -176,13 +176,18 @@ class _UNet(nn.Module):
         return x
 
 
-def _unet(in_channels, out_channels, base_channels, n_blocks, n_downsampling, norm, upsampling, dropout):
-    net = _UNet(in_channels, out_channels, base_channels, n_downsampling, norm, upsampling, dropout)
-    return net, 2**n_downsampling, 2**n_downsampling
+def _unet(c: dict) -> tuple[nn.Module, int, int, int]:
+    keys = ("in_channels", "out_channels", "base_channels", "n_downsampling", "norm", "upsampling", "dropout")
+    multiple = 2 ** c["n_downsampling"]
+    return _UNet(*(c[k] for k in keys)), multiple, multiple, 0
 
 
-#: Generator architectures by name: each builds (network, size multiple, minimum size) from the config.
-ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, int, int]]] = {"resnet": _resnet, "unet": _unet}
+#: Generator architectures by name: each builds (network, size multiple, minimum size, border) from the config;
+#: the border is how many pixels the network loses on each side (0: its output has its input's size).
+ARCHITECTURES: dict[str, Callable[[dict], tuple[nn.Module, int, int, int]]] = {"resnet": _resnet, "unet": _unet}
+#: Options only the ResNet builds; a U-Net takes their defaults.
+RESNET_ONLY = ("downsampling", "edge_padding")
+UNET_UPSAMPLINGS = ("transpose", "resize")
 
 
 class CycleGenerator(
@@ -238,10 +243,24 @@ class CycleGenerator(
             train="n_downsampling",
             bounds=lambda config: (0, 5) if config.get("architecture") == "resnet" else (2, 9),
         ),
-        norm=choice("instance", "normalisation of the generators", NORMS, card="normalisation", train="norm"),
+        norm=choice(
+            "instance",
+            "normalisation of the generators (instance_affine: InstanceNorm with a learned scale and shift)",
+            NORMS,
+            card="normalisation",
+            train="norm",
+        ),
+        downsampling=choice(
+            "stride",
+            'stride-2 convolutions (the paper) or "antialias": convolution, then a fixed blur and subsampling (CUT)',
+            DOWNSAMPLINGS,
+            card="downsampling",
+            train="downsampling",
+        ),
         upsampling=choice(
             "transpose",
-            "transposed convolutions (the paper) or resize + convolution",
+            'transposed convolutions (the paper); nearest resize + convolution, reflect-padded ("resize") or '
+            'zero-padded ("resize_zero": HugGAN / eriklindernoren); or "antialias": blur upsampling + convolution (CUT)',
             UPSAMPLINGS,
             card="upsampling",
             train="upsampling",
@@ -255,6 +274,15 @@ class CycleGenerator(
             card="dropout",
             train="dropout",
         ),
+        edge_padding=integer(
+            3,
+            "reflection padding of the first and last 7x7 convolutions (3 keeps the size; below 3 the network "
+            "loses 2 x (3 - edge_padding) pixels per side, which translate pads back: the HugGAN / eriklindernoren "
+            "generator pads by its channel count)",
+            0,
+            3,
+            card="edge padding",
+        ),
         source_domain=text("A", 'name of the input domain, e.g. "6" or "horse"', card="source domain"),
         target_domain=text("B", 'name of the output domain, e.g. "9" or "zebra"', card="target domain"),
         image_size=integer(
@@ -265,13 +293,20 @@ class CycleGenerator(
         ),
     )
 
+    @classmethod
+    def check_consistency(cls, config: dict) -> None:
+        if config["architecture"] != "resnet":
+            for name in RESNET_ONLY:
+                if config[name] != cls.options[name].default:
+                    raise ValueError(f"{name} = {config[name]!r} is a ResNet option; a U-Net takes the default")
+            if config["upsampling"] not in UNET_UPSAMPLINGS:
+                raise ValueError(f"a U-Net upsamples with {' or '.join(map(repr, UNET_UPSAMPLINGS))}, "
+                                 f"not {config['upsampling']!r}")  # fmt: skip
+
     def __init__(self, **config):
         super().__init__()
         self.config = config
-        self.net, size_multiple, min_size = ARCHITECTURES[config["architecture"]](
-            *(config[k] for k in ("in_channels", "out_channels", "base_channels", "n_blocks", "n_downsampling")),
-            *(config[k] for k in ("norm", "upsampling", "dropout")),
-        )
+        self.net, size_multiple, min_size, border = ARCHITECTURES[config["architecture"]](config)
         self.translation_spec = TranslationSpec(
             in_channels=config["in_channels"],
             out_channels=config["out_channels"],
@@ -279,6 +314,7 @@ class CycleGenerator(
             size_multiple=size_multiple,
             min_size=min_size,
             bf16=config["image_size"] >= PHOTO_SIZE,
+            border=border,
         )
         init_weights(self)
 

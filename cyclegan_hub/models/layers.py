@@ -6,11 +6,14 @@ named ("instance", "batch", "none"), never passed as a class or a ``functools.pa
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-NORMS = ("instance", "batch", "none")
-UPSAMPLINGS = ("transpose", "resize")
+NORMS = ("instance", "batch", "none", "instance_affine")
+UPSAMPLINGS = ("transpose", "resize", "resize_zero", "antialias")
+DOWNSAMPLINGS = ("stride", "antialias")
 
 
 def check_choice(kind: str, value: str, valid) -> str:
@@ -21,10 +24,11 @@ def check_choice(kind: str, value: str, valid) -> str:
 
 
 def make_norm(norm: str, channels: int) -> nn.Module:
-    """The paper's InstanceNorm has no affine parameters and no running statistics."""
+    """The paper's InstanceNorm has no affine parameters and no running statistics; "instance_affine" adds a
+    per-channel scale and shift (as Keras/TensorFlow ports and several PyTorch ports train it)."""
     check_choice("norm", norm, NORMS)
-    if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm in ("instance", "instance_affine"):
+        return nn.InstanceNorm2d(channels, affine=norm == "instance_affine", track_running_stats=False)
     if norm == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     return nn.Identity()
@@ -57,19 +61,71 @@ class ResnetBlock(nn.Module):
         return x + self.block(x)
 
 
+def _binomial(size: int) -> torch.Tensor:
+    """The normalised 2-D binomial filter of ``size`` taps ([1, 2, 1], [1, 3, 3, 1], ...): a fixed blur."""
+    row = torch.tensor([math.comb(size - 1, k) for k in range(size)], dtype=torch.float64)
+    square = row[:, None] * row[None, :]
+    return (square / square.sum()).float()
+
+
+class BlurDownsample(nn.Module):
+    """Anti-aliased stride-2 downsampling (Zhang, "Making Convolutional Networks Shift-Invariant Again", 2019; as CUT
+    uses it): reflect-pad 1, a fixed 3x3 binomial blur per channel, every second pixel. The filter is fixed: it is
+    rebuilt here, not saved with the weights."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("filt", _binomial(3).expand(channels, 1, 3, 3).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2,
+                                    groups=x.shape[1])  # fmt: skip
+
+
+class BlurUpsample(nn.Module):
+    """Anti-aliased 2x upsampling (CUT's): replicate-pad 1, a transposed convolution with the fixed 4x4 binomial
+    filter (times 4, so a constant image stays constant), cropped to exactly twice the size."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.register_buffer("filt", (_binomial(4) * 4).expand(channels, 1, 4, 4).clone(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        padded = nn.functional.pad(x, (1, 1, 1, 1), mode="replicate")
+        y = nn.functional.conv_transpose2d(padded, self.filt, stride=2, padding=2, groups=x.shape[1])
+        return y[:, :, 1:-1, 1:-1]
+
+
+def downsample_block(in_channels: int, out_channels: int, norm: str, downsampling: str) -> list[nn.Module]:
+    """Halve the resolution: a stride-2 3x3 convolution (the paper), or a stride-1 convolution followed by an
+    anti-aliasing blur and subsampling (CUT's default)."""
+    check_choice("downsampling", downsampling, DOWNSAMPLINGS)
+    stride = 2 if downsampling == "stride" else 1
+    layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=conv_bias(norm))]
+    layers += [make_norm(norm, out_channels), nn.ReLU(True)]
+    return layers if downsampling == "stride" else layers + [BlurDownsample(out_channels)]
+
+
 def upsample_block(in_channels: int, out_channels: int, norm: str, upsampling: str) -> list[nn.Module]:
-    """Double the resolution: a transposed convolution (the paper) or nearest resize + 3x3 convolution,
-    which avoids the checkerboard artefacts of strided transposed convolutions (Odena et al., 2016)."""
+    """Double the resolution: a transposed convolution (the paper); nearest resize + 3x3 convolution, reflect-padded
+    ("resize"), which avoids the checkerboard artefacts of strided transposed convolutions (Odena et al., 2016), or
+    zero-padded ("resize_zero": the HugGAN / eriklindernoren generator); or CUT's anti-aliased blur upsampling
+    + zero-padded 3x3 convolution ("antialias")."""
     check_choice("upsampling", upsampling, UPSAMPLINGS)
     bias = conv_bias(norm)
     if upsampling == "transpose":
         up = [nn.ConvTranspose2d(in_channels, out_channels, 3, stride=2, padding=1, output_padding=1, bias=bias)]
-    else:
+    elif upsampling == "resize":
         up = [
             nn.Upsample(scale_factor=2, mode="nearest"),
             nn.ReflectionPad2d(1),
             nn.Conv2d(in_channels, out_channels, 3, bias=bias),
         ]
+    else:
+        first = (
+            nn.Upsample(scale_factor=2, mode="nearest") if upsampling == "resize_zero" else BlurUpsample(in_channels)
+        )
+        up = [first, nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias)]
     return up + [make_norm(norm, out_channels), nn.ReLU(True)]
 
 
@@ -97,12 +153,13 @@ class OutputConv2d(nn.Conv2d):
 
 
 def init_weights(module: nn.Module, gain: float = 0.02) -> None:
-    """The paper's initialisation: conv weights from N(0, 0.02), biases 0, norm scales from N(1, 0.02)."""
+    """The paper's initialisation: conv weights from N(0, 0.02), biases 0, norm scales (BatchNorm, affine
+    InstanceNorm) from N(1, 0.02)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, 0.0, gain)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.weight is not None:
             nn.init.normal_(m.weight, 1.0, gain)
             nn.init.zeros_(m.bias)

@@ -48,12 +48,14 @@ def export_onnx(
     generator = generator.eval().float().cpu()
     spec = generator.translation_spec
     multiple = spec.size_multiple
-    side = max(2 * spec.min_size, 2 * multiple)
+    side = max(2 * spec.min_size, 2 * multiple) + 2 * spec.border
     example = torch.randn(2, spec.in_channels, side, side)
     dims = {0: torch.export.Dim("batch", min=1, max=1024)}
-    # height = multiple * k: torch.export then knows every stride-2 layer divides it exactly
+    # height = multiple * k (+ the border the network loses): torch.export then knows every stride-2 layer divides
+    # it exactly
     for axis, name in ((2, "height"), (3, "width")):
-        dims[axis] = multiple * torch.export.Dim(f"{name}_blocks", min=max(1, spec.min_size // multiple), max=4096)
+        blocks = torch.export.Dim(f"{name}_blocks", min=max(1, spec.min_size // multiple), max=4096)
+        dims[axis] = multiple * blocks + 2 * spec.border if spec.border else multiple * blocks
     path.parent.mkdir(parents=True, exist_ok=True)
     # The exporter writes the graph and a weights file beside it: both stay in a temporary folder, whatever happens.
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
@@ -75,6 +77,7 @@ def export_onnx(
             "cyclegan_hub_config": json.dumps(generator.config),
             "size_multiple": str(multiple),
             "min_size": str(spec.min_size),
+            "border": str(spec.border),
         }
         for key, value in meta.items():
             entry = model.metadata_props.add()
@@ -147,6 +150,7 @@ class OnnxGenerator:
             value_range=tuple(self.config["value_range"]),
             size_multiple=int(meta["size_multiple"]),
             min_size=int(meta["min_size"]),
+            border=int(meta.get("border", 0)),
         )
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -441,3 +441,18 @@ def test_resume_refuses_a_tampered_checkpoint_in_one_line(tmp_path):
     assert (
         "checkpoints/latest names '../../..', not a step folder of this run" in result.stderr.strip().splitlines()[-1]
     )
+
+
+def test_the_converted_layouts_options_train_too(tmp_path):
+    """CUT's anti-aliased sampling, HugGAN's zero-padded resize and affine InstanceNorm are [model] keys like any
+    other: a run with them trains, checkpoints the norms' scales and saves the options in config.json."""
+    out = tmp_path / "run"
+    options = ['model.downsampling="antialias"', 'model.upsampling="antialias"', 'model.norm="instance_affine"']
+    run_train(*TINY, "--max-steps", "2", "--output-dir", str(out), *(a for o in options for a in ("--set", o)))
+    g = CycleGenerator.from_pretrained(out / "generator_AtoB")
+    assert (g.config["downsampling"], g.config["upsampling"], g.config["norm"]) == ("antialias", "antialias",
+                                                                                     "instance_affine")  # fmt: skip
+    scales = [m.weight for m in g.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+    assert scales and all(s is not None for s in scales)
+    first = _checkpoint(out, 2)[0]
+    assert any(k.endswith(".weight") and v.dim() == 1 for k, v in first.items())
