@@ -180,23 +180,41 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert.official import convert_checkpoint
+    from .convert.command import convert_checkpoint, convert_zoo
 
+    if (args.checkpoint is None) == (args.zoo is None):
+        raise UserError("name one checkpoint (a file, a folder or a Hub repo id) or one --zoo model")
+    if args.zoo is None and (args.with_reverse or args.zoo_mirror):
+        raise UserError("--with-reverse and --zoo-mirror go with --zoo (a file's reverse is --reverse FILE)")
     output = Path(args.output)
     if (output.exists() or output.is_symlink()) and not args.overwrite:
         raise UserError(f"{output} exists: choose a new folder, or --overwrite to replace it")
-    report = convert_checkpoint(
-        args.checkpoint,
-        output,
-        reverse=args.reverse,
+    options = dict(
         source_domain=args.source_domain,
         target_domain=args.target_domain,
         image_size=args.image_size,
         sample=args.sample,
         name=args.name,
     )
+    if args.zoo is not None:
+        report = convert_zoo(
+            args.zoo, output, with_reverse=args.with_reverse, mirror=args.zoo_mirror, cache=args.cache_dir, **options
+        )
+    else:
+        report = convert_checkpoint(
+            args.checkpoint, output, reverse=args.reverse, key=args.key, revision=args.revision, **options
+        )
     for line in report:
         print(line)
+    return 0
+
+
+def _zoo(args: argparse.Namespace) -> int:
+    from .convert import zoo
+
+    for line in zoo.table():
+        print(line)
+    print("convert one: cyclegan-hub convert --zoo NAME --output converted/NAME [--with-reverse]")
     return 0
 
 
@@ -326,24 +344,39 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "convert",
-        help="convert an official pytorch-CycleGAN-and-pix2pix generator",
-        description="Convert a generator checkpoint of the official implementation (a model-zoo file such as "
-        "horse2zebra.pth, or a training checkpoint such as latest_net_G_A.pth) into a save_pretrained folder. The "
-        "architecture is read off the tensors (ResNet of any depth, U-Net, channels); the file is read with "
-        "torch.load(weights_only=True): nothing in it is run. With --reverse, both directions go into a run folder "
-        "(generator_AtoB/, generator_BtoA/) that `cyclegan-hub push` sends as twin repos. The card records the "
-        "file's SHA-256 and the measured difference from the original network.",
+        help="convert a CycleGAN/CUT generator checkpoint (a file, a folder, a Hub repo, or a zoo model by name)",
+        description="Convert a generator checkpoint into a save_pretrained folder. It reads the layouts in "
+        "circulation: the official pytorch-CycleGAN-and-pix2pix (zoo files such as horse2zebra.pth, training "
+        "checkpoints such as latest_net_G_A.pth) and aitorzip/PyTorch-CycleGAN, eriklindernoren/PyTorch-GAN and the "
+        "HugGAN sprint's Hub repos (pytorch_model.bin), CUT/FastCUT (latest_net_G.pth), and ports with affine "
+        "InstanceNorm. The architecture is read off the tensors; pickles are read with torch.load(weights_only=True): "
+        "nothing in the file is run. --zoo NAME downloads a published model (`cyclegan-hub zoo` lists them). With "
+        "--reverse FILE or --with-reverse, both directions go into a run folder (generator_AtoB/, generator_BtoA/) "
+        "that `cyclegan-hub push` sends as twin repos. The card records the source, its SHA-256 and the measured "
+        "difference from the original network.",
     )
-    p.add_argument("checkpoint", help="the official generator checkpoint (.pth)")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint file, a folder holding one, or a Hub repo id")
+    p.add_argument("--zoo", metavar="NAME", help="a published model by name (horse2zebra, cut/horse2zebra, ...)")
+    p.add_argument("--with-reverse", action="store_true", help="with --zoo: also the other direction, as a pair")
+    p.add_argument("--zoo-mirror", metavar="URL", help="download the zoo from this scheme://host instead "
+                   "(or set CYCLEGAN_HUB_ZOO_MIRROR)")  # fmt: skip
+    p.add_argument("--cache-dir", help="where zoo downloads are kept (default ~/.cache/cyclegan-hub/zoo)")
     p.add_argument("--reverse", help="the checkpoint of the other direction (zebra2horse.pth, latest_net_G_B.pth)")
-    p.add_argument("--source-domain", help="name of the input domain (default: read off the file name, e.g. horse)")
-    p.add_argument("--target-domain", help="name of the output domain (default: read off the file name, e.g. zebra)")
-    p.add_argument("--image-size", type=int, default=256, help="the training image size (the zoo: 256)")
-    p.add_argument("--name", help="the model's name in the card (default: the file name, e.g. horse2zebra)")
+    p.add_argument("--key", help="the entry of a training checkpoint that holds several networks (e.g. G_AB)")
+    p.add_argument("--revision", help="the revision of a Hub repo (default: main)")
+    p.add_argument("--source-domain", help="name of the input domain (default: read off the name, e.g. horse)")
+    p.add_argument("--target-domain", help="name of the output domain (default: read off the name, e.g. zebra)")
+    p.add_argument("--image-size", type=int, default=256, help="the training image size (the zoos: 256)")
+    p.add_argument("--name", help="the model's name in the card (default: the file, folder or zoo name)")
     p.add_argument("--sample", help="an image of the source domain: its translation goes into the card")
     p.add_argument("--output", "-o", required=True, help="the folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=_convert)
+
+    p = sub.add_parser("zoo", help="list the published models `convert --zoo` downloads",
+                       description="Every published model `cyclegan-hub convert --zoo NAME` downloads and converts: "
+                       "name, method, direction, architecture, reverse, license, source URL.")  # fmt: skip
+    p.set_defaults(func=_zoo)
 
     p = sub.add_parser(
         "push",

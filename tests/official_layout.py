@@ -120,11 +120,12 @@ class NLayerDiscriminator(nn.Module):
 
 
 def randomized(net: nn.Module, seed: int = 0) -> nn.Module:
-    """Random weights everywhere (biases and norm statistics too, so a wrong mapping cannot hide)."""
+    """Random weights everywhere (biases and norm statistics too, so a wrong mapping cannot hide); fixed filters
+    (CUT's blur ``filt``) stay what they are."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in net.state_dict().items():
-            if tensor.is_floating_point():
+            if tensor.is_floating_point() and not name.endswith(".filt"):
                 values = torch.randn(tensor.shape, generator=g) * 0.05
                 tensor.copy_(values.abs() + 0.5 if name.endswith("running_var") else values)
     return net.eval()

@@ -9,14 +9,8 @@ import pytest
 import torch
 
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
-from cyclegan_hub.convert.official import (
-    ConversionError,
-    convert_state,
-    detect,
-    measure_equality,
-    official_forward,
-    read_checkpoint,
-)
+from cyclegan_hub.convert.checkpoints import ConversionError, read_checkpoint
+from cyclegan_hub.convert.layouts import convert_state, detect, measure_equality, reference_forward
 
 from .official_layout import (
     NLayerDiscriminator,
@@ -57,7 +51,7 @@ def test_converted_generators_equal_the_official_network(name):
     assert difference < 1e-5, difference
     assert converted.num_parameters() == sum(p.numel() for p in official.parameters())
     # the functional reference that `cyclegan-hub convert` measures each file against agrees with the modules
-    assert (official_forward(state, layout, x) - official_output(official, x)).abs().max().item() < 1e-5
+    assert (reference_forward(state, layout, x) - official_output(official, x)).abs().max().item() < 1e-5
 
 
 def test_paper_sizes_are_read_off_the_tensors():
@@ -70,8 +64,10 @@ def test_paper_sizes_are_read_off_the_tensors():
         n_blocks=9,
         n_downsampling=2,
         norm="instance",
+        downsampling="stride",
         upsampling="transpose",
         dropout=0.0,
+        edge_padding=3,
     )
     assert resnet9.describe() == "ResNet-9 generator, 3 -> 3 channels, 64 base channels, instance norm"
     _, unet = convert_state(randomized(UnetGenerator(num_downs=8, ngf=64)).state_dict())
@@ -136,10 +132,12 @@ def test_truncated_and_foreign_files_are_one_line(tmp_path):
 
 
 def test_an_unknown_layout_names_the_first_tensor_that_does_not_fit():
-    with pytest.raises(
-        ConversionError, match=r"not an official ResNet, U-Net or PatchGAN layout \(first tensor: encoder.0.weight\)"
-    ):
-        detect({"encoder.0.weight": torch.zeros(8, 3, 3, 3)})
+    with pytest.raises(ConversionError) as info:
+        detect({"encoder.0.weight": torch.zeros(8, 3, 3, 3), "encoder.0.bias": torch.zeros(8)})
+    assert str(info.value) == (
+        "the checkpoint: not a layout cyclegan-hub converts (2 tensors: encoder.0.bias [8], encoder.0.weight "
+        "[8, 3, 3, 3]); nearest: a ResNet generator (model.N..., residual blocks conv_block or block)"
+    )
     state = randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict()
     state["model.10.conv_block.1.weight"] = torch.zeros(32, 32, 5, 5)
     with pytest.raises(
@@ -151,8 +149,8 @@ def test_an_unknown_layout_names_the_first_tensor_that_does_not_fit():
     with pytest.raises(ConversionError, match="tensor model.30.weight does not fit ResNet-6 generator"):
         convert_state(state)
     state = randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict()
-    del state["model.13.conv_block.5.bias"]
-    with pytest.raises(ConversionError, match=r"no tensor model.13.conv_block.5.bias for ResNet-6 generator"):
+    del state["model.13.conv_block.5.weight"]
+    with pytest.raises(ConversionError, match=r"no tensor model.13.conv_block.5.weight for ResNet-6 generator"):
         convert_state(state)
 
 
@@ -191,7 +189,7 @@ def test_the_convert_command_writes_a_loadable_folder_with_a_true_card(tmp_path,
 
 def test_an_interrupted_conversion_leaves_no_folder_to_half_load(tmp_path, monkeypatch):
     import cyclegan_hub.hub.cards
-    from cyclegan_hub.convert.official import convert_checkpoint
+    from cyclegan_hub.convert.command import convert_checkpoint
 
     torch.save(randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict(), tmp_path / "horse2zebra.pth")
     real = cyclegan_hub.hub.cards.CycleGenerator.save_pretrained
@@ -207,7 +205,7 @@ def test_an_interrupted_conversion_leaves_no_folder_to_half_load(tmp_path, monke
 
 
 def test_a_discriminator_is_not_converted_as_a_generator(tmp_path):
-    from cyclegan_hub.convert.official import convert_checkpoint
+    from cyclegan_hub.convert.command import convert_checkpoint
 
     torch.save(randomized(NLayerDiscriminator(ndf=8)).state_dict(), tmp_path / "latest_net_D_A.pth")
     with pytest.raises(ConversionError, match="latest_net_D_A.pth is a PatchGAN discriminator, not a generator"):

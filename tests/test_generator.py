@@ -36,7 +36,7 @@ def test_forward_keeps_shape(architecture, extra, channels, upsampling):
     assert y.abs().max() <= 1  # tanh output in the value range
 
 
-@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "none", "instance_affine"])
 def test_save_and_load_give_identical_outputs(tmp_path, norm):
     torch.manual_seed(1)
     g = CycleGenerator(
@@ -69,8 +69,10 @@ def test_config_and_card_carry_architecture_and_metadata(tmp_path, tiny_gray):
         "n_blocks": 1,
         "n_downsampling": 2,
         "norm": "instance",
+        "downsampling": "stride",
         "upsampling": "transpose",
         "dropout": 0.0,
+        "edge_padding": 3,
         "source_domain": "6",
         "target_domain": "9",
         "image_size": 32,
@@ -116,15 +118,21 @@ def test_only_safetensors_are_read(tmp_path, tiny_gray):
     tiny_gray.save_pretrained(tmp_path)
     (tmp_path / "model.safetensors").unlink()
     torch.save(tiny_gray.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(FileNotFoundError, match="has no model.safetensors"):
+    with pytest.raises(ValueError) as info:  # never unpickled: one line naming the command that converts it
         CycleGenerator.from_pretrained(tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path} holds a pickled checkpoint (pytorch_model.bin) and no model.safetensors; from_pretrained reads only "
+        f"safetensors: convert it once with `cyclegan-hub convert {tmp_path} --output converted/{tmp_path.name}`"
+    )
 
 
 def test_unknown_architecture_lists_valid_names():
     with pytest.raises(ValueError, match=r"unknown architecture 'vit'; valid: 'resnet', 'unet'"):
         CycleGenerator(architecture="vit")
     assert set(ARCHITECTURES) == {"resnet", "unet"}
-    with pytest.raises(ValueError, match=r"unknown norm 'group'; valid: 'instance', 'batch', 'none'"):
+    with pytest.raises(
+        ValueError, match=r"unknown norm 'group'; valid: 'instance', 'batch', 'none', 'instance_affine'"
+    ):
         CycleGenerator(norm="group")
 
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import safetensors.torch
 import torch
 from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from torch import nn
 
 from .. import translation
@@ -37,6 +38,9 @@ from ..io.files import give_default_mode, read_json
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 #: A safetensors header is JSON describing the tensors; ours are a few KB. Larger headers are refused unread.
+#: Files that are pickled checkpoints: never loaded here; ``cyclegan-hub convert`` reads them behind weights_only.
+PICKLE_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pth.tar")
+
 MAX_HEADER_BYTES = 16 * 2**20
 
 _FLOAT_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
@@ -294,6 +298,18 @@ class Options:
         return "\n".join(lines)
 
 
+def _refuse_pickles(model_id: str, files, missing: str = CONFIG_NAME) -> None:
+    """A folder or repo that holds a pickled checkpoint and no config.json (the HugGAN sprint's repos, an official
+    training run): one line naming the command that converts it; pickles are never loaded here."""
+    pickles = sorted(f for f in files if f.endswith(PICKLE_SUFFIXES))
+    if pickles:
+        name = model_id.rstrip("/").split("/")[-1]
+        raise ValueError(
+            f"{model_id} holds a pickled checkpoint ({pickles[0]}) and no {missing}; from_pretrained reads only "
+            f"safetensors: convert it once with `cyclegan-hub convert {model_id} --output converted/{name}`"
+        )
+
+
 #: Hub model classes by the ``model_type`` their config.json names. A config.json without one (every CycleGAN
 #: generator, including those written before there were other families) is the default type's.
 MODEL_TYPES: dict[str, type] = {}
@@ -353,18 +369,33 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
         if os.path.isdir(model_id):
             for name in (CONFIG_NAME, WEIGHTS_NAME):
                 if not os.path.lexists(os.path.join(model_id, name)):
+                    _refuse_pickles(model_id, os.listdir(model_id), name)
                     raise FileNotFoundError(f"{model_id} is not a {cls.__name__} folder: it has no {name}")
             config = read_json(os.path.join(model_id, CONFIG_NAME), what=f"config.json of {model_id}")
         else:
-            config_file = hf_hub_download(
-                model_id,
-                CONFIG_NAME,
-                revision=kwargs.get("revision"),
-                cache_dir=kwargs.get("cache_dir"),
-                force_download=kwargs.get("force_download", False),
-                token=kwargs.get("token"),
-                local_files_only=kwargs.get("local_files_only", False),
-            )
+            try:
+                config_file = hf_hub_download(
+                    model_id,
+                    CONFIG_NAME,
+                    revision=kwargs.get("revision"),
+                    cache_dir=kwargs.get("cache_dir"),
+                    force_download=kwargs.get("force_download", False),
+                    token=kwargs.get("token"),
+                    local_files_only=kwargs.get("local_files_only", False),
+                )
+            except EntryNotFoundError as err:
+                if isinstance(err, LocalEntryNotFoundError):  # offline and not cached: the caller says so
+                    raise
+                from huggingface_hub import HfApi
+
+                try:
+                    files = HfApi().list_repo_files(
+                        model_id, revision=kwargs.get("revision"), token=kwargs.get("token")
+                    )
+                except Exception:  # the listing only improves the message; the missing config.json is the error
+                    files = []
+                _refuse_pickles(model_id, files)
+                raise ValueError(f"the Hub repo {model_id} has no config.json: not a cyclegan-hub model") from None
             config = read_json(config_file, what=f"config.json of {model_id}")
         named = config.get("model_type", DEFAULT_MODEL_TYPE) if isinstance(config, dict) else DEFAULT_MODEL_TYPE
         if cls is HubModule:  # any family: the class config.json names

@@ -342,7 +342,7 @@ def test_space_script_is_the_library_script():
 
 @pytest.fixture(scope="module")
 def two_pair_app(tmp_path_factory):
-    from cyclegan_hub.convert.official import convert_checkpoint
+    from cyclegan_hub.convert.command import convert_checkpoint
     from tests.official_layout import ResnetGenerator, randomized
 
     from .conftest import start_app, stop_app

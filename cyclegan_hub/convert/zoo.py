@@ -1,0 +1,249 @@
+"""The published pretrained generators, by name: where each is downloaded from, what it translates, its license.
+
+``cyclegan-hub convert --zoo horse2zebra`` downloads the authors' file (resumable: a ``.part`` file that a rerun
+continues with an HTTP Range request; its size checked from the response headers against a cap before the body is
+read, and against what arrives), records its SHA-256 and converts it. CUT's models come in one tar: it is read member
+by member in memory, and only the expected ``latest_net_G.pth`` is taken (nothing is extracted to disk by name).
+``--zoo-mirror URL`` (or ``CYCLEGAN_HUB_ZOO_MIRROR``) replaces the scheme and host of every URL and keeps its path.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import tarfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from .checkpoints import ConversionError
+
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
+CUT_URL = "http://efrosgans.eecs.berkeley.edu/CUT/pretrained_models.tar"
+MIRROR_VARIABLE = "CYCLEGAN_HUB_ZOO_MIRROR"
+CACHE_VARIABLE = "CYCLEGAN_HUB_CACHE"
+#: The most a zoo file may be: a ResNet-9 generator is 45 MB; CUT's tar holds six of them.
+MAX_MODEL_BYTES = 128 << 20
+MAX_TAR_BYTES = 1 << 30
+#: The most one tar member may be (read in memory), and how many members are looked at.
+MAX_MEMBERS = 10_000
+
+CYCLEGAN_PAPER = (
+    "Jun-Yan Zhu, Taesung Park, Phillip Isola, Alexei A. Efros: *Unpaired Image-to-Image Translation using "
+    "Cycle-Consistent Adversarial Networks*, ICCV 2017, [paper](https://arxiv.org/abs/1703.10593)"
+)
+CUT_PAPER = (
+    "Taesung Park, Alexei A. Efros, Richard Zhang, Jun-Yan Zhu: *Contrastive Learning for Unpaired Image-to-Image "
+    "Translation*, ECCV 2020, [paper](https://arxiv.org/abs/2007.15651)"
+)
+CYCLEGAN_CODE = "[pytorch-CycleGAN-and-pix2pix](https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix)"
+CUT_CODE = "[contrastive-unpaired-translation](https://github.com/taesungp/contrastive-unpaired-translation)"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    method: str  # "CycleGAN", "CUT" or "FastCUT"
+    source_domain: str
+    target_domain: str
+    reverse: str | None  # the zoo name of the other direction, where one was released
+    url: str
+    member: str | None = None  # the file inside a tar
+    license: str = "bsd"
+
+    @property
+    def architecture(self) -> str:
+        if self.method == "CycleGAN":
+            return "ResNet-9"
+        return "ResNet-9, anti-aliased"
+
+    def credit(self) -> str:
+        paper, code = (CYCLEGAN_PAPER, CYCLEGAN_CODE) if self.method == "CycleGAN" else (CUT_PAPER, CUT_CODE)
+        method = "" if self.method == "CycleGAN" else f" ({self.method})"
+        return (
+            f"The `{self.name}` generator{method} released by the authors of {self.method.replace('Fast', '')} "
+            f"({paper}) with their implementation {code}, under its license (BSD)"
+        )
+
+
+def _cyclegan(name: str, a: str, b: str, reverse: str | None) -> ZooModel:
+    return ZooModel(name, "CycleGAN", a, b, reverse, CYCLEGAN_URL.format(name=name))
+
+
+def _cut(task: str, method: str, a: str, b: str) -> ZooModel:
+    member = f"{task}_{method.lower()}_pretrained/latest_net_G.pth"
+    return ZooModel(f"{method.lower()}/{task}", method, a, b, None, CUT_URL, member)
+
+
+ZOO: dict[str, ZooModel] = {
+    m.name: m
+    for m in (
+        _cyclegan("horse2zebra", "horse", "zebra", "zebra2horse"),
+        _cyclegan("zebra2horse", "zebra", "horse", "horse2zebra"),
+        _cyclegan("apple2orange", "apple", "orange", "orange2apple"),
+        _cyclegan("orange2apple", "orange", "apple", "apple2orange"),
+        _cyclegan("summer2winter_yosemite", "summer", "winter", "winter2summer_yosemite"),
+        _cyclegan("winter2summer_yosemite", "winter", "summer", "summer2winter_yosemite"),
+        _cyclegan("monet2photo", "monet", "photo", "style_monet"),
+        _cyclegan("style_monet", "photo", "monet", "monet2photo"),
+        _cyclegan("style_cezanne", "photo", "cezanne", None),
+        _cyclegan("style_ukiyoe", "photo", "ukiyoe", None),
+        _cyclegan("style_vangogh", "photo", "vangogh", None),
+        _cyclegan("map2sat", "map", "satellite", "sat2map"),
+        _cyclegan("sat2map", "satellite", "map", "map2sat"),
+        _cyclegan("facades_label2photo", "label", "facade", "facades_photo2label"),
+        _cyclegan("facades_photo2label", "facade", "label", "facades_label2photo"),
+        _cyclegan("cityscapes_label2photo", "label", "street", "cityscapes_photo2label"),
+        _cyclegan("cityscapes_photo2label", "street", "label", "cityscapes_label2photo"),
+        _cyclegan("iphone2dslr_flower", "iphone", "dslr", None),
+        _cut("horse2zebra", "CUT", "horse", "zebra"),
+        _cut("cat2dog", "CUT", "cat", "dog"),
+        _cut("cityscapes", "CUT", "label", "street"),
+        _cut("horse2zebra", "FastCUT", "horse", "zebra"),
+        _cut("cat2dog", "FastCUT", "cat", "dog"),
+        _cut("cityscapes", "FastCUT", "label", "street"),
+    )
+}
+
+
+def get(name: str) -> ZooModel:
+    if name not in ZOO:
+        close = [n for n in ZOO if name.split("/")[-1] in n]
+        hint = f" (did you mean {', '.join(close[:4])}?)" if close else ""
+        raise ConversionError(f"no zoo model {name!r}{hint}; `cyclegan-hub zoo` lists them")
+    return ZOO[name]
+
+
+def table() -> list[str]:
+    """The zoo as lines: name, method, direction, architecture, reverse, license, URL."""
+    rows = [("name", "method", "translates", "architecture", "reverse", "license", "source")]
+    for m in ZOO.values():
+        source = m.url + (f" ({m.member})" if m.member else "")
+        translates = f"{m.source_domain} -> {m.target_domain}"
+        rows.append((m.name, m.method, translates, m.architecture, m.reverse or "-", m.license.upper(), source))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1] for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# downloading: capped, resumable, never a half-written file under the final name
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def mirrored(url: str, mirror: str | None) -> str:
+    """``url`` with its scheme and host replaced by the mirror's (its path kept, after the mirror's own path)."""
+    mirror = mirror or os.environ.get(MIRROR_VARIABLE)
+    if not mirror:
+        return url
+    base = urllib.parse.urlsplit(mirror)
+    if base.scheme not in ("http", "https") or not base.netloc:
+        raise ConversionError(f"zoo mirror {mirror!r} is not an http(s) URL")
+    path = base.path.rstrip("/") + urllib.parse.urlsplit(url).path
+    return urllib.parse.urlunsplit((base.scheme, base.netloc, path, "", ""))
+
+
+def cache_dir(folder: str | os.PathLike | None = None) -> Path:
+    if folder:
+        return Path(folder)
+    if os.environ.get(CACHE_VARIABLE):
+        return Path(os.environ[CACHE_VARIABLE]) / "zoo"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cyclegan-hub" / "zoo"
+
+
+def _total_from(response, offset: int) -> int | None:
+    """The whole file's size, from Content-Range (a resumed download) or Content-Length."""
+    if response.status == 206:
+        content_range = response.headers.get("Content-Range", "")
+        if not content_range.startswith(f"bytes {offset}-") or "/" not in content_range:
+            raise ConversionError(f"the server answered a resume from byte {offset} with {content_range!r}")
+        total = content_range.rsplit("/", 1)[1]
+        return int(total) if total.isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length and length.isdigit() else None
+
+
+def download(url: str, target: Path, max_bytes: int, *, progress: bool = True, timeout: float = 60) -> Path:
+    """``url`` into ``target`` (kept from an earlier run when it is complete). Bytes arrive in ``target.part``; an
+    interrupted download leaves that, and the next call resumes it with a Range request. Refused in one line: a
+    size over ``max_bytes`` (read off the headers before the body), a body longer or shorter than announced."""
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    offset = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:  # nothing after our offset: a stale part; start again
+            part.unlink()
+            return download(url, target, max_bytes, progress=progress, timeout=timeout)
+        raise ConversionError(f"{url}: HTTP {err.code} {err.reason}") from None
+    except (urllib.error.URLError, OSError) as err:
+        raise ConversionError(f"{url} could not be reached ({getattr(err, 'reason', err)})") from None
+    with response:
+        if response.status == 200 and offset:  # the server ignored the Range: start again
+            offset = 0
+        total = _total_from(response, offset)
+        if total is not None and total > max_bytes:
+            raise ConversionError(f"{url} is {total / 2**20:.0f} MB, above the limit of {max_bytes / 2**20:.0f} MB; "
+                                  "not downloaded")  # fmt: skip
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=total, initial=offset, unit="B", unit_scale=True, desc=target.name, leave=False)
+        received = offset
+        try:
+            with open(part, "ab" if offset else "wb") as f:
+                while chunk := response.read(1 << 20):
+                    received += len(chunk)
+                    if received > (total if total is not None else max_bytes):
+                        f.close()
+                        part.unlink()
+                        limit = "the size announced" if total is not None else f"the limit of {max_bytes >> 20} MB"
+                        raise ConversionError(f"{url} sent more than {limit}; refused and deleted")
+                    f.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as err:
+            raise ConversionError(f"{url}: the download stopped at {received:,} bytes ({err}); run the same "
+                                  "command again to resume it") from None  # fmt: skip
+        finally:
+            if bar is not None:
+                bar.close()
+    if total is not None and received != total:
+        raise ConversionError(f"{url}: the download stopped at {received:,} of {total:,} bytes; run the same "
+                              "command again to resume it")  # fmt: skip
+    os.replace(part, target)
+    return target
+
+
+def fetch(model: ZooModel, *, mirror: str | None = None, folder=None, progress: bool = True) -> tuple[Path, str]:
+    """The downloaded file of ``model`` (the tar for CUT's) and the URL it came from."""
+    url = mirrored(model.url, mirror)
+    name = Path(urllib.parse.urlsplit(model.url).path).name
+    limit = MAX_TAR_BYTES if model.member else MAX_MODEL_BYTES
+    return download(url, cache_dir(folder) / name, limit, progress=progress), url
+
+
+def read_member(tar_path: Path, member: str) -> bytes:
+    """The bytes of the one member of a tar whose name is ``member`` or ends with ``/member``, read in memory;
+    every other member is skipped unread."""
+    try:
+        with tarfile.open(tar_path, mode="r:*") as tar:
+            for count, info in enumerate(tar):
+                if count >= MAX_MEMBERS:
+                    break
+                if info.name == member or info.name.endswith("/" + member):
+                    if not info.isreg():
+                        raise ConversionError(f"{tar_path.name}: {info.name} is not a regular file")
+                    if info.size > MAX_MODEL_BYTES:
+                        raise ConversionError(f"{tar_path.name}: {info.name} is {info.size >> 20} MB, above the "
+                                              f"limit of {MAX_MODEL_BYTES >> 20} MB")  # fmt: skip
+                    return tar.extractfile(info).read()
+    except (tarfile.TarError, OSError, EOFError) as err:
+        raise ConversionError(f"{tar_path.name} is not a readable tar ({err})") from None
+    raise ConversionError(f"{tar_path.name} holds no {member}")
