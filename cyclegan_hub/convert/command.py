@@ -76,8 +76,9 @@ def from_zoo(name: str, *, mirror: str | None = None, cache: str | None = None) 
 def origin_text(checkpoint: Checkpoint, layout: Layout, difference: float, shape: tuple) -> str:
     from .. import __version__
 
-    if checkpoint.zoo_model is not None:
-        credit = checkpoint.zoo_model.credit()
+    released = checkpoint.zoo_model
+    if released is not None and (released.method == "CycleGAN") == (layout.source == "official"):
+        credit = released.credit()
     else:
         credit = f"A generator in the {SOURCES[layout.source]} layout"
     return (

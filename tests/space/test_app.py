@@ -343,14 +343,17 @@ def test_space_script_is_the_library_script():
 @pytest.fixture(scope="module")
 def two_pair_app(tmp_path_factory):
     from cyclegan_hub.convert.command import convert_checkpoint
-    from tests.official_layout import ResnetGenerator, randomized
+    from tests.official_layout import randomized
+    from tests.other_layouts import CUTGenerator, HugGANGenerator
 
     from .conftest import start_app, stop_app
 
-    folder = tmp_path_factory.mktemp("official")
-    for seed, name in enumerate(("horse2zebra", "zebra2horse")):
-        torch.save(randomized(ResnetGenerator(ngf=4, n_blocks=2), seed).state_dict(), folder / f"{name}.pth")
-    convert_checkpoint(str(folder / "horse2zebra.pth"), folder / "h2z", reverse=str(folder / "zebra2horse.pth"))
+    # a pair of two other implementations' layouts: CUT one way, HugGAN / eriklindernoren the other
+    folder = tmp_path_factory.mktemp("converted")
+    torch.save(randomized(CUTGenerator(ngf=4, n_blocks=2), 0).state_dict(), folder / "latest_net_G.pth")
+    torch.save(randomized(HugGANGenerator(3, blocks=2, features=4), 1).state_dict(), folder / "G_BA_200.pth")
+    convert_checkpoint(str(folder / "latest_net_G.pth"), folder / "h2z", reverse=str(folder / "G_BA_200.pth"),
+                       source_domain="horse", target_domain="zebra", name="horse2zebra")  # fmt: skip
     proc, url = start_app({"CYCLEGAN_MODELS": str(folder / "h2z")})
     yield url
     stop_app(proc)
