@@ -73,3 +73,25 @@ def test_an_upright_image_is_not_copied():
     image.save(buffer, "PNG")
     opened = imaging.open_image(buffer.getvalue())
     assert imaging.open_image(opened) is opened and np.asarray(opened).shape == (10, 10, 3)
+
+
+def test_the_image_gate_refuses_containers_and_unbounded_structures_before_decoding():
+    """An .ico that hides a 13000x13000 PNG behind a 16x16 directory entry, a JPEG of 2000 scans and a PNG of 30000
+    chunks are refused from their structure, in one line, before a pixel is decoded."""
+    from cyclegan_hub.io.imaging import WEB_FORMATS, open_image
+
+    from .hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
+
+    cases = {
+        "ico": (ico_over_png(huge_png(3000)), "is not an image in a format read here (PNG, JPEG, WEBP, GIF, BMP)"),
+        "scans": (many_scan_jpeg(), "is a JPEG of 2010 scans, above the limit of 100"),
+        "chunks": (many_chunk_png(), "is a PNG of more than 20000 chunks or 1000 ancillary chunks"),
+        "pixels": (huge_png(9000), "is 9000x9000 pixels (81 MP), above the limit of 24 MP"),
+    }
+    for name, (data, message) in cases.items():
+        with pytest.raises(ValueError) as info:
+            open_image(data, max_pixels=24_000_000, formats=WEB_FORMATS)
+        assert message in str(info.value) and "\n" not in str(info.value), name
+    # what these files are built from decodes
+    assert open_image(many_chunk_png(10)).size == (16, 16)
+    assert open_image(many_scan_jpeg(3)).size == (64, 64)

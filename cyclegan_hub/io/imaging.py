@@ -39,14 +39,31 @@ MAX_FILE_BYTES = 256 * 2**20
 #: config asks for a huge multiple cannot turn a 28x28 digit into a 16384x16384 tensor.
 MAX_PAD_FACTOR = 4
 MIN_PAD_PIXELS = 256 * 256
+#: Formats decoded at all: raster files whose header gives the size the decoder allocates. Containers that embed
+#: other images (ICO, ICNS, CUR: a 16x16 directory entry over a 13000x13000 PNG) and exotic formats are refused.
+IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF", "PPM")
+#: What a public server decodes (the formats browsers send).
+WEB_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+#: Decoding time is bounded by structure, checked before decoding: a progressive JPEG has about 10 scans (a file of
+#: thousands of tiny scans takes ~25 s per 575 KB to decode); a PNG a few thousand chunks (1.6 million ancillary
+#: chunks take 10 s).
+MAX_JPEG_SCANS = 100
+MAX_PNG_CHUNKS = 20_000
+MAX_PNG_ANCILLARY_CHUNKS = 1_000
 
 
-def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int = MAX_FILE_BYTES) -> Image.Image:
+def open_image(
+    source: ImageInput,
+    max_pixels: int = MAX_PIXELS,
+    max_bytes: int = MAX_FILE_BYTES,
+    formats: Sequence[str] = IMAGE_FORMATS,
+) -> Image.Image:
     """Return a fully decoded PIL image, upright according to its EXIF orientation.
 
-    Raises ValueError (naming the problem) for an empty file, data that is not an image, a truncated or corrupt
-    file, a file of more than ``max_bytes`` or a special file (a device, a pipe), or an image of more than
-    ``max_pixels`` pixels (checked from the header, before decoding); FileNotFoundError for a missing path.
+    Raises ValueError (naming the problem) for an empty file, data that is not an image, a format not in
+    ``formats``, a truncated or corrupt file, a file of more than ``max_bytes`` or a special file (a device, a pipe),
+    an image of more than ``max_pixels`` pixels (checked from the header, before decoding), or a structure that
+    would take unbounded time to decode (too many JPEG scans or PNG chunks); FileNotFoundError for a missing path.
     """
     if isinstance(source, Image.Image):
         image = source
@@ -57,22 +74,26 @@ def open_image(source: ImageInput, max_pixels: int = MAX_PIXELS, max_bytes: int 
         if not data:
             raise ValueError(f"{name} is an empty file")
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings():  # the size is checked below, with a message that names it
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError:
+                # only the plugins of ``formats`` are tried: some (ICO) decode their embedded image while opening
+                image = Image.open(io.BytesIO(data), formats=list(formats))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
         except UnidentifiedImageError:
-            raise ValueError(
-                f"{name} is not an image PIL can read (raster formats such as PNG, JPEG, WebP, TIFF)"
-            ) from None
+            raise ValueError(f"{name} is not an image in a format read here ({', '.join(formats)})") from None
         except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header that ends early: "Truncated File Read"
             raise ValueError(f"{name} is truncated or corrupt ({err})") from None
         _check_pixels(name, image.size, max_pixels)
+        _check_structure(name, data, image.format)
         try:
-            image.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image.load()
         except (OSError, SyntaxError, ValueError) as err:
             raise ValueError(f"{name} is truncated or corrupt ({err})") from None
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
     _check_pixels("the image", image.size, max_pixels)
     if image.width < 1 or image.height < 1:
         raise ValueError(f"the image has no pixels ({image.width}x{image.height})")
@@ -99,6 +120,29 @@ def _read_bytes(source, max_bytes: int) -> tuple[str, bytes]:
             raise ValueError(f"{name} is larger than the limit of {max_bytes / 2**20:.0f} MB")
         return name, data
     raise TypeError(f"cannot read an image from a {type(source).__name__}")
+
+
+def _check_structure(name: str, data: bytes, image_format: str) -> None:
+    """Refuse files whose decoding time is not bounded by their pixels: JPEG scans and PNG chunks are counted in
+    one pass over the bytes (a marker 0xFFDA starts each JPEG scan: entropy-coded data stuffs every 0xFF with 0x00)."""
+    if image_format in ("JPEG", "MPO"):
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise ValueError(f"{name} is a JPEG of {scans} scans, above the limit of {MAX_JPEG_SCANS}")
+    elif image_format == "PNG":
+        offset, chunks, ancillary = 8, 0, 0
+        while offset + 8 <= len(data):
+            length = int.from_bytes(data[offset : offset + 4], "big")
+            chunks += 1
+            ancillary += data[offset + 4] & 0x20 != 0  # lower-case first letter: ancillary
+            if chunks > MAX_PNG_CHUNKS or ancillary > MAX_PNG_ANCILLARY_CHUNKS:
+                raise ValueError(
+                    f"{name} is a PNG of more than {MAX_PNG_CHUNKS} chunks or {MAX_PNG_ANCILLARY_CHUNKS} ancillary "
+                    "chunks; refused (decoding it would take unbounded time)"
+                )
+            if data[offset + 4 : offset + 8] == b"IEND":
+                break
+            offset += 12 + length
 
 
 def _check_pixels(name: str, size: tuple[int, int], max_pixels: int) -> None:

@@ -21,6 +21,7 @@ import json
 import math
 import os
 import struct
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -79,10 +80,16 @@ def read_safetensors_header(path: str | os.PathLike) -> dict[str, tuple[str, tup
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (begin, stop) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
+            dtype, shape, (begin, stop) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
         except (TypeError, KeyError, ValueError):
             raise ValueError(f"{path.name} is not a readable safetensors file (bad entry for {name!r})") from None
-        if any(d < 0 for d in shape) or not (0 <= begin <= stop):
+        numbers = (*shape, begin, stop)
+        if (
+            not isinstance(dtype, str)
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in numbers)
+            or any(d < 0 for d in shape)
+            or not (0 <= begin <= stop)
+        ):
             raise ValueError(f"{path.name} is not a readable safetensors file (bad entry for {name!r})")
         tensors[name] = (dtype, shape)
         end = max(end, stop)
@@ -141,9 +148,16 @@ def check_float(config: dict, key: str, low: float, high: float, *, high_open: b
 
 
 def check_text(config: dict, key: str, max_length: int = 100) -> None:
+    """A label shown to people (a domain's name): 1 to ``max_length`` characters of plain text. Control and format
+    characters (ANSI escapes, bidi overrides, zero-width marks) are refused where the config is read, so no
+    terminal or page ever receives them; markup characters are data, escaped where a page shows them."""
     value = config.get(key)
     if not isinstance(value, str) or not 0 < len(value) <= max_length:
-        raise ValueError(f"{key} must be a text of 1 to {max_length} characters, got {value!r}")
+        shown = value if not isinstance(value, str) else f"{len(value)} characters"
+        raise ValueError(f"{key} must be a text of 1 to {max_length} characters, got {shown!r}")
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp")), None)
+    if bad is not None:
+        raise ValueError(f"{key} holds the control character U+{ord(bad):04X}; labels are plain text")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,13 +11,17 @@ decoded (``ServingLimits``), and uploads and outputs are deleted after an hour.
 from __future__ import annotations
 
 import base64
+import html
 import os
+import re
 import uuid
 from pathlib import Path
 
 import gradio as gr
 from PIL import Image
 
+from ..io import imaging
+from .guard import RequestGuard, RequestLimits
 from .pairs import PairTranslator, ServingLimits, load_pairs
 
 #: What ``space/app.py`` holds and ``deploy-space`` uploads as the Space's app.py.
@@ -103,7 +107,75 @@ class DirectionRadio(gr.Radio):
         return "radio"
 
     def preprocess(self, payload):
+        if not isinstance(payload, str) or len(payload) > 300:
+            raise gr.Error("the direction must be a text such as '6 -> 9'", print_exception=False)
         return payload
+
+
+#: Layers a drawing may have (the pad makes one; a request may not send thousands).
+MAX_LAYERS = 4
+
+
+#: The most pixels a drawing may have (the pad is 280x280).
+MAX_DRAWING_PIXELS = 4_000_000
+
+
+class BoundedSketchpad(gr.Sketchpad):
+    """The drawing pad, whose only use is its composite: the layers are counted, never decoded; the composite goes
+    through the image gate (formats, bytes, pixels, structure), is flattened on white as the pad shows it, and is
+    handed on as a file in the upload folder (translated later like any upload)."""
+
+    limits = ServingLimits()  # set per app by build_demo
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        data = payload
+        if getattr(payload, "id", None) is not None:  # the page streams a drawing's images ahead of the event
+            data = self.blob_storage.get(payload.id)
+            if data is None:
+                return None
+        layers = data.layers or []
+        if len(layers) > MAX_LAYERS:
+            raise gr.Error(f"a drawing may have at most {MAX_LAYERS} layers, not {len(layers)}", print_exception=False)
+        composite = data.composite
+        if composite is None:
+            return None
+        if isinstance(composite, (bytes, bytearray, memoryview)):
+            source = bytes(composite)
+        else:
+            source = getattr(composite, "path", None)
+            if not uploaded_path(source):
+                raise gr.Error(NOT_UPLOADED, print_exception=False)
+        try:
+            image = imaging.open_image(
+                source,
+                max_pixels=min(self.limits.max_pixels, MAX_DRAWING_PIXELS),
+                max_bytes=self.limits.max_bytes,
+                formats=imaging.WEB_FORMATS,
+            )
+        except (ValueError, FileNotFoundError) as err:
+            message = str(err).replace(source, Path(source).name) if isinstance(source, str) else str(err)
+            raise gr.Error(f"the drawing: {message}", print_exception=False) from None
+        if "A" in image.getbands() or "transparency" in image.info:  # strokes on a transparent canvas: on white
+            image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        from gradio.utils import get_upload_folder
+
+        folder = Path(get_upload_folder()) / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        image.convert("RGB").save(folder / "drawing.png")
+        return {"composite": str(folder / "drawing.png")}
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def plain(text: str) -> str:
+    """A label (a domain's name from a model's config) as text in Markdown: no HTML, no Markdown survives."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
 
 
 def own_file(image: Image.Image) -> Image.Image:
@@ -158,7 +230,7 @@ def build_demo(
     titles = " · ".join(pair.name for pair in pairs)
     classes = ["digit"] if first.digits else []
     with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown(f"# CycleGAN: {titles}")
+        gr.Markdown(f"# CycleGAN: {plain(titles)}")
         gr.Markdown(ABOUT)
         with gr.Row():
             with gr.Column():
@@ -177,13 +249,14 @@ def build_demo(
                     )
                     source.limits = limits
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(
+                    sketch = BoundedSketchpad(
                         label="Pick the brush, draw, then press Translate",
                         type="filepath",
                         image_mode="RGB",
                         canvas_size=(280, 280),
                         brush=gr.Brush(default_size=18, colors=["#000000"]),
                     )
+                    sketch.limits = limits
                 direction = DirectionRadio(
                     list(first.directions), value=next(iter(first.directions)), label="Direction"
                 )
@@ -239,11 +312,15 @@ def build_demo(
     return demo
 
 
-def launch(demo: gr.Blocks, **kwargs) -> None:
-    """Launch with the upload size limit of the app's ``ServingLimits``."""
+def launch(demo: gr.Blocks, requests: RequestLimits = RequestLimits(), **kwargs) -> None:
+    """Launch with the upload size limit of the app's ``ServingLimits`` and ``RequestGuard`` in front of every
+    route (body sizes, files per upload, a per-client quota, the queue-bypassing routes closed)."""
+    from starlette.middleware import Middleware
+
     limits = getattr(demo, "limits", ServingLimits())
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo.launch(show_error=True, css=CSS, max_file_size=limits.max_bytes, **kwargs)
+    app_kwargs = {"middleware": [Middleware(RequestGuard, limits=requests)]}
+    demo.launch(show_error=True, css=CSS, max_file_size=limits.max_bytes, app_kwargs=app_kwargs, **kwargs)
 
 
 def pair_specs(here: Path | None = None) -> list[str]:

@@ -143,11 +143,16 @@ class PairTranslator:
         if source is None:
             raise ValueError("no image: upload, paste, photograph or draw one first")
         with _decoding(self.limits.decoding):
-            image = imaging.open_image(source, max_pixels=self.limits.max_pixels, max_bytes=self.limits.max_bytes)
-            full_size = image.width * image.height
-            image = imaging.shrink_image(image, self.limits.photo_side)  # from here on, memory is bounded by the side
-        if full_size > 4_000_000:
-            _return_memory()
+            try:
+                image = imaging.open_image(
+                    source,
+                    max_pixels=self.limits.max_pixels,
+                    max_bytes=self.limits.max_bytes,
+                    formats=imaging.WEB_FORMATS,
+                )
+                image = imaging.shrink_image(image, self.limits.photo_side)  # from here on, bounded by the side
+            finally:
+                _return_memory()  # on success and on every refusal: a decoded photo's pages go back at once
         if self.digits:
             return frame_like_mnist(image, self.directions[direction][0].config["image_size"])
         return image

@@ -24,6 +24,7 @@ else:  # pragma: no cover
 
 import torch
 
+from ..models.modeling import check_text
 from . import families
 from .data import DomainSpec
 from .losses import GAN_MODES
@@ -352,6 +353,11 @@ def check(config: TrainingConfig) -> None:
                 f"{name}.path is not set: give --config (e.g. training/configs/mnist-6to9.toml) or "
                 f"--set {name}.path=..."
             )
+    for name in ("domain_a", "domain_b"):
+        try:
+            check_text({f"{name}.label": getattr(config, name).label}, f"{name}.label")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
     if config.domain_a.label == config.domain_b.label:
         raise ConfigError(f"domain_a.label and domain_b.label are both {config.domain_a.label!r}: name the two domains")
     if config.data.load_size < config.data.image_size:

@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file
 
 from cyclegan_hub.models.mnist_classifier import classify_digits
 
-from ..image_cases import BAD_FILES, animated_gif, float_tiff
+from ..image_cases import BAD_FILES, animated_gif
 from .conftest import CHROMIUM_FLAGS, ROOT, chromium_path
 
 pytestmark = pytest.mark.slow
@@ -96,7 +96,7 @@ def _odd_images(tmp_path) -> dict[str, Path]:
     for name, image in files.items():
         image.save(tmp_path / name)
         paths[name] = tmp_path / name
-    for name, data in (("animated.gif", animated_gif()), ("float.tif", float_tiff())):
+    for name, data in (("animated.gif", animated_gif()),):
         (tmp_path / name).write_bytes(data)
         paths[name] = tmp_path / name
     return paths
