@@ -297,7 +297,7 @@ def test_push_never_follows_a_link_out_of_the_run(hub, run_dir, tmp_path):
     (run / "samples" / "step-999998.png").write_text("not an image")
     result = cli("push", str(run), "--repo-id", "user/mnist-6to9", env=env)
     assert result.returncode == 0, result.stderr
-    assert "skipped samples/step-999999.png: not a regular file inside the run (a link?)" in result.stderr
+    assert "skipped samples/step-999999.png: not a regular file of its own inside the run (a link?)" in result.stderr
     assert "skipped samples/step-999998.png: " in result.stderr and "not an image" in result.stderr
     pushed = hub.repo_path("model", "user/mnist-6to9") / "sample.png"
     assert pushed.read_bytes() == newest.read_bytes()  # the newest real sample, not what the link points to
@@ -309,7 +309,7 @@ def test_push_never_follows_a_link_out_of_the_run(hub, run_dir, tmp_path):
     os.symlink(tmp_path / "elsewhere.safetensors", weights)
     hub.commits.clear()
     result = cli("push", str(run), "--repo-id", "user/other-6to9", env=env)
-    assert result.returncode == 1 and "model.safetensors is not a regular file inside" in result.stderr
+    assert result.returncode == 1 and "model.safetensors is not a regular file of its own inside" in result.stderr
     assert hub.commits == [] and len(result.stderr.strip().splitlines()) == 1
 
 
@@ -331,3 +331,25 @@ def test_training_state_comes_only_from_the_run_folder(hub, run_dir, tmp_path, a
     assert result.returncode == 1 and hub.commits == []
     assert len(result.stderr.strip().splitlines()) == 1
     assert "not a step folder of this run" in result.stderr or "has no checkpoint" in result.stderr
+
+
+@pytest.mark.parametrize("attack", ["hard-link", "not-safetensors"])
+def test_training_state_files_are_the_runs_own_safetensors(hub, run_dir, tmp_path, attack):
+    """A hard link (st_nlink > 1) puts bytes from outside the run under a name inside it; a training-state file that
+    is not safetensors is not training state. Both are refused in one line, before anything is uploaded."""
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "hf")}
+    run = copy_run(run_dir, tmp_path)
+    step = run / "checkpoints" / "step-000002"
+    target = step / "optimizers.safetensors"
+    if attack == "hard-link":
+        secret = tmp_path / "secret.safetensors"
+        shutil.copyfile(target, secret)
+        target.unlink()
+        os.link(secret, target)
+        expected = "optimizers.safetensors is not a regular file of its own inside"
+    else:
+        target.write_bytes(b"PK\x03\x04 a zip, not tensors" * 10)
+        expected = "optimizers.safetensors is not a"
+    result = cli("push", str(run), "--repo-id", "user/mnist-6to9", "--include-training-state", env=env)
+    assert result.returncode == 1 and hub.commits == [], result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and expected in result.stderr

@@ -125,3 +125,25 @@ def test_discriminator_configs_are_bounded_too(tmp_path):
     edit_config(tmp_path, n_layers=10_000)
     with pytest.raises(ValueError, match="n_layers must be an integer from 1 to 8"):
         PatchDiscriminator.from_pretrained(tmp_path)
+
+
+def test_labels_are_plain_text_and_malformed_headers_are_one_line(tmp_path):
+    import json
+    import re
+    import struct
+
+    from cyclegan_hub import CycleGenerator
+    from cyclegan_hub.models.modeling import read_safetensors_header
+
+    for label, code in (("\x1b[31mred", "U+001B"), ("six\u202e", "U+202E"), ("a\u200bb", "U+200B")):
+        with pytest.raises(
+            ValueError, match=re.escape(f"source_domain holds the control character {code}; labels are plain text")
+        ):
+            CycleGenerator(source_domain=label)
+    with pytest.raises(ValueError, match=r"source_domain must be a text of 1 to 100 characters, got '101 characters'"):
+        CycleGenerator(source_domain="x" * 101)
+    assert CycleGenerator(source_domain="<b>6</b> [x](y)", base_channels=2, n_blocks=0).config["source_domain"]
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}).encode()
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 4)
+    with pytest.raises(ValueError, match=r"bad.safetensors is not a readable safetensors file \(bad entry for 'w'\)"):
+        read_safetensors_header(tmp_path / "bad.safetensors")

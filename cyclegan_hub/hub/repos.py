@@ -26,10 +26,10 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
-from ..io.files import read_json, regular_file_inside
+from ..io.files import own_file, read_json
 from ..io.imaging import open_image
 from ..models.cyclegan import CycleGenerator
-from ..models.modeling import HubModule
+from ..models.modeling import HubModule, read_safetensors_header
 from ..training.checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
 from .cards import DIRECTIONS, CardInputs, write_generator
 
@@ -123,9 +123,10 @@ def load_run_pair(run_dir: Path) -> list[CycleGenerator]:
         if not weights.exists() and not weights.is_symlink():
             raise ValueError(f"{run_dir} has no {name}/ with weights: is it a finished training run folder?")
         for path in (weights, folder / "config.json"):
-            if not regular_file_inside(run_dir, path):
+            if not own_file(run_dir, path):
                 raise ValueError(
-                    f"{path} is not a regular file inside {run_dir} (links are never followed); nothing was pushed"
+                    f"{path} is not a regular file of its own inside {run_dir} (links, hard links included, are "
+                    "never followed); nothing was pushed"
                 )
         pair.append(load_generator(str(folder)))
     check_pair(*pair, names=RUN_GENERATORS)
@@ -138,8 +139,8 @@ def newest_sample(run_dir: Path, skipped: list[str]) -> Path | None:
     if folder.is_symlink() or not folder.is_dir():
         return None
     for path in sorted(folder.glob("step-*.png"), reverse=True):
-        if not regular_file_inside(run_dir, path):
-            skipped.append(f"{path.relative_to(run_dir)}: not a regular file inside the run (a link?)")
+        if not own_file(run_dir, path):
+            skipped.append(f"{path.relative_to(run_dir)}: not a regular file of its own inside the run (a link?)")
             continue
         try:
             open_image(path, max_bytes=32 * 2**20)
@@ -163,7 +164,15 @@ def stage_training_state(run_dir: Path, target: Path) -> None:
             raise ValueError(f"{path}/training_state.json: num_processes must be a whole number")
         target.mkdir()
         for name in checkpoint_files(processes):
-            shutil.copyfile(checkpoint.path(name), target / name)
+            source = Path(checkpoint.path(name))
+            if not own_file(run_dir, source):
+                raise ValueError(
+                    f"{source} is not a regular file of its own inside {run_dir} (a hard link shares its bytes "
+                    "with a file elsewhere); nothing was pushed"
+                )
+            if name.endswith(".safetensors"):
+                read_safetensors_header(source)  # a ValueError naming the file unless it is one
+            shutil.copyfile(source, target / name)
     except CheckpointError as err:
         raise ValueError(str(err)) from None
 

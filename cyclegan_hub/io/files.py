@@ -139,6 +139,12 @@ def regular_file_inside(root: str | os.PathLike, path: str | os.PathLike) -> boo
     return inside(root, path) and Path(path).is_file() and not Path(path).is_symlink()
 
 
+def own_file(root: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """A regular file inside ``root`` whose bytes are its own: no link on the way and no other name (a hard link,
+    ``st_nlink > 1``, shares its bytes with a file that may lie anywhere). What is published must be this."""
+    return regular_file_inside(root, path) and os.lstat(path).st_nlink == 1
+
+
 def default_file_mode() -> int:
     """What ``open(path, "w")`` gives a new file: 0666 less the process umask."""
     mask = os.umask(0)

@@ -263,6 +263,8 @@ def test_shipped_configs_are_valid(config):
         (["--set", "train.lamda_cycle=5"], "--set train.lamda_cycle: unknown key (did you mean 'lambda_cycle'?)"),
         (["--push-to-hub"], "--push-to-hub needs --hub-repo-id (hub.repo_id)"),
         (["--push-to-hub", "--hub-repo-id", "user/x"], "--push-to-hub needs a Hugging Face token"),
+        (["--set", 'domain_a.label="\\u001b[31m6"'], "domain_a.label holds the control character U+001B"),
+        (["--set", f'domain_b.label="{"9" * 101}"'], "domain_b.label must be a text of 1 to 100 characters"),
     ],
 )
 def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, message):
