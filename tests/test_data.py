@@ -196,3 +196,25 @@ def test_stroke_augment_varies_width_and_pose_reproducibly():
     left[:, :, 6:22, 3:6] = 255
     columns = stroke_augment(left, torch.Generator().manual_seed(0)).float().sum((0, 1, 2))
     assert columns[:10].sum() > 0.95 * columns.sum()
+
+
+def test_the_memory_of_decoded_images_is_checked_before_decoding(tmp_path, monkeypatch):
+    """load_size = 8192 passed validation and ran out of memory while decoding (201 MB an RGB image): the total is
+    now checked from the number of rows before the first image is decoded (and as a stream arrives)."""
+    import cyclegan_hub.training.data as data
+
+    for i in range(3):
+        gray(9).save(tmp_path / f"{i}.png")
+    ds = load_domain(DomainSpec(path="imagefolder", data_dir=str(tmp_path)))
+    monkeypatch.setattr(data, "MAX_DECODED_BYTES", 2**30)
+    with pytest.raises(ValueError) as info:
+        decode_domain(ds, "image", 3, 8192)
+    assert str(info.value) == (
+        "3 images of 8192x8192 would take 1.1 GB once decoded, above the limit of 1 GB: lower data.load_size or use "
+        "fewer images"
+    )
+    monkeypatch.setattr(data, "MAX_DECODED_BYTES", 2 * 3 * 64 * 64 * 2)  # room for two 64x64 RGB images
+    stream = load_domain(DomainSpec(path="imagefolder", data_dir=str(tmp_path), streaming=True))
+    with pytest.raises(ValueError, match="3 images of 64x64 would take 0.0 GB once decoded, above the limit"):
+        decode_domain(stream, "image", 3, 64)
+    assert decode_domain(stream, "image", 3, 64, max_images=2)[0].shape == (2, 3, 64, 64)

@@ -202,14 +202,34 @@ def _values_hint(spec: DomainSpec, column: str) -> str:
     return f" ({column} values present: {shown})"
 
 
+#: The most memory a domain's decoded images may take (they are held as uint8, and stacked once).
+MAX_DECODED_BYTES = 8 * 2**30
+
+
 def decode_domain(ds, image_column: str, channels: int, size: int, max_images: int | None = None):
     """Decode (and resize to ``size`` x ``size``) every image of a domain into one uint8 tensor [N, C, size, size].
 
-    Unreadable images are skipped and counted, not fatal. Returns (images, skipped)."""
+    Unreadable images are skipped and counted, not fatal. Returns (images, skipped). The memory this needs is
+    checked before the first image is decoded (from the number of rows), and again as a stream arrives: a ValueError
+    says what to lower."""
+    per_image = 2 * channels * size * size  # each image, and its place in the stacked tensor
+    rows = len(ds) if hasattr(ds, "__len__") else None
+    rows = min(rows, max_images) if rows is not None and max_images is not None else rows
+
+    def too_much(count: int) -> ValueError:
+        return ValueError(
+            f"{count} images of {size}x{size} would take {count * per_image / 2**30:.1f} GB once decoded, above the "
+            f"limit of {MAX_DECODED_BYTES / 2**30:.0f} GB: lower data.load_size or use fewer images"
+        )
+
+    if rows is not None and rows * per_image > MAX_DECODED_BYTES:
+        raise too_much(rows)
     images, skipped = [], 0
     for row in ds:
         if max_images is not None and len(images) >= max_images:
             break
+        if (len(images) + 1) * per_image > MAX_DECODED_BYTES:
+            raise too_much(len(images) + 1)
         cell = row[image_column]
         try:
             if cell is None:
