@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import subprocess
 import time
@@ -46,11 +47,39 @@ def plain_convolutions(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
+def cpu_model() -> tuple[str, str]:
+    """(CPU model, the widest ISA that matters here) from /proc/cpuinfo: AMX, AVX512-BF16, AVX-512 or AVX2. Figures
+    on CPUs differ by machine kind (bf16 is native only with AVX512-BF16 or AMX), so every result names it."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), "unknown"
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    isa = next(
+        (
+            name
+            for flag, name in (
+                ("amx_bf16", "AMX"),
+                ("avx512_bf16", "AVX512-BF16"),
+                ("avx512f", "AVX-512"),
+                ("avx2", "AVX2"),
+            )
+            if flag in flags
+        ),  # fmt: skip
+        "no AVX2",
+    )
+    return model or platform.machine(), isa
+
+
 def machine() -> dict:
+    model, isa = cpu_model()
     info = {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": model,
+        "isa": isa,
+        "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
     }
     if torch.cuda.is_available():

@@ -1,14 +1,21 @@
-"""Load on the Space's API: p50/p95 latency and throughput with 1 and 16 concurrent gradio_client clients.
+"""Load on the Space's API: latency and throughput with 1 and 16 concurrent gradio_client clients, and normal
+visitors served while hostile ones attack.
 
-    python benchmarks/space_load.py --requests 64
+    python benchmarks/space_load.py --requests 64                  # the throughput table
+    python benchmarks/space_load.py --hostile 60 --clients 4       # 4 visitors + 4 attackers for 60 s
 
 Starts space/app.py on a free local port (the bundled MNIST pair), sends bounded requests (each a slightly
-different digit), stops it.
+different digit), stops it. ``--hostile``: the idle latency first (one visitor alone), then visitors and attackers
+together for a fixed time; attackers cycle through the security probe's files (an .ico over a 13000x13000 PNG, a
+JPEG of 3000 scans, a PNG of 100k chunks, a 169 MP PNG, the drawing pad sent that PNG, a 400 MB body announced).
+Reports the visitors' completed requests, p50/p99 against idle, errors, the attackers' refusals and any 5xx, and
+the server's RSS at start, peak and end (sampled every 50 ms).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -77,7 +84,119 @@ def run_clients(url: str, clients: int, requests: int, images: list[Path]) -> di
         "first_error": errors[0][:300] if errors else None,
         "p50_ms": pick(0.5),
         "p95_ms": pick(0.95),
+        "p99_ms": pick(0.99),
         "requests_per_s": round(len(latencies) / wall, 2),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def hostile_run(proc, url: str, seconds: float, clients: int, images: list[Path], folder: Path) -> dict:
+    """Visitors and attackers together for ``seconds``; latency of the visitors against one visitor alone."""
+    import json as json_module
+
+    from gradio_client import Client, handle_file
+
+    from tests.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
+    from tests.space.test_limits import _post, _queue, _sketch_event, _upload
+
+    files = {
+        "ico.ico": ico_over_png(huge_png(13000)),
+        "scans.jpg": many_scan_jpeg(3000),
+        "chunks.png": many_chunk_png(100_000),
+        "huge.png": huge_png(13000),
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    idle = run_clients(url, 1, 24, images)
+    calm = run_clients(url, clients, 16 * clients, images)  # the same visitors, no attackers
+    start_rss = rss_mb(proc.pid)
+    stop = time.perf_counter() + seconds
+    latencies, errors, refused, server_errors = [], [], [], []
+    peak = [start_rss]
+    lock = threading.Lock()
+
+    def sample():
+        while time.perf_counter() < stop + 2:
+            peak.append(rss_mb(proc.pid))
+            time.sleep(0.05)
+
+    def visitor(k: int):
+        client, j = Client(url, verbose=False), 0
+        while time.perf_counter() < stop:
+            begin = time.perf_counter()
+            try:
+                client.predict(handle_file(images[(k * 97 + j) % len(images)]), "6 -> 9", api_name="/translate")
+                with lock:
+                    latencies.append(time.perf_counter() - begin)
+            except Exception as err:  # counted, never fatal to the benchmark
+                errors.append(str(err)[:200])
+            j += 1
+
+    def attacker(k: int):
+        client, j = Client(url, verbose=False), 0
+        fn = _sketch_event(url)
+        kinds = [*files, "drawing", "body"]
+        while time.perf_counter() < stop:
+            kind = kinds[(k + j) % len(kinds)]
+            j += 1
+            try:
+                if kind == "body":
+                    status, _ = _post(url, "/gradio_api/queue/join", b"{}", length=400 * 2**20)
+                elif kind == "drawing":
+                    status, text = _upload(url, {"huge.png": files["huge.png"]})
+                    path = json_module.loads(text)[0] if status == 200 else None
+                    if path:
+                        item = {"path": path, "meta": {"_type": "gradio.FileData"}}
+                        result = _queue(url, fn, [{"background": None, "layers": [item], "composite": item}])
+                        status = 422 if not result["success"] else 200
+                else:
+                    client.predict(handle_file(folder / kind), "6 -> 9", api_name="/translate")
+                    status = 200
+            except Exception:  # the refusal, as gradio_client raises it
+                status = 422
+            with lock:
+                (server_errors if status >= 500 else refused).append(kind if status >= 400 else f"{kind}: accepted")
+
+    threads = [threading.Thread(target=sample)]
+    threads += [threading.Thread(target=visitor, args=(k,)) for k in range(clients)]
+    threads += [threading.Thread(target=attacker, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 600)
+    time.sleep(2)
+    end_rss = rss_mb(proc.pid)
+    ordered = sorted(latencies)
+
+    def pick(q):
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1) if ordered else None
+
+    return {
+        "seconds": seconds,
+        "visitors": clients,
+        "attackers": clients,
+        "idle_p50_ms": idle["p50_ms"],
+        "idle_p99_ms": idle["p99_ms"],
+        "calm_p99_ms": calm["p99_ms"],
+        "completed": len(latencies),
+        "p50_ms": pick(0.5),
+        "p99_ms": pick(0.99),
+        "p99_over_idle": round(pick(0.99) / idle["p99_ms"], 2) if ordered and idle["p99_ms"] else None,
+        "p99_over_calm": round(pick(0.99) / calm["p99_ms"], 2) if ordered and calm["p99_ms"] else None,
+        "visitor_errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "hostile_refused": sum(1 for r in refused if "accepted" not in r),
+        "hostile_accepted": [r for r in refused if "accepted" in r][:5],
+        "server_5xx": len(server_errors),
+        "rss_start_mb": round(start_rss),
+        "rss_peak_mb": round(max(peak)),
+        "rss_end_mb": round(end_rss),
     }
 
 
@@ -85,9 +204,33 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=64, help="requests per level of concurrency")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 16])
+    p.add_argument("--hostile", type=float, metavar="SECONDS", help="visitors and attackers together this long")
     p.add_argument("--output")
+    p.add_argument("--no-pin", action="store_true", help="do not give the server and the clients a core each")
     args = p.parse_args()
+    pinned = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+    if pinned:  # the server on one core, the clients (this process) on the others: their CPU is not the server's
+        cores = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cores[0]})
     proc, url = start_app()
+    if pinned:
+        os.sched_setaffinity(0, set(cores[1:]))
+    if args.hostile:
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                images = distinct_images(ROOT / "space" / "examples" / "6-test0.png", 64, Path(tmp))
+                run_clients(url, 1, 2, images)  # warm up
+                row = hostile_run(proc, url, args.hostile, args.clients[0], images, Path(tmp))
+            finally:
+                stop_app(proc)
+        result = {"benchmark": "space_load_hostile", "row": row, "server_pinned_to_one_core": pinned,
+                  "machine": machine()}  # fmt: skip
+        emit(result, (f"{row['completed']} visitor requests in {row['seconds']:.0f} s under attack: p99 "
+                      f"{row['p99_ms']} ms = {row['p99_over_idle']}x idle, {row['p99_over_calm']}x the same visitors without "
+                      f"attackers; {row['hostile_refused']} hostile refused, "
+                      f"{row['server_5xx']} 5xx; RSS {row['rss_start_mb']} -> peak {row['rss_peak_mb']} -> "
+                      f"{row['rss_end_mb']} MB"), args.output)  # fmt: skip
+        return
     with tempfile.TemporaryDirectory() as tmp:
         try:
             images = distinct_images(ROOT / "space" / "examples" / "6-test0.png", args.requests, Path(tmp))
