@@ -6,6 +6,7 @@ User errors print one line, ``cyclegan-hub: error: ...``, and exit with status 1
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -39,11 +40,92 @@ def output_names(files: list[Path], out_dir: Path) -> list[Path]:
     return [out_dir / (f"{p.stem}_{p.suffix[1:].lower()}.png" if stems[p.stem] > 1 else f"{p.stem}.png") for p in files]
 
 
+def _translate_dataset(args: argparse.Namespace) -> int:
+    import shlex
+
+    from .bulk import translate as bulk
+    from .training.data import DomainSpec, load_domain
+
+    if args.input is not None:
+        raise UserError("give either an image file or folder, or --dataset, not both")
+    if args.output is None and args.push_to_hub is None:
+        raise UserError("--dataset needs --output DIR (the Parquet shards) and/or --push-to-hub user/name")
+    try:
+        spec = DomainSpec.from_dict(parse_domain(args.dataset))
+        dataset = load_domain(spec, "the dataset")
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    output = Path(args.output) if args.output else Path(".cyclegan-hub-datasets") / args.push_to_hub.replace("/", "--")
+    generator = load_model(args.model, args.revision, args.device)
+    reverse = load_model(args.reverse_model, args.revision, args.device) if args.reverse_model else None
+    report = bulk.translate_to_folder(
+        generator,
+        dataset,
+        output,
+        split=args.split_name,
+        shard_rows=args.shard_rows,
+        image_column=spec.image_column,
+        output_column=args.output_column,
+        keep_source=not args.drop_source,
+        reverse=reverse,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        on_error=args.on_error,
+    )
+    rank, world = bulk.process_rank()
+    print(f"process {rank + 1}/{world}: {report.summary()}; {report.shards_done} shard(s) written, "
+          f"{report.shards_resumed} kept from an earlier run")  # fmt: skip
+    for index, why in report.skipped[:20]:
+        print(f"  skipped row {index}: {why}")
+    if world > 1:  # every process reaches here before the first writes the card and pushes
+        from accelerate import PartialState
+
+        PartialState().wait_for_everyone()
+    if rank != 0:
+        return 0
+    total = bulk.totals(output)
+    examples = bulk.examples(output, spec.image_column, args.output_column) if not args.drop_source else None
+
+    # the card names local data and models by folder name, never by a path of this machine
+    def public(name: str | None) -> str | None:
+        return Path(name).name if name and Path(name).exists() else name
+
+    shown = {k: public(v) if k in ("path", "data_dir") and isinstance(v, str) else v
+             for k, v in parse_domain(args.dataset).items()}  # fmt: skip
+    table = "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in shown.items()) + "}"
+    words = ["translate", "--model", public(args.model), "--dataset", table]
+    words += ["--reverse-model", public(args.reverse_model)] if args.reverse_model else []
+    words += ["--output-column", args.output_column] + (["--drop-source"] if args.drop_source else [])
+    command = "cyclegan-hub " + " ".join(shlex.quote(w) for w in words)
+    source = f"{public(spec.path)}" + (f" ({public(spec.data_dir)})" if spec.data_dir else "") + f", split {spec.split}"
+    bulk.write_card(output, source=source + (f" where {spec.filter}" if spec.filter else ""), model=public(args.model),
+                    command=command, report=total, examples=examples)  # fmt: skip
+    print(f"wrote {output}: rows in {total.rows_in}, rows out {total.rows_out}, skipped {len(total.skipped)}")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(args.push_to_hub, repo_type="dataset", exist_ok=True, private=args.private)
+        commit = api.upload_folder(
+            repo_id=args.push_to_hub,
+            repo_type="dataset",
+            folder_path=str(output),
+            allow_patterns=["README.md", "examples.png", "data/*.parquet"],
+            commit_message=f"Translated with {args.model}",
+        )
+        print(f"pushed {args.push_to_hub}: {getattr(commit, 'commit_url', commit)}")
+    return 0
+
+
 def _translate(args: argparse.Namespace) -> int:
     from . import translation
     from .io.files import atomic_write
     from .io.imaging import open_image
 
+    if args.dataset is not None:
+        return _translate_dataset(args)
+    if args.input is None or args.output is None:
+        raise UserError("give an image file or folder and --output (or --dataset SPEC for a whole dataset)")
     source, output = Path(args.input), Path(args.output)
     if not source.exists():
         raise UserError(f"{source}: no such file or folder")
@@ -301,13 +383,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", required=True, help="Hub repo id (user/mnist-6to9), a save_pretrained folder, or a .onnx file"
     )
-    p.add_argument("input", help="an image file or a folder of images")
-    p.add_argument("--output", "-o", required=True, help="output image file, or folder (written as PNG)")
+    p.add_argument("input", nargs="?", help="an image file or a folder of images")
+    p.add_argument("--output", "-o", help="output image file, or folder (PNG; with --dataset: Parquet shards)")
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
     p.add_argument("--max-side", type=int, default=1024, help="larger images are resized down for the network")
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
+    d = p.add_argument_group("a whole dataset (a `datasets` split in, Parquet shards and a dataset repo out)")
+    d.add_argument("--dataset", metavar="SPEC", help="a Hub dataset id or local dataset, or a TOML table of "
+                   "{path, split, name, image_column, filter, streaming, data_dir}")  # fmt: skip
+    d.add_argument("--push-to-hub", metavar="USER/NAME", help="push the result as a dataset repo")
+    d.add_argument("--private", action="store_true", help="create the dataset repo as private")
+    d.add_argument("--output-column", default="translated", help="the new image column (default: translated)")
+    d.add_argument("--drop-source", action="store_true", help="leave the source image column out")
+    d.add_argument("--reverse-model", help="add the round trip through this model and its error")
+    d.add_argument("--on-error", choices=("skip", "stop"), default="skip", help="a bad row is skipped and named "
+                   "(default) or stops the run")  # fmt: skip
+    d.add_argument("--shard-rows", type=int, default=1000, help="input rows per Parquet shard (the resume unit)")
+    d.add_argument("--workers", type=int, default=2, help="threads decoding images while the network runs")
+    d.add_argument("--split-name", default="train", help="the split the output's shards are named for")
     p.set_defaults(func=_translate)
 
     p = sub.add_parser(

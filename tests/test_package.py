@@ -18,6 +18,7 @@ FLOORS = {
     "training": 3,  # losses, objectives, families, data, config, checkpoint, evaluation
     "hub": 4,  # loading by id, pushing pairs, model cards
     "convert": 5,  # foreign checkpoints -> Hub models
+    "bulk": 5,  # whole datasets translated
     "serving": 6,  # the pair server, the Gradio app, deploy-space
     "cli": 7,  # the cyclegan-hub command
 }

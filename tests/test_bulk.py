@@ -1,0 +1,151 @@
+"""Whole datasets translated, with real ``datasets`` objects: rows kept in order with every column, bad rows named
+and counted, any number of processes giving the same files as one, and a run killed with SIGKILL resumed to exactly
+the rows of an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+datasets = pytest.importorskip("datasets")
+
+from cyclegan_hub import CycleGenerator
+from cyclegan_hub.bulk.translate import Report, translate_dataset
+
+from .conftest import ROOT
+
+MODEL = ROOT / "space" / "models" / "mnist-6to9"
+
+
+def imagefolder(root, count=12, bad=(5,)):
+    """An imagefolder with two labels, images of several sizes, and unreadable files at the ``bad`` indices."""
+    for i in range(count):
+        folder = root / ("six" if i % 3 else "nine")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{i:03d}.png"
+        if i in bad:
+            path.write_bytes(b"not an image at all")
+        else:
+            pixels = np.random.default_rng(i).integers(0, 255, (20 + i % 4, 24 + i % 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(path)
+    return root
+
+
+def cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=env or {**os.environ, "HF_DATASETS_OFFLINE": "1"}, **kwargs)  # fmt: skip
+
+
+def rows(folder):
+    ds = datasets.load_dataset(str(folder), split="train")
+    return [{k: (np.asarray(v).tolist() if isinstance(v, Image.Image) else v) for k, v in row.items()} for row in ds]
+
+
+def test_a_local_imagefolder_is_translated_row_for_row_with_every_column(tmp_path):
+    source = imagefolder(tmp_path / "in")
+    spec = f'{{path="imagefolder", data_dir="{source}"}}'
+    done = cli("translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "out"),
+               "--shard-rows", "5", "--reverse-model", str(ROOT / "space" / "models" / "mnist-9to6"))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    original = datasets.load_dataset("imagefolder", data_dir=str(source), split="train").cast_column(
+        "image", datasets.Image(decode=False)
+    )
+    bad = next(i for i, row in enumerate(original) if row["image"]["path"].endswith("005.png"))
+    assert "rows in 12, rows out 11, skipped 1" in done.stdout
+    assert f"skipped row {bad}: 005.png is not an image in a format read here" in done.stdout
+    translated = datasets.load_dataset(str(tmp_path / "out"), split="train")
+    assert translated.column_names == ["image", "label", "translated", "translated_round_trip",
+                                       "translated_cycle_error"]  # fmt: skip
+    kept = [row for i, row in enumerate(original) if i != bad]
+    assert translated.num_rows == len(kept) == 11
+    g = CycleGenerator.from_pretrained(MODEL)
+    for row, out in zip(kept, translated):
+        source_image = Image.open(row["image"]["path"])
+        assert out["label"] == row["label"] and np.array_equal(np.asarray(out["image"]), np.asarray(source_image))
+        assert out["translated"].size == source_image.size
+        assert np.array_equal(np.asarray(out["translated"]), np.asarray(g.translate(source_image)))
+        assert 0 <= out["translated_cycle_error"] <= 1
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "| rows skipped | 1 |" in card and f"- row {bad}: 005.png is not an image" in card
+    assert "path: data/*.parquet" in card and (tmp_path / "out" / "examples.png").is_file()
+    assert str(tmp_path) not in card and str(ROOT) not in card  # local data and models by folder name only
+    assert "`imagefolder (in), split train`" in card and "--model mnist-6to9" in card
+
+
+def test_the_python_api_gives_datasets_for_lists_and_streams(tmp_path):
+    images = [Image.fromarray(np.full((16, 12), v, np.uint8)) for v in (0, 80, 160)]
+    ds = datasets.Dataset.from_dict({"image": images, "id": ["a", "b", "c"]}).cast_column("image", datasets.Image())
+    g = CycleGenerator.from_pretrained(MODEL)
+    report = Report()
+    out = translate_dataset(g, ds, report=report, keep_source=False)
+    assert isinstance(out, datasets.Dataset) and out.column_names == ["id", "translated"]
+    assert list(out["id"]) == ["a", "b", "c"] and report.rows_in == report.rows_out == 3
+    stream = translate_dataset(g, ds.to_iterable_dataset(), output_column="nine")
+    assert isinstance(stream, datasets.IterableDataset)
+    assert [row["id"] for row in stream] == ["a", "b", "c"]
+    assert all(row["nine"].size == (12, 16) for row in stream)
+    with pytest.raises(ValueError, match=r"row 1: "):
+        broken = datasets.Dataset.from_dict({"image": [{"bytes": b"\x89PNG", "path": None}] * 2})
+        list(translate_dataset(g, broken.cast_column("image", datasets.Image(decode=False)), on_error="stop",
+                               batch_size=1, start=1))  # fmt: skip
+
+
+def test_two_processes_write_what_one_writes(tmp_path):
+    source = imagefolder(tmp_path / "in", count=14, bad=())
+    spec = f'{{path="imagefolder", data_dir="{source}"}}'
+    one = cli("translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "one"),
+              "--shard-rows", "3")  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
+         "-m", "cyclegan_hub.cli", "translate", "--model", str(MODEL), "--dataset", spec, "--output",
+         str(tmp_path / "two"), "--shard-rows", "3"],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "process 1/2" in two.stdout and "process 2/2" in two.stdout
+    shards = sorted(p.name for p in (tmp_path / "one" / "data").iterdir())
+    assert shards == sorted(p.name for p in (tmp_path / "two" / "data").iterdir()) and len(shards) == 5
+    assert rows(tmp_path / "one") == rows(tmp_path / "two")
+
+
+def test_a_run_killed_mid_way_resumes_to_exactly_the_uninterrupted_rows(tmp_path):
+    source = imagefolder(tmp_path / "in", count=40, bad=(7,))
+    spec = f'{{path="imagefolder", data_dir="{source}"}}'
+    args = ["translate", "--model", str(MODEL), "--dataset", spec, "--shard-rows", "2", "--workers", "1"]
+    whole = cli(*args, "--output", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "cyclegan_hub.cli", *args, "--output", str(out), "--batch-size",
+                             "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "HF_DATASETS_OFFLINE": "1"})  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "data").glob("*.parquet"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = sorted(p.name for p in (out / "data").glob("*.parquet"))
+    assert 3 <= len(written) < 20, written  # killed part way
+    resumed = cli(*args, "--output", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{len(written)} kept from an earlier run" in resumed.stdout
+    assert rows(out) == rows(tmp_path / "whole")
+    assert not [p for p in (out / "data").iterdir() if not p.name.endswith(".parquet") and "tmp" not in p.name]
+    assert (
+        "| rows in | 40 |" in (out / "README.md").read_text()
+        and "| rows skipped | 1 |" in (out / "README.md").read_text()
+    )
+
+
+def _port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
