@@ -10,6 +10,18 @@ from .models.discriminator import PatchDiscriminator
 from .training.losses import ImagePool, cycle_loss, discriminator_loss, generator_adversarial_loss, identity_loss
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # ``cyclegan_hub.translate_dataset`` lives on a higher floor (``bulk``): loaded when first asked for, so that
+    # ``import cyclegan_hub`` stays the networks, the translation path and the losses.
+    if name == "translate_dataset":
+        from .bulk.translate import translate_dataset
+
+        return translate_dataset
+    raise AttributeError(f"module 'cyclegan_hub' has no attribute {name!r}")
+
+
 __all__ = [
     "ARCHITECTURES",
     "CycleGenerator",
@@ -19,4 +31,5 @@ __all__ = [
     "discriminator_loss",
     "generator_adversarial_loss",
     "identity_loss",
+    "translate_dataset",
 ]

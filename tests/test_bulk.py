@@ -14,8 +14,8 @@ from PIL import Image
 
 datasets = pytest.importorskip("datasets")
 
-from cyclegan_hub import CycleGenerator
-from cyclegan_hub.bulk.translate import Report, translate_dataset
+from cyclegan_hub import CycleGenerator, translate_dataset
+from cyclegan_hub.bulk.translate import Report
 
 from .conftest import ROOT
 
@@ -149,3 +149,49 @@ def _port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_a_hub_parquet_dataset_is_translated_and_pushed_as_a_dataset_repo(hub, olah, tmp_path):
+    """Read from the Hub (olah in front of the local Hub server), translated, pushed (the real huggingface_hub
+    client to the local server), and read back by ``load_dataset`` from the Hub: the same rows in the same order."""
+    from .conftest import hub_env
+    from .hub_server import git
+
+    hub.create_repo("dataset", "user/digits")
+    repo = hub.repo_path("dataset", "user/digits")
+    images = [Image.fromarray(np.random.default_rng(v).integers(0, 255, (14, 12), dtype=np.uint8)) for v in range(5)]
+    ds = datasets.Dataset.from_dict({"image": images, "label": [6, 9, 6, 6, 9], "id": list("abcde")})
+    (repo / "data").mkdir()
+    ds.cast_column("image", datasets.Image()).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
+    (repo / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+                                    "    path: data/*.parquet\n---\n# digits\n")  # fmt: skip
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "digits")
+    home = {"HF_HOME": str(tmp_path / "home")}
+    out = tmp_path / "out"
+    args = ["translate", "--model", str(MODEL), "--dataset", '{path="user/digits", filter="label == 6"}', "--output",
+            str(out), "--shard-rows", "2"]  # fmt: skip
+    read = cli(*args, env=hub_env(olah, token=None) | home)
+    assert read.returncode == 0, read.stderr[-2000:]
+    assert "rows in 3, rows out 3, skipped 0" in read.stdout
+    # the push: the rows are done (kept), the dataset comes from the cache, the repo goes to the local Hub server
+    pushed = cli(
+        *args, "--push-to-hub", "user/digits-translated", env=hub_env(hub.url) | home | {"HF_DATASETS_OFFLINE": "1"}
+    )
+    assert pushed.returncode == 0, pushed.stderr[-2000:]
+    assert "2 kept from an earlier run" in pushed.stdout and "pushed user/digits-translated" in pushed.stdout
+    files = sorted(git(hub.repo_path("dataset", "user/digits-translated"), "ls-files").splitlines())
+    assert files == [".gitattributes", "README.md", "data/train-00000.parquet", "data/train-00001.parquet",
+                     "examples.png"]  # fmt: skip
+    back = subprocess.run(
+        [sys.executable, "-c", "import datasets, json; d = datasets.load_dataset('user/digits-translated', "
+         "split='train'); print(json.dumps({'id': list(d['id']), 'label': list(d['label']), "
+         "'sizes': [im.size for im in d['translated']]}))"],
+        env=hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "home2")}, capture_output=True, text=True,
+        timeout=180,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stderr[-2000:]
+    import json
+
+    assert json.loads(back.stdout.strip().splitlines()[-1]) == {"id": ["a", "c", "d"], "label": [6, 6, 6],
+                                                                "sizes": [[12, 14]] * 3}  # fmt: skip
