@@ -14,6 +14,7 @@ stops, with ``on_error="stop"``).
 
 from __future__ import annotations
 
+import collections
 import io
 import itertools
 import json
@@ -98,19 +99,27 @@ def translate_rows(
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
     report = report if report is not None else Report()
     batch = batch_size or generator.translation_spec.batch_size
-    buffered: list[tuple[int, dict]] = []
 
-    def flush(pool) -> Iterator[dict]:
-        decoded = list(pool.map(lambda item: _decode(item[1].get(image_column)), buffered))
+    def batches() -> Iterator[list[tuple[int, dict]]]:
+        chunk = []
+        for index, row in enumerate(rows, start):
+            report.rows_in += 1
+            chunk.append((index, row))
+            if len(chunk) >= batch:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def run(chunk, decoded, pool) -> Iterator[dict]:
         kept = []
-        for (index, row), (image, cell, why) in zip(buffered, decoded):
+        for (index, row), (image, cell, why) in zip(chunk, decoded):
             if image is None:
                 if on_error == "stop":
                     raise ValueError(f"row {index}: {why}")
                 report.skipped.append((index, why))
             else:
                 kept.append(({**row, image_column: cell}, image))
-        buffered.clear()
         if not kept:
             return
         images = [image for _, image in kept]
@@ -119,28 +128,36 @@ def translate_rows(
                                               return_reconstruction_with=reverse)  # fmt: skip
         else:
             out, back = translation.translate(generator, images, batch_size=batch, precision=precision), None
+        encoded = list(pool.map(_png, out))
+        round_trips = list(pool.map(_png, back)) if back is not None else None
         for k, (row, image) in enumerate(kept):
             result = {key: value for key, value in row.items() if keep_source or key != image_column}
-            result[output_column] = _png(out[k])
+            result[output_column] = encoded[k]
             if back is not None:
                 import numpy as np
 
-                channels = reverse.translation_spec.out_channels
-                x = imaging.image_to_array(image, 1 if channels == 1 else 3)
-                y = imaging.image_to_array(back[k], 1 if channels == 1 else 3)
-                result[f"{output_column}_round_trip"] = _png(back[k])
+                channels = 1 if reverse.translation_spec.out_channels == 1 else 3
+                x, y = imaging.image_to_array(image, channels), imaging.image_to_array(back[k], channels)
+                result[f"{output_column}_round_trip"] = round_trips[k]
                 result[f"{output_column}_cycle_error"] = float(np.abs(x - y).mean())
             report.rows_out += 1
             yield result
 
+    # decoding runs ahead on the worker threads (two batches) while the network translates the current one
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        for index, row in enumerate(rows, start):
-            report.rows_in += 1
-            buffered.append((index, row))
-            if len(buffered) >= batch:
-                yield from flush(pool)
-        if buffered:
-            yield from flush(pool)
+        source, pending = batches(), collections.deque()
+
+        def submit() -> None:
+            chunk = next(source, None)
+            if chunk is not None:
+                pending.append((chunk, [pool.submit(_decode, row.get(image_column)) for _, row in chunk]))
+
+        submit()
+        submit()
+        while pending:
+            chunk, futures = pending.popleft()
+            submit()
+            yield from run(chunk, [future.result() for future in futures], pool)
 
 
 def output_features(features, image_column: str, output_column: str, keep_source: bool, reverse: bool):
