@@ -1,4 +1,6 @@
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -12,6 +14,24 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 OLAH = ROOT / ".venv-olah" / "bin" / "olah-cli"
 TOKENS = {"write-token": ["user"], "other-token": ["someone-else"]}
+
+
+@contextlib.contextmanager
+def no_hang(seconds: int = 120, what: str = "the call"):
+    """A guard, not a timing: a call that never returns fails the test instead of hanging the suite. Tests assert
+    behaviour (what was read, what was built); time belongs in benchmarks/."""
+
+    def fail(signum, frame):
+        raise TimeoutError(f"{what} did not return within {seconds} s: it hangs")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
 
 # Tests never reach the real Hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -269,7 +269,6 @@ def test_shipped_configs_are_valid(config):
 )
 def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, message):
     out = tmp_path / "never"
-    start = time.time()
     env_token = {"HF_TOKEN": "", "HF_HOME": str(tmp_path / "home")}
     result = subprocess.run(
         [sys.executable, str(TRAIN), *TINY, "--output-dir", str(out), *extra],
@@ -282,7 +281,7 @@ def test_config_mistakes_are_one_line_before_any_data_is_read(tmp_path, extra, m
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [f"train.py: error: {result.stderr.split('error: ', 1)[1].strip()}"]
     assert message in result.stderr
-    assert not out.exists() and time.time() - start < 30  # before data, models or training
+    assert not out.exists() and "images" not in result.stdout + result.stderr  # before data, models or training
 
 
 def test_without_a_config_the_trainer_says_what_to_give():
