@@ -101,10 +101,13 @@ def test_two_processes_write_what_one_writes(tmp_path):
     one = cli("translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "one"),
               "--shard-rows", "3")  # fmt: skip
     assert one.returncode == 0, one.stderr
-    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    # accelerate's launcher, two processes on the CPU (DDP over gloo), as a user starts them
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
+                str(_port()), "-m"]  # fmt: skip
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_port()),
-         "-m", "cyclegan_hub.cli", "translate", "--model", str(MODEL), "--dataset", spec, "--output",
+        [*launcher, "cyclegan_hub.cli", "translate", "--model", str(MODEL), "--dataset", spec, "--output",
          str(tmp_path / "two"), "--shard-rows", "3"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
     )  # fmt: skip
