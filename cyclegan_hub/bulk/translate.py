@@ -160,14 +160,18 @@ def translate_rows(
             yield from run(chunk, [future.result() for future in futures], pool)
 
 
-def output_features(features, image_column: str, output_column: str, keep_source: bool, reverse: bool):
+def output_features(features, options: dict):
+    """The output's features for ``translate_rows`` options: the input's (the source image dropped if asked), the
+    translated image, and with a reverse model the round trip and its error."""
     import datasets
 
-    out = {k: v for k, v in features.items() if keep_source or k != image_column}
+    image_column = options.get("image_column", "image")
+    output_column = options.get("output_column", "translated")
+    out = {k: v for k, v in features.items() if options.get("keep_source", True) or k != image_column}
     if image_column in out:
         out[image_column] = datasets.Image()
     out[output_column] = datasets.Image()
-    if reverse:
+    if options.get("reverse") is not None:
         out[f"{output_column}_round_trip"] = datasets.Image()
         out[f"{output_column}_cycle_error"] = datasets.Value("float32")
     return datasets.Features(out)
@@ -183,13 +187,7 @@ def translate_dataset(generator, dataset, *, report: Report | None = None, **opt
     if image_column not in (dataset.features or {}):
         raise ValueError(f"no column {image_column!r} (columns: {', '.join(dataset.features or {})})")
     undecoded = dataset.cast_column(image_column, datasets.Image(decode=False))
-    features = output_features(
-        undecoded.features,
-        image_column,
-        options.get("output_column", "translated"),
-        options.get("keep_source", True),
-        options.get("reverse") is not None,
-    )
+    features = output_features(undecoded.features, options)
     report = report if report is not None else Report()
 
     def rows():
@@ -250,19 +248,12 @@ def translate_to_folder(
     import datasets
     import pyarrow.parquet as pq
 
-    image_column = options.get("image_column", "image")
     output = Path(output)
     data = output / "data"
     data.mkdir(parents=True, exist_ok=True)
     rank, world = process_rank()
     streaming = isinstance(dataset, datasets.IterableDataset)
-    features = output_features(
-        dataset.features,
-        image_column,
-        options.get("output_column", "translated"),
-        options.get("keep_source", True),
-        options.get("reverse") is not None,
-    )
+    features = output_features(dataset.features, options)
     report, started = Report(), time.perf_counter()
     bar = None
     if progress and rank == 0:

@@ -77,33 +77,34 @@ def _cut(task: str, method: str, a: str, b: str) -> ZooModel:
     return ZooModel(f"{method.lower()}/{task}", method, a, b, None, CUT_URL, member)
 
 
+def _pair(forward: str, reverse: str, a: str, b: str) -> list[ZooModel]:
+    """Both directions of a task released as a pair: each names the other as its reverse."""
+    return [_cyclegan(forward, a, b, reverse), _cyclegan(reverse, b, a, forward)]
+
+
 ZOO: dict[str, ZooModel] = {
     m.name: m
     for m in (
-        _cyclegan("horse2zebra", "horse", "zebra", "zebra2horse"),
-        _cyclegan("zebra2horse", "zebra", "horse", "horse2zebra"),
-        _cyclegan("apple2orange", "apple", "orange", "orange2apple"),
-        _cyclegan("orange2apple", "orange", "apple", "apple2orange"),
-        _cyclegan("summer2winter_yosemite", "summer", "winter", "winter2summer_yosemite"),
-        _cyclegan("winter2summer_yosemite", "winter", "summer", "summer2winter_yosemite"),
-        _cyclegan("monet2photo", "monet", "photo", "style_monet"),
-        _cyclegan("style_monet", "photo", "monet", "monet2photo"),
+        *_pair("horse2zebra", "zebra2horse", "horse", "zebra"),
+        *_pair("apple2orange", "orange2apple", "apple", "orange"),
+        *_pair("summer2winter_yosemite", "winter2summer_yosemite", "summer", "winter"),
+        *_pair("monet2photo", "style_monet", "monet", "photo"),
         _cyclegan("style_cezanne", "photo", "cezanne", None),
         _cyclegan("style_ukiyoe", "photo", "ukiyoe", None),
         _cyclegan("style_vangogh", "photo", "vangogh", None),
-        _cyclegan("map2sat", "map", "satellite", "sat2map"),
-        _cyclegan("sat2map", "satellite", "map", "map2sat"),
-        _cyclegan("facades_label2photo", "label", "facade", "facades_photo2label"),
-        _cyclegan("facades_photo2label", "facade", "label", "facades_label2photo"),
-        _cyclegan("cityscapes_label2photo", "label", "street", "cityscapes_photo2label"),
-        _cyclegan("cityscapes_photo2label", "street", "label", "cityscapes_label2photo"),
+        *_pair("map2sat", "sat2map", "map", "satellite"),
+        *_pair("facades_label2photo", "facades_photo2label", "label", "facade"),
+        *_pair("cityscapes_label2photo", "cityscapes_photo2label", "label", "street"),
         _cyclegan("iphone2dslr_flower", "iphone", "dslr", None),
-        _cut("horse2zebra", "CUT", "horse", "zebra"),
-        _cut("cat2dog", "CUT", "cat", "dog"),
-        _cut("cityscapes", "CUT", "label", "street"),
-        _cut("horse2zebra", "FastCUT", "horse", "zebra"),
-        _cut("cat2dog", "FastCUT", "cat", "dog"),
-        _cut("cityscapes", "FastCUT", "label", "street"),
+        *(
+            _cut(task, method, a, b)
+            for method in ("CUT", "FastCUT")
+            for task, a, b in (
+                ("horse2zebra", "horse", "zebra"),
+                ("cat2dog", "cat", "dog"),
+                ("cityscapes", "label", "street"),
+            )
+        ),  # fmt: skip
     )
 }
 
