@@ -48,6 +48,12 @@ def _translate_dataset(args: argparse.Namespace) -> int:
 
     if args.input is not None:
         raise UserError("give either an image file or folder, or --dataset, not both")
+    try:
+        import datasets  # noqa: F401
+    except ImportError:
+        raise UserError(
+            "translating a dataset needs the datasets package: pip install 'cyclegan-hub[training]'"
+        ) from None
     if args.output is None and args.push_to_hub is None:
         raise UserError("--dataset needs --output DIR (the Parquet shards) and/or --push-to-hub user/name")
     try:
