@@ -6,6 +6,7 @@ helper (modules named as in their checkpoints; random weights), beside ``officia
 - ``CUTGenerator``: CUT/FastCUT's ResNet generator: stride-1 conv + norm + ReLU + a fixed 3x3 blur subsampling
   (buffer ``filt``), a fixed 4x4 blur upsampling (buffer ``filt``) + zero-padded 3x3 conv.
 - ``AitorzipGenerator``: aitorzip/PyTorch-CycleGAN's ``Generator`` (the official names: ``model.N``, ``conv_block``).
+- ``LornatangGenerator``: Lornatang/CycleGAN-PyTorch's ``CycleNet`` (``main.N``, blocks ``res``).
 - ``AffineNormGenerator``: a port with ``InstanceNorm2d(affine=True)``, blocks named ``block`` and no conv biases.
 """
 
@@ -128,6 +129,31 @@ class AitorzipGenerator(nn.Module):
 
     def forward(self, x):
         return self.model(x)
+
+
+class LornatangGenerator(nn.Module):
+    """Lornatang/CycleGAN-PyTorch's ``CycleNet``: the official network as ``main``, residual blocks named ``res``."""
+
+    def __init__(self, in_channels=3, out_channels=3, channels=64, blocks=9):
+        super().__init__()
+        layers = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, channels, 7),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(True),
+        ]
+        for mult in (1, 2):
+            layers += [nn.Conv2d(channels * mult, channels * mult * 2, 3, 2, 1), nn.InstanceNorm2d(channels * mult * 2),
+                       nn.ReLU(True)]  # fmt: skip
+        layers += [_Block(channels * 4, "res") for _ in range(blocks)]
+        for mult in (4, 2):
+            layers += [nn.ConvTranspose2d(channels * mult, channels * mult // 2, 3, 2, 1, 1),
+                       nn.InstanceNorm2d(channels * mult // 2), nn.ReLU(True)]  # fmt: skip
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.main(x)
 
 
 class AffineNormGenerator(nn.Module):

@@ -136,7 +136,7 @@ def test_an_unknown_layout_names_the_first_tensor_that_does_not_fit():
         detect({"encoder.0.weight": torch.zeros(8, 3, 3, 3), "encoder.0.bias": torch.zeros(8)})
     assert str(info.value) == (
         "the checkpoint: not a layout cyclegan-hub converts (2 tensors: encoder.0.bias [8], encoder.0.weight "
-        "[8, 3, 3, 3]); nearest: a ResNet generator (model.N..., residual blocks conv_block or block)"
+        "[8, 3, 3, 3]); nearest: a ResNet generator (model.N or main.N, residual blocks conv_block, block or res)"
     )
     state = randomized(ResnetGenerator(ngf=8, n_blocks=6)).state_dict()
     state["model.10.conv_block.1.weight"] = torch.zeros(32, 32, 5, 5)

@@ -17,7 +17,7 @@ from cyclegan_hub.convert.checkpoints import ConversionError, read_checkpoint
 from cyclegan_hub.convert.layouts import convert_state, reference_forward
 
 from .official_layout import randomized
-from .other_layouts import AffineNormGenerator, AitorzipGenerator, CUTGenerator, HugGANGenerator
+from .other_layouts import AffineNormGenerator, AitorzipGenerator, CUTGenerator, HugGANGenerator, LornatangGenerator
 
 LAYOUTS = {
     # name: (network, the file name it is published as, what convert reports)
@@ -26,6 +26,11 @@ LAYOUTS = {
     "cut": (lambda: CUTGenerator(ngf=8, n_blocks=3), "latest_net_G.pth", "CUT / FastCUT"),
     "cut-gray": (lambda: CUTGenerator(1, 1, ngf=8, n_blocks=2), "latest_net_G.pth", "CUT / FastCUT"),
     "aitorzip": (lambda: AitorzipGenerator(n_residual_blocks=3, features=8), "netG_A2B.pth", "ResNet-3 generator,"),
+    "lornatang": (
+        lambda: LornatangGenerator(channels=8, blocks=3),
+        "CycleNet.pth",
+        "(Lornatang layout)",
+    ),
     "affine-norm": (lambda: AffineNormGenerator(3, blocks=2, features=8), "G_A2B.pth", "affine norm"),
     "affine-norm-gray": (lambda: AffineNormGenerator(1, blocks=2, features=8), "G_A2B.pth", "affine norm"),
 }
@@ -148,3 +153,21 @@ def test_layout_detection_reads_each_name_once():
     finally:
         layouts._unet_level = real
     assert calls == len(state)
+
+
+def test_a_lornatang_checkpoint_converts_its_weights_or_their_ema(tmp_path, capsys):
+    """Lornatang's ``*.pth.tar``: the weights under ``state_dict``, their EMA under ``ema_state_dict``, beside the
+    epoch and the optimizer's state."""
+    trained = randomized(LornatangGenerator(channels=8, blocks=2), seed=1)
+    averaged = randomized(LornatangGenerator(channels=8, blocks=2), seed=2)
+    optimizer = torch.optim.Adam(trained.parameters())
+    torch.save({"epoch": 12, "state_dict": trained.state_dict(), "ema_state_dict": averaged.state_dict(),
+                "optimizer": optimizer.state_dict()}, tmp_path / "g_A2B-last.pth.tar")  # fmt: skip
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    for key, original in ((None, trained), ("ema_state_dict", averaged)):
+        out = tmp_path / f"out-{key}"
+        extra = ["--key", key] if key else []
+        assert main(["convert", str(tmp_path / "g_A2B-last.pth.tar"), *extra, "--output", str(out)]) == 0
+        with torch.inference_mode():
+            assert (CycleGenerator.from_pretrained(out)(x) - original(x)).abs().max().item() <= 1e-5
+    assert "(Lornatang layout)" in capsys.readouterr().out

@@ -16,6 +16,8 @@ plain JSON options; only the names of the tensors differ:
 - **CUT / FastCUT** (contrastive-unpaired-translation): stride-1 conv + norm + ReLU + a fixed 3x3 blur subsampling
   (``Downsample``, its filter saved as ``filt``) instead of stride-2 convs; a fixed 4x4 blur upsampling (``Upsample``)
   + zero-padded 3x3 conv instead of transposed convs (``downsampling="antialias"``, ``upsampling="antialias"``).
+- **Lornatang** (CycleGAN-PyTorch): the official network with its Sequential named ``main`` and blocks named ``res``;
+  its ``*.pth.tar`` holds ``state_dict`` and ``ema_state_dict`` (``--key`` picks the EMA weights).
 - **affine InstanceNorm** ports (Keras/TensorFlow ports and several PyTorch ones): any of the above with a learned
   scale and shift in every norm (``norm="instance_affine"``); a conv bias they omit is a zero bias (the norm's mean
   subtraction removes any bias before it).
@@ -45,6 +47,7 @@ SOURCES = {
     "official": "official CycleGAN (pytorch-CycleGAN-and-pix2pix, aitorzip/PyTorch-CycleGAN)",
     "huggan": "HugGAN / eriklindernoren (PyTorch-GAN)",
     "cut": "CUT / FastCUT (contrastive-unpaired-translation)",
+    "lornatang": "Lornatang (CycleGAN-PyTorch)",
 }
 
 
@@ -57,6 +60,7 @@ class Layout:
     theirs: Callable[[str], str]  # our tensor name -> theirs
     source: str = "official"  # a key of SOURCES
     block: str = "conv_block"  # the residual blocks' name in their file (ResNet)
+    prefix: str = "model"  # the name of their top Sequential (ResNet)
 
     def describe(self) -> str:
         c = self.config
@@ -115,14 +119,14 @@ def detect(state: dict[str, torch.Tensor], name: str = "the checkpoint") -> Layo
     """Which network ``state`` is (a ResNet generator of any of the layouts above, the official U-Net of any depth,
     or a PatchGAN), with the config that rebuilds it. Raises ConversionError saying what the file holds."""
     keys = [k for k in state if not k.endswith(UNUSED_NORM_STATS) or _is_batchnorm_stat(state, k)]
-    if any(".conv_block." in k or re.match(r"^model\.\d+\.block\.", k) for k in keys):
+    if any(".conv_block." in k or re.match(r"^(model|main)\.\d+\.(block|res)\.", k) for k in keys):
         return _detect_resnet(state, name)
     if any(k.startswith("model.model.") for k in keys):
         return _detect_unet(state, name)
     if keys and all(re.match(r"^model\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$", k)
                     for k in keys):  # fmt: skip
         return _detect_discriminator(state, name)
-    nearest = "a ResNet generator (model.N..., residual blocks conv_block or block)"
+    nearest = "a ResNet generator (model.N or main.N, residual blocks conv_block, block or res)"
     if any(re.search(r"(^|\.)(res|resblocks?|residual)\.?\d*\.", k) for k in keys):
         nearest = "a ResNet generator, but its blocks are named differently (conv_block or block expected)"
     raise ConversionError(f"{name}: not a layout cyclegan-hub converts ({summary(state)}); nearest: {nearest}")
@@ -133,24 +137,25 @@ def _is_batchnorm_stat(state: dict, key: str) -> bool:
 
 
 def _detect_resnet(state, name) -> Layout:
-    block = "conv_block" if any(".conv_block." in k for k in state) else "block"
-    blocks = _indices(state, rf"^model\.(\d+)\.{block}\.")
-    stem = _weight(state, "model.1.weight", name)
+    p = "main" if any(k.startswith("main.") for k in state) else "model"  # Lornatang names it main
+    block = next(b for b in ("conv_block", "block", "res") if any(re.match(rf"^{p}\.\d+\.{b}\.", k) for k in state))
+    blocks = _indices(state, rf"^{p}\.(\d+)\.{block}\.")
+    stem = _weight(state, f"{p}.1.weight", name)
     if stem.shape[-1] != 7:
-        raise ConversionError(f"{name}: model.1.weight is a {stem.shape[-1]}x{stem.shape[-1]} convolution, not the "
+        raise ConversionError(f"{name}: {p}.1.weight is a {stem.shape[-1]}x{stem.shape[-1]} convolution, not the "
                               f"7x7 first layer of a ResNet generator; {summary(state)}")  # fmt: skip
-    convs = [i for i in _indices(state, r"^model\.(\d+)\.weight$") if state[f"model.{i}.weight"].dim() == 4]
-    antialias_down = any(f"model.{i}.filt" in state for i in range(2, blocks[0]))
+    convs = [i for i in _indices(state, rf"^{p}\.(\d+)\.weight$") if state[f"{p}.{i}.weight"].dim() == 4]
+    antialias_down = any(f"{p}.{i}.filt" in state for i in range(2, blocks[0]))
     downs = [i for i in convs if 1 < i < blocks[0]]
     first_up = blocks[-1] + 1
-    if f"model.{first_up}.filt" in state:
+    if f"{p}.{first_up}.filt" in state:
         upsampling = "antialias"
-    elif f"model.{first_up}.weight" in state:
+    elif f"{p}.{first_up}.weight" in state:
         upsampling = "transpose"
     else:
         upsampling = "resize_zero"
-    second = state.get(f"model.{blocks[0]}.{block}.6.weight")  # the second conv moves from 5 to 6 after a dropout
-    source = "official"
+    second = state.get(f"{p}.{blocks[0]}.{block}.6.weight")  # the second conv moves from 5 to 6 after a dropout
+    source = "lornatang" if p == "main" else "official"
     if antialias_down or upsampling == "antialias":
         source = "cut"
     elif upsampling == "resize_zero":
@@ -158,11 +163,11 @@ def _detect_resnet(state, name) -> Layout:
     config = dict(
         architecture="resnet",
         in_channels=stem.shape[1],
-        out_channels=_weight(state, f"model.{max(convs)}.weight", name).shape[0],
+        out_channels=_weight(state, f"{p}.{max(convs)}.weight", name).shape[0],
         base_channels=stem.shape[0],
         n_blocks=len(blocks),
         n_downsampling=len(downs),
-        norm=_norm(state, "model.2", "model.1"),
+        norm=_norm(state, f"{p}.2", f"{p}.1"),
         downsampling="antialias" if antialias_down else "stride",
         upsampling=upsampling,
         dropout=0.5 if second is not None and second.dim() == 4 else 0.0,
@@ -171,9 +176,9 @@ def _detect_resnet(state, name) -> Layout:
     )
 
     def theirs(ours: str) -> str:
-        return "model." + ours[len("net.") :].replace(".block.", f".{block}.")
+        return f"{p}." + ours[len("net.") :].replace(".block.", f".{block}.")
 
-    return Layout("generator", config, theirs, source, block)
+    return Layout("generator", config, theirs, source, block, p)
 
 
 def _unet_prefix(level: int) -> str:
@@ -293,7 +298,7 @@ def convert_state(state: dict[str, torch.Tensor], name: str = "the checkpoint", 
         if key in used or key.endswith(UNUSED_NORM_STATS):
             continue
         if key.endswith(".filt"):  # CUT's fixed blur filters: ours rebuilds them; theirs must be the same
-            ours = _module(network, "net." + key[len("model.") : -len(".filt")])
+            ours = _module(network, "net." + key.split(".", 1)[1][: -len(".filt")])
             fixed = getattr(ours, "filt", None)
             if fixed is not None and state[key].shape == fixed.shape and torch.allclose(state[key].float(), fixed):
                 continue
@@ -355,38 +360,38 @@ def reference_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.T
         return x
 
     if c["architecture"] == "resnet":
-        kind, down, edge = c["norm"], c["n_downsampling"], (c["edge_padding"],) * 4
-        x = F.relu(norm(conv(F.pad(x, edge, mode="reflect"), "model.1"), "model.2", kind))
+        kind, down, edge, m = c["norm"], c["n_downsampling"], (c["edge_padding"],) * 4, layout.prefix
+        x = F.relu(norm(conv(F.pad(x, edge, mode="reflect"), f"{m}.1"), f"{m}.2", kind))
         i = 4
         for _ in range(down):
             if c["downsampling"] == "stride":
-                x = F.relu(norm(conv(x, f"model.{i}", stride=2, padding=1), f"model.{i + 1}", kind))
+                x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1), f"{m}.{i + 1}", kind))
                 i += 3
             else:  # conv, norm, ReLU, blur + subsample with the file's filter
-                x = F.relu(norm(conv(x, f"model.{i}", padding=1), f"model.{i + 1}", kind))
-                blur = state[f"model.{i + 3}.filt"].float()
+                x = F.relu(norm(conv(x, f"{m}.{i}", padding=1), f"{m}.{i + 1}", kind))
+                blur = state[f"{m}.{i + 3}.filt"].float()
                 x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), blur, stride=2, groups=x.shape[1])
                 i += 4
         second = 6 if c["dropout"] > 0 else 5
         for _ in range(c["n_blocks"]):
-            b = f"model.{i}.{layout.block}"
+            b = f"{m}.{i}.{layout.block}"
             y = F.relu(norm(conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), f"{b}.1"), f"{b}.2", kind))
             y = norm(conv(F.pad(y, (1, 1, 1, 1), mode="reflect"), f"{b}.{second}"), f"{b}.{second + 1}", kind)
             x, i = x + y, i + 1
         for _ in range(down):
             if c["upsampling"] == "transpose":
-                x = F.relu(norm(conv(x, f"model.{i}", stride=2, padding=1, transpose=True), f"model.{i + 1}", kind))
+                x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1, transpose=True), f"{m}.{i + 1}", kind))
                 i += 3
                 continue
             if c["upsampling"] == "resize_zero":
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             else:  # replicate-pad, the file's blur filter transposed, cropped to twice the size
-                blur = state[f"model.{i}.filt"].float()
+                blur = state[f"{m}.{i}.filt"].float()
                 x = F.pad(x, (1, 1, 1, 1), mode="replicate")
                 x = F.conv_transpose2d(x, blur, stride=2, padding=2, groups=x.shape[1])[:, :, 1:-1, 1:-1]
-            x = F.relu(norm(conv(x, f"model.{i + 1}", padding=1), f"model.{i + 2}", kind))
+            x = F.relu(norm(conv(x, f"{m}.{i + 1}", padding=1), f"{m}.{i + 2}", kind))
             i += 4
-        return torch.tanh(conv(F.pad(x, edge, mode="reflect"), f"model.{i + 1}"))
+        return torch.tanh(conv(F.pad(x, edge, mode="reflect"), f"{m}.{i + 1}"))
 
     depth, kind = c["n_downsampling"], c["norm"]
 
