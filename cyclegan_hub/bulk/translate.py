@@ -26,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .. import translation
 from ..io import imaging
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text, read_file
@@ -134,8 +136,6 @@ def translate_rows(
             result = {key: value for key, value in row.items() if keep_source or key != image_column}
             result[output_column] = encoded[k]
             if back is not None:
-                import numpy as np
-
                 channels = 1 if reverse.translation_spec.out_channels == 1 else 3
                 x, y = imaging.image_to_array(image, channels), imaging.image_to_array(back[k], channels)
                 result[f"{output_column}_round_trip"] = round_trips[k]

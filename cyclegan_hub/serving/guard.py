@@ -75,7 +75,7 @@ class RequestGuard:
             return await _answer(send, 413, f"the request body is larger than {cap // 2**20} MB")
         if length.isdigit() and not self._charge(client, int(length)):
             return await _answer(send, 429, "too much uploaded from this address in the last minute: wait a little")
-        boundary = b"filename=" if multipart else None
+        marker = b"filename=" if multipart else None  # once per file part
         state = {"bytes": 0, "files": 0, "tail": b"", "refused": None, "started": False}
 
         async def guarded_receive():
@@ -88,10 +88,10 @@ class RequestGuard:
                 state["refused"] = (429, "too much uploaded from this address in the last minute: wait a little")
             elif state["bytes"] > cap:
                 state["refused"] = (413, f"the request body is larger than {cap // 2**20} MB")
-            elif boundary is not None:
+            elif marker is not None:
                 window = state["tail"] + body
-                state["files"] += window.count(boundary) - state["tail"].count(boundary)
-                state["tail"] = window[-len(boundary) :]
+                state["files"] += window.count(marker) - state["tail"].count(marker)
+                state["tail"] = window[-len(marker) :]
                 if state["files"] > self.limits.max_files:
                     state["refused"] = (413, f"more than {self.limits.max_files} files in one upload")
             return {"type": "http.disconnect"} if state["refused"] else message

@@ -150,9 +150,13 @@ class PairTranslator:
                     max_bytes=self.limits.max_bytes,
                     formats=imaging.WEB_FORMATS,
                 )
-                image = imaging.shrink_image(image, self.limits.photo_side)  # from here on, bounded by the side
-            finally:
-                _return_memory()  # on success and on every refusal: a decoded photo's pages go back at once
+            except BaseException:
+                _return_memory()  # every refusal gives back what its partial decode took
+                raise
+            full_size = image.width * image.height
+            image = imaging.shrink_image(image, self.limits.photo_side)  # from here on, bounded by the side
+        if full_size > 4_000_000:  # only a large photo leaves pages worth trimming: digits skip it
+            _return_memory()
         if self.digits:
             return frame_like_mnist(image, self.directions[direction][0].config["image_size"])
         return image
