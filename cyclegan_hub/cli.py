@@ -280,17 +280,36 @@ def _convert(args: argparse.Namespace) -> int:
     options = dict(
         source_domain=args.source_domain,
         target_domain=args.target_domain,
-        image_size=args.image_size,
         sample=args.sample,
         name=args.name,
+        **({"image_size": args.image_size} if args.image_size else {}),
     )
+    turbo = {k: v for k, v in (("base_model", args.base_model), ("base_revision", args.base_revision),
+                               ("caption", args.caption), ("direction", args.direction)) if v is not None}  # fmt: skip
+    zoo_turbo = args.zoo is not None and args.zoo.startswith("turbo/")
+    if turbo and args.checkpoint is not None and not {"base_model", "caption"} <= set(turbo):
+        raise UserError("a CycleGAN-Turbo checkpoint needs --base-model (a Hub id or a folder) and --caption")
+    if turbo and args.zoo is not None and not zoo_turbo:
+        raise UserError("--base-model, --caption and --direction go with a CycleGAN-Turbo checkpoint (turbo/...)")
     if args.zoo is not None:
         report = convert_zoo(
-            args.zoo, output, with_reverse=args.with_reverse, mirror=args.zoo_mirror, cache=args.cache_dir, **options
+            args.zoo,
+            output,
+            with_reverse=args.with_reverse,
+            mirror=args.zoo_mirror,
+            cache=args.cache_dir,
+            turbo=turbo or None,
+            **options,
         )
     else:
         report = convert_checkpoint(
-            args.checkpoint, output, reverse=args.reverse, key=args.key, revision=args.revision, **options
+            args.checkpoint,
+            output,
+            reverse=args.reverse,
+            key=args.key,
+            revision=args.revision,
+            turbo=turbo or None,
+            **options,
         )
     for line in report:
         print(line)
@@ -454,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         "nothing in the file is run. --zoo NAME downloads a published model (`cyclegan-hub zoo` lists them). With "
         "--reverse FILE or --with-reverse, both directions go into a run folder (generator_AtoB/, generator_BtoA/) "
         "that `cyclegan-hub push` sends as twin repos. The card records the source, its SHA-256 and the measured "
-        "difference from the original network.",
+        "difference from the original network. A CycleGAN-Turbo checkpoint (img2img-turbo's model_N.pkl) becomes one "
+        "folder per direction holding only its adapters and caption embedding, with --base-model and --caption.",
     )
     p.add_argument("checkpoint", nargs="?", help="a checkpoint file, a folder holding one, or a Hub repo id")
     p.add_argument("--zoo", metavar="NAME", help="a published model by name (horse2zebra, cut/horse2zebra, ...)")
@@ -467,11 +487,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--revision", help="the revision of a Hub repo (default: main)")
     p.add_argument("--source-domain", help="name of the input domain (default: read off the name, e.g. horse)")
     p.add_argument("--target-domain", help="name of the output domain (default: read off the name, e.g. zebra)")
-    p.add_argument("--image-size", type=int, default=256, help="the training image size (the zoos: 256)")
+    p.add_argument(
+        "--image-size", type=int, help="the training image size (default 256 as the zoos; CycleGAN-Turbo 512)"
+    )
     p.add_argument("--name", help="the model's name in the card (default: the file, folder or zoo name)")
     p.add_argument("--sample", help="an image of the source domain: its translation goes into the card")
     p.add_argument("--output", "-o", required=True, help="the folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    turbo = p.add_argument_group("CycleGAN-Turbo checkpoints (the authors' model_N.pkl, or --zoo turbo/NAME)")
+    turbo.add_argument("--base-model", help="the base: a Hub id (stabilityai/sd-turbo) or a folder in diffusers' "
+                       "layout (unet/, vae/, scheduler/, text_encoder/, tokenizer/)")  # fmt: skip
+    turbo.add_argument("--base-revision", help="the base repo's revision (default: main)")
+    turbo.add_argument("--caption", help='the direction\'s caption, e.g. "driving in the night"')
+    turbo.add_argument("--direction", choices=("a2b", "b2a"), help="which of the file's two VAEs (default: a2b)")
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("zoo", help="list the published models `convert --zoo` downloads",

@@ -199,10 +199,20 @@ def convert_checkpoint(
     reverse: str | None = None,
     key: str | None = None,
     revision: str | None = None,
+    turbo: dict | None = None,
     **options,
 ) -> list[str]:
     """``cyclegan-hub convert SOURCE``: a file, a folder holding one checkpoint, or a Hub repo id (``revision``);
     ``key`` picks one network of a training checkpoint that holds several. ``options``: see ``write_converted``."""
+    if turbo is not None:  # the authors' CycleGAN-Turbo pickle: one direction, on a base model
+        from .turbo import write_turbo
+
+        found = locate(checkpoint, revision)
+        if reverse is not None:
+            raise ConversionError("a CycleGAN-Turbo checkpoint converts one direction at a time (--direction a2b/b2a)")
+        return write_turbo(
+            found.path, output, provenance=found.provenance(), stem=found.name, **turbo, **_turbo_options(options)
+        )
     checkpoints = [from_source(checkpoint, key=key, revision=revision)]
     if reverse is not None:
         checkpoints.append(from_source(reverse, key=key, revision=revision))
@@ -216,13 +226,30 @@ def convert_zoo(
     with_reverse: bool = False,
     mirror: str | None = None,
     cache: str | None = None,
+    turbo: dict | None = None,
     **options,
 ) -> list[str]:
     """``cyclegan-hub convert --zoo NAME``: download a published model (and its reverse) and convert it."""
     model = zoo.get(zoo_name)
+    if model.method == zoo.TURBO:
+        from .turbo import DEFAULT_BASE, RELEASED, write_turbo
+
+        if with_reverse:
+            raise ConversionError(f"{zoo_name} converts one direction per repo; its reverse is {model.reverse}")
+        task = zoo_name.split("/")[-1]
+        direction, caption = RELEASED[task]
+        settings = {"base_model": DEFAULT_BASE, "caption": caption, "direction": direction, **(turbo or {})}
+        path, url = zoo.fetch(model, mirror=mirror, folder=cache)
+        provenance = f"`{path.name}`, downloaded from {url}"
+        return write_turbo(path, output, provenance=provenance, stem=task, **settings, **_turbo_options(options))
     if with_reverse and model.reverse is None:
         raise ConversionError(f"{zoo_name} has no released reverse direction (`cyclegan-hub zoo` lists the pairs)")
     checkpoints = [from_zoo(zoo_name, mirror=mirror, cache=cache)]
     if with_reverse:
         checkpoints.append(from_zoo(model.reverse, mirror=mirror, cache=cache))
     return write_converted(checkpoints, output, **options)
+
+
+def _turbo_options(options: dict) -> dict:
+    """The options of ``write_converted`` that a one-step translator's conversion takes too."""
+    return {k: v for k, v in options.items() if k in ("source_domain", "target_domain") or k == "image_size" and v}

@@ -22,11 +22,14 @@ from .checkpoints import ConversionError
 
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 CUT_URL = "http://efrosgans.eecs.berkeley.edu/CUT/pretrained_models.tar"
+TURBO_URL = "https://www.cs.cmu.edu/~img2img-turbo/models/{name}.pkl"
+TURBO = "CycleGAN-Turbo"
 MIRROR_VARIABLE = "CYCLEGAN_HUB_ZOO_MIRROR"
 CACHE_VARIABLE = "CYCLEGAN_HUB_CACHE"
 #: The most a zoo file may be: a ResNet-9 generator is 45 MB; CUT's tar holds six of them.
 MAX_MODEL_BYTES = 128 << 20
 MAX_TAR_BYTES = 1 << 30
+MAX_TURBO_BYTES = 3 << 30  # their pickles hold two full VAEs twice beside the adapters: ~1.7 GB
 #: The most one tar member may be (read in memory), and how many members are looked at.
 MAX_MEMBERS = 10_000
 
@@ -40,12 +43,16 @@ CUT_PAPER = (
 )
 CYCLEGAN_CODE = "[pytorch-CycleGAN-and-pix2pix](https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix)"
 CUT_CODE = "[contrastive-unpaired-translation](https://github.com/taesungp/contrastive-unpaired-translation)"
+TURBO_PAPER = (
+    "[Parmar et al., One-Step Image Translation with Text-to-Image Models, 2024](https://arxiv.org/abs/2403.12036)"
+)
+TURBO_CODE = "[img2img-turbo](https://github.com/GaParmar/img2img-turbo)"
 
 
 @dataclass(frozen=True)
 class ZooModel:
     name: str
-    method: str  # "CycleGAN", "CUT" or "FastCUT"
+    method: str  # "CycleGAN", "CUT", "FastCUT" or "CycleGAN-Turbo"
     source_domain: str
     target_domain: str
     reverse: str | None  # the zoo name of the other direction, where one was released
@@ -57,9 +64,13 @@ class ZooModel:
     def architecture(self) -> str:
         if self.method == "CycleGAN":
             return "ResNet-9"
+        if self.method == TURBO:
+            return "SD-Turbo + LoRA"
         return "ResNet-9, anti-aliased"
 
     def credit(self) -> str:
+        if self.method == TURBO:
+            return f"The `{self.name}` translator released by the authors of CycleGAN-Turbo ({TURBO_PAPER}) with {TURBO_CODE}"
         paper, code = (CYCLEGAN_PAPER, CYCLEGAN_CODE) if self.method == "CycleGAN" else (CUT_PAPER, CUT_CODE)
         method = "" if self.method == "CycleGAN" else f" ({self.method})"
         return (
@@ -75,6 +86,11 @@ def _cyclegan(name: str, a: str, b: str, reverse: str | None) -> ZooModel:
 def _cut(task: str, method: str, a: str, b: str) -> ZooModel:
     member = f"{task}_{method.lower()}_pretrained/latest_net_G.pth"
     return ZooModel(f"{method.lower()}/{task}", method, a, b, None, CUT_URL, member)
+
+
+def _turbo(task: str, a: str, b: str, reverse: str) -> ZooModel:
+    # released with img2img-turbo, whose license is MIT
+    return ZooModel(f"turbo/{task}", TURBO, a, b, f"turbo/{reverse}", TURBO_URL.format(name=task), license="mit")
 
 
 def _pair(forward: str, reverse: str, a: str, b: str) -> list[ZooModel]:
@@ -105,6 +121,10 @@ ZOO: dict[str, ZooModel] = {
                 ("cityscapes", "label", "street"),
             )
         ),  # fmt: skip
+        _turbo("day2night", "day", "night", "night2day"),
+        _turbo("night2day", "night", "day", "day2night"),
+        _turbo("clear2rainy", "clear", "rainy", "rainy2clear"),
+        _turbo("rainy2clear", "rainy", "clear", "clear2rainy"),
     )
 }
 
@@ -226,7 +246,7 @@ def fetch(model: ZooModel, *, mirror: str | None = None, folder=None, progress: 
     """The downloaded file of ``model`` (the tar for CUT's) and the URL it came from."""
     url = mirrored(model.url, mirror)
     name = Path(urllib.parse.urlsplit(model.url).path).name
-    limit = MAX_TAR_BYTES if model.member else MAX_MODEL_BYTES
+    limit = MAX_TURBO_BYTES if model.method == TURBO else MAX_TAR_BYTES if model.member else MAX_MODEL_BYTES
     return download(url, cache_dir(folder) / name, limit, progress=progress), url
 
 

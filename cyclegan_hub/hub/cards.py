@@ -152,7 +152,7 @@ def write_generator(
     )
     card = ModelCard.load(folder / "README.md")
     card.data.datasets = inputs.datasets or None
-    card.data.base_model = inputs.base_model
+    card.data.base_model = inputs.base_model or card.data.base_model  # a one-step translator names its base
     if inputs.license:
         card.data.license = inputs.license
     dataset = (inputs.datasets or [inputs.data_name or name or f"{source}-{target}"])[0]

@@ -16,6 +16,7 @@ happens here.
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import json
 import math
@@ -328,6 +329,25 @@ def _refuse_pickles(model_id: str, files, missing: str = CONFIG_NAME) -> None:
 #: generator, including those written before there were other families) is the default type's.
 MODEL_TYPES: dict[str, type] = {}
 DEFAULT_MODEL_TYPE = "cyclegan"
+#: Families shipped with the package whose module needs an optional extra: imported when a config.json names them
+#: (so that loading a CycleGAN generator never imports diffusers).
+OPTIONAL_MODEL_TYPES = {"cyclegan-turbo": ("cyclegan_hub.models.turbo", "turbo")}
+
+
+def model_class(named) -> type:
+    """The Hub model class of a config.json's ``model_type``; ValueError naming the known ones otherwise."""
+    if isinstance(named, str) and named not in MODEL_TYPES and named in OPTIONAL_MODEL_TYPES:
+        module, extra = OPTIONAL_MODEL_TYPES[named]
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(
+                f"a {named!r} model needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})"
+            ) from None
+    if not isinstance(named, str) or named not in MODEL_TYPES:
+        known = ", ".join(map(repr, sorted({*MODEL_TYPES, *OPTIONAL_MODEL_TYPES})))
+        raise ValueError(f"model_type {named!r} is not one of {known}")
+    return MODEL_TYPES[named]
 
 
 class HubModule(nn.Module, PyTorchModelHubMixin):
@@ -413,10 +433,10 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
             config = read_json(config_file, what=f"config.json of {model_id}")
         named = config.get("model_type", DEFAULT_MODEL_TYPE) if isinstance(config, dict) else DEFAULT_MODEL_TYPE
         if cls is HubModule:  # any family: the class config.json names
-            if not isinstance(named, str) or named not in MODEL_TYPES:
-                known = ", ".join(map(repr, sorted(MODEL_TYPES)))
-                raise ValueError(f"config.json of {model_id} names model_type {named!r}, which is not one of {known}")
-            cls = MODEL_TYPES[named]
+            try:
+                cls = model_class(named)
+            except ValueError as err:
+                raise ValueError(f"config.json of {model_id}: {err}") from None
         elif cls.model_type is not None and named != cls.model_type:
             raise ValueError(
                 f"{model_id} is a {named!r} model, not a {cls.__name__}; load it with HubModule.from_pretrained"
