@@ -1,0 +1,164 @@
+"""The one-step family (CycleGAN-Turbo) on a tiny base built from configs: equal to the authors' forward through
+the conversion of their checkpoint format, strict, translated through the one path at any size."""
+
+import json
+
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from cyclegan_hub.cli import main
+from cyclegan_hub.convert.checkpoints import ConversionError
+from cyclegan_hub.convert.turbo import convert_turbo, read_turbo
+from cyclegan_hub.models.modeling import HubModule
+from cyclegan_hub.models.turbo import OneStepTranslator
+
+from .authors_turbo import AuthorsTurbo, caption_embedding, make_checkpoint
+from .turbo_base import make_base
+
+CAPTION = "driving in the night"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return make_base(tmp_path_factory.mktemp("turbo") / "tiny-sd-turbo")
+
+
+@pytest.fixture(scope="module")
+def released(base, tmp_path_factory):
+    """A checkpoint in the authors' format (their training script's dict), as ``day2night.pkl``."""
+    checkpoint = make_checkpoint(base, rank_unet=4, rank_vae=4, seed=1)
+    path = tmp_path_factory.mktemp("released") / "day2night.pkl"
+    torch.save(checkpoint, path)
+    return path, checkpoint
+
+
+@pytest.mark.parametrize("direction", ["a2b", "b2a"])
+def test_the_converted_translator_equals_the_authors_forward(base, released, direction):
+    path, checkpoint = released
+    authors = AuthorsTurbo(base, checkpoint)
+    model = convert_turbo(read_turbo(path), base_model=str(base), caption=CAPTION, direction=direction)
+    embedding = caption_embedding(base, CAPTION)
+    torch.testing.assert_close(model.caption_embedding, embedding, rtol=0, atol=0)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    with torch.no_grad():
+        ours = model(x)
+        theirs = authors(x, direction, embedding.repeat(2, 1, 1), posterior="mode")
+        assert (ours - theirs).abs().max() < 1e-5  # the posterior mean: deterministic
+        assert ours.std() > 0.05  # a real image, not a constant
+        model.config["encode"] = "sample"  # their sampling, same random numbers
+        torch.manual_seed(3)
+        ours = model(x)
+        torch.manual_seed(3)
+        theirs = authors(x, direction, embedding.repeat(2, 1, 1))
+    assert (ours - theirs).abs().max() < 1e-5
+    other = authors(x, "b2a" if direction == "a2b" else "a2b", embedding.repeat(2, 1, 1), posterior="mode")
+    assert (model.eval()(x) - other).abs().max() > 1e-3  # the direction chose its own VAE
+
+
+def test_convert_and_translate_from_the_command_line(base, released, tmp_path, capsys):
+    path, _ = released
+    night = tmp_path / "day2night"
+    args = ["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "--output", str(night)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "CycleGAN-Turbo, direction a2b, UNet LoRA rank 4" in out
+    config = json.loads((night / "config.json").read_text())
+    assert config["model_type"] == "cyclegan-turbo" and config["caption"] == CAPTION
+    assert (config["source_domain"], config["target_domain"]) == ("day", "night")
+    assert config["base_model"] == str(base.resolve())
+    stored = load_file(night / "model.safetensors")
+    assert not [k for k in stored if "base_layer" in k and "conv_in" not in k and "skip_conv" not in k]
+    assert stored["caption_embedding"].shape == (1, 77, 32)
+    card = (night / "README.md").read_text()
+    assert "# CycleGAN-Turbo translator: day → night" in card and "img2img-turbo" in card
+
+    day = tmp_path / "night2day"
+    args = ["convert", str(path), "--base-model", str(base), "--caption", "driving in the day", "--direction",
+            "b2a", "--output", str(day)]  # fmt: skip
+    assert main(args) == 0
+    assert json.loads((day / "config.json").read_text())["source_domain"] == "night"
+
+    street = tmp_path / "street.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(street)
+    result = tmp_path / "night.png"
+    assert main(["translate", "--model", str(night), str(street), "--output", str(result)]) == 0
+    translated = Image.open(result)
+    assert translated.size == (53, 37) and translated.mode == "RGB"
+    # the same as the model's own translate(), and as the network on the padded image cropped back
+    model = HubModule.from_pretrained(str(night))
+    assert type(model) is OneStepTranslator
+    assert np.array_equal(np.asarray(model.translate(Image.open(street))), np.asarray(translated))
+
+
+def test_strict_loading_refuses_a_mismatched_adapter_in_one_line(base, released, tmp_path, capsys):
+    path, _ = released
+    folder = tmp_path / "m"
+    assert main(["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "-o", str(folder)]) == 0
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"unet_rank": 8}))
+    with pytest.raises(ValueError, match=r"does not match its model.safetensors: .*unet\..*lora_A.* has shape"):
+        HubModule.from_pretrained(str(folder))
+    (folder / "config.json").write_text(json.dumps(config))
+    tensors = load_file(folder / "model.safetensors")
+    del tensors["vae.decoder.skip_conv_1.base_layer.weight"]
+    save_file(tensors, folder / "model.safetensors")
+    capsys.readouterr()
+    assert main(["translate", "--model", str(folder), str(path), "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "1 missing tensor(s) (e.g. vae.decoder.skip_conv_1.base_layer.weight)" in err and len(err.splitlines()) == 1
+    (folder / "config.json").write_text(json.dumps(config | {"unet_rank": 100000}))
+    with pytest.raises(ValueError, match="unet_rank must be an integer from 1 to 1024"):
+        HubModule.from_pretrained(str(folder))
+
+
+def test_conversion_refuses_what_does_not_fit(base, released, tmp_path, capsys):
+    path, checkpoint = released
+    with pytest.raises(ConversionError, match="is not a CycleGAN-Turbo checkpoint"):
+        torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pkl")
+        read_turbo(tmp_path / "other.pkl")
+    other_base = make_base(tmp_path / "other-base", seed=7, text_encoder=True)
+    with pytest.raises(ConversionError, match="the checkpoint's VAE differs from the base model's by .* --base-model"):
+        convert_turbo(checkpoint, base_model=str(other_base), caption=CAPTION)
+    assert main(["convert", str(path), "--base-model", str(base), "-o", str(tmp_path / "o")]) == 1
+    assert "needs --base-model (a Hub id or a folder) and --caption" in capsys.readouterr().err
+    assert main(["convert", str(path), "--base-model", str(tmp_path / "none"), "--caption", "x",
+                 "-o", str(tmp_path / "o")]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "cannot load the base model's unet/" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_pickle_that_would_run_code_is_refused(base, tmp_path, capsys):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"rank_unet": Evil()}, tmp_path / "evil.pkl")
+    assert main(["convert", str(tmp_path / "evil.pkl"), "--base-model", str(base), "--caption", "x",
+                 "-o", str(tmp_path / "o")]) == 1  # fmt: skip
+    captured = capsys.readouterr()
+    assert "pwned" not in captured.out and "nothing in the file is run" in captured.err
+
+
+def test_the_zoo_names_the_authors_checkpoints_and_converts_one(base, released, tmp_path, capsys):
+    from .test_zoo import FileServer
+
+    assert main(["zoo"]) == 0
+    listing = capsys.readouterr().out
+    assert "turbo/day2night" in listing and "turbo/rainy2clear" in listing and "SD-Turbo + LoRA" in listing
+    path, _ = released
+    with FileServer({"/~img2img-turbo/models/day2night.pkl": path.read_bytes()}) as server:
+        args = ["convert", "--zoo", "turbo/day2night", "--zoo-mirror", server.url, "--cache-dir", str(tmp_path / "c"),
+                "--base-model", str(base), "--output", str(tmp_path / "z")]  # fmt: skip
+        assert main(args) == 0, capsys.readouterr().err
+    config = json.loads((tmp_path / "z" / "config.json").read_text())
+    assert config["caption"] == "driving in the night" and config["target_domain"] == "night"
+    assert "downloaded from" in (tmp_path / "z" / "README.md").read_text()
