@@ -231,3 +231,12 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
     snapshot = next((p for p in local.parents if p.parent.name == "snapshots"), None)
     commit = snapshot.name if snapshot is not None else (revision or "main")
     return Source(local, repo_id.split("/")[-1], repo_id=repo_id, revision=commit)
+
+
+_PAIR_NAME = re.compile(r"^(?:style_)?(?P<a>[A-Za-z]+)2(?P<b>[A-Za-z]+)(?:_.*)?$")
+
+
+def domains_from_name(name: str) -> tuple[str, str] | None:
+    """('horse', 'zebra') from 'horse2zebra', ('summer', 'winter') from 'summer2winter_yosemite'; else None."""
+    match = _PAIR_NAME.match(name.split("/")[-1])
+    return (match["a"], match["b"]) if match else None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,19 +15,19 @@ import torch
 
 from .. import translation
 from . import zoo
-from .checkpoints import ConversionError, load_tensors, locate, read_checkpoint, sha256, unwrap_state_dict
+from .checkpoints import (
+    ConversionError,
+    domains_from_name,
+    load_tensors,
+    locate,
+    read_checkpoint,
+    sha256,
+    unwrap_state_dict,
+)
 from .layouts import SOURCES, Layout, convert_state, measure_equality
 
 #: A conversion whose output differs from the original by more than this is refused.
 TOLERANCE = 1e-4
-
-_PAIR_NAME = re.compile(r"^(?:style_)?(?P<a>[A-Za-z]+)2(?P<b>[A-Za-z]+)(?:_.*)?$")
-
-
-def domains_from_name(name: str) -> tuple[str, str] | None:
-    """('horse', 'zebra') from 'horse2zebra', ('summer', 'winter') from 'summer2winter_yosemite'; else None."""
-    match = _PAIR_NAME.match(name.split("/")[-1])
-    return (match["a"], match["b"]) if match else None
 
 
 @dataclass

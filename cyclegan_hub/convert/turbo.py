@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..io.files import read_file
-from .checkpoints import ConversionError, load_tensors, sha256
+from .checkpoints import ConversionError, domains_from_name, load_tensors, sha256
 
 #: Keys of their checkpoint dict.
 TURBO_KEYS = ("rank_unet", "sd_encoder", "sd_decoder", "sd_other", "rank_vae", "sd_vae_dec")
@@ -183,8 +183,6 @@ def write_turbo(
 
     path = Path(path)
     loaded = read_turbo(path)
-    from .command import domains_from_name
-
     named = domains_from_name(stem or path.stem) or ("A", "B")  # what the file's name says it translates
     own = RELEASED.get(stem or path.stem, ("a2b",))[0]  # and in which of its directions
     guess = named if direction == own else named[::-1]

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import os
 
 import torch
@@ -326,6 +327,18 @@ class OneStepTranslator(
         """Recompute activations in the backward pass (UNet blocks and VAE blocks): far less memory, ~30% more time."""
         self.gradient_checkpointing = True
         self.unet.enable_gradient_checkpointing()
+
+    def __deepcopy__(self, memo):
+        """A copy whose trained tensors are its own and whose frozen base weights are shared (the trainer's exported
+        copies and samples would otherwise duplicate the whole base model each time)."""
+        for parameter in self.parameters():
+            if not parameter.requires_grad:
+                memo.setdefault(id(parameter), parameter)
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for name, value in self.__dict__.items():
+            copied.__dict__[name] = copy.deepcopy(value, memo)
+        return copied
 
     # ---- what is saved: only what training changes ------------------------------------------------------------
 

@@ -161,9 +161,28 @@ class TrainingState:
             state.update({f"pool_{key}.{k}": v for k, v in pool.state_dict().items()})
         return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
-    def model_tensors(self) -> dict[str, torch.Tensor]:
+    def _named_tensors(self) -> dict[str, torch.Tensor]:
         tensors = {f"{name}.{k}": v for name, net in self.nets.items() for k, v in net.state_dict().items()}
         tensors.update({f"ema_{name}.{k}": v for name, ema in self.ema.items() for k, v in ema.state_dict().items()})
+        return tensors
+
+    def aliases(self) -> dict[str, str]:
+        """Tensors that networks share (the two directions of a one-step pair share one UNet adapter): each later
+        name -> the first name of the same tensor. Saved once, restored under every name."""
+        first, aliases = {}, {}
+        for name, value in self._named_tensors().items():
+            if value.device.type == "meta" or not value.numel():
+                continue
+            identity = (value.untyped_storage().data_ptr(), value.storage_offset(), value.shape, value.stride())
+            if identity in first:
+                aliases[name] = first[identity]
+            else:
+                first[identity] = name
+        return aliases
+
+    def model_tensors(self) -> dict[str, torch.Tensor]:
+        shared = self.aliases()
+        tensors = {k: v for k, v in self._named_tensors().items() if k not in shared}
         return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
     def optimizer_tensors(self) -> dict[str, torch.Tensor]:
@@ -220,6 +239,7 @@ class TrainingState:
         the checkpoint is refused."""
         meta = self.validate(source, process_index)
         weights = load_file(str(source.path("models.safetensors")))
+        weights.update({alias: weights[name] for alias, name in self.aliases().items()})
         for name, net in self.nets.items():
             net.load_state_dict(_strip(weights, f"{name}."))
         for name, ema in self.ema.items():

@@ -11,6 +11,7 @@ and its objective, without editing the loop or any CycleGAN module.
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
+#: Families shipped with the package whose module needs an optional extra: imported when a config names them.
+OPTIONAL_FAMILIES = {"cyclegan-turbo": ("cyclegan_hub.training.turbo", "turbo")}
 
 
 def register(family: Family) -> Family:
@@ -81,10 +84,19 @@ def register(family: Family) -> Family:
 
 def get(name: str) -> Family:
     """The family called ``name``; ValueError listing the known ones (and the nearest) otherwise."""
+    if name not in FAMILIES and name in OPTIONAL_FAMILIES:
+        module, extra = OPTIONAL_FAMILIES[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ValueError(
+                f"the {name!r} family needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})"
+            ) from None
     if name not in FAMILIES:
-        close = difflib.get_close_matches(name, list(FAMILIES), n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name, [*FAMILIES, *OPTIONAL_FAMILIES], n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown model family {name!r}{hint}; valid: {', '.join(map(repr, FAMILIES))}")
+        valid = ", ".join(map(repr, {**FAMILIES, **OPTIONAL_FAMILIES}))
+        raise ValueError(f"unknown model family {name!r}{hint}; valid: {valid}")
     return FAMILIES[name]
 
 

@@ -1,0 +1,180 @@
+"""The one-step family for the trainer: ``[model] family = "cyclegan-turbo"`` (CycleGAN-Turbo, Parmar et al., 2024).
+
+Networks: G (A -> B) and F (B -> A) are ``OneStepTranslator``s sharing one UNet and its LoRA adapter, each with its
+own VAE adapter, skip convolutions and caption embedding (computed once from ``caption_a`` / ``caption_b`` with the
+base's text encoder, which is then dropped); D_A and D_B are PatchGAN discriminators (the authors' CLIP-based
+"vision-aided" discriminator needs CLIP weights and their ``vision_aided_loss`` package: not offered here yet).
+
+The step is the authors': three generator updates (cycle L1, then GAN, then identity L1), each with its own backward,
+gradient clipping and AdamW step, then the discriminators on fakes and on reals. Memory is what its users hit: only
+the adapters, ``conv_in`` and the skips train; ``gradient_checkpointing`` recomputes activations; bf16 autocast
+(``train.mixed_precision = "bf16"``) keeps float32 master weights, so that training stays correct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import make_dataclass, replace
+
+import torch
+from torch import nn
+
+from ..models.discriminator import PatchDiscriminator
+from ..models.turbo import OneStepTranslator, base_location, embed_caption
+from . import losses
+from .families import Family, StepParts, register
+from .schema import key, option_key
+
+LOSS_NAMES = ("cycle", "G_gan", "identity", "D_A", "D_B")
+DISCRIMINATORS = ("patchgan",)
+
+_TRANSLATOR = OneStepTranslator.options
+_NAMED = {
+    "base_model": replace(_TRANSLATOR["base_model"], train="base_model"),
+    "base_revision": replace(_TRANSLATOR["base_revision"], train="base_revision"),
+}
+_TRAINED = [o for o in _TRANSLATOR if o.train]
+_CRITIC = [o for o in PatchDiscriminator.options if o.train]
+
+TurboModel = make_dataclass(
+    "TurboModelConfig",
+    [
+        ("family", str, key("cyclegan-turbo", "model family (`cyclegan_hub.training.families`)")),
+        *((o.train, o.python_type, option_key(o)) for o in (*_NAMED.values(), *_TRAINED)),
+        ("caption_a", str, key("", "caption of domain A (what F translates into; empty: the domain's label)")),
+        ("caption_b", str, key("", "caption of domain B (what G translates into; empty: the domain's label)")),
+        ("discriminator", str, key("patchgan", "the discriminators", choices=DISCRIMINATORS)),
+        *((o.train, o.python_type, option_key(o)) for o in _CRITIC),
+        ("lambda_gan", float, key(0.5, "weight of the GAN loss (the authors': 0.5)", low=0.0, high=100.0)),
+        ("weight_decay", float, key(1e-2, "AdamW weight decay (the authors': 1e-2)", low=0.0, high=1.0)),
+        ("max_grad_norm", float, key(10.0, "gradient clipping of each update (the authors': 10)", low=0.0, high=1e6)),
+        ("gradient_checkpointing", bool, key(False, "recompute activations in the backward pass: less memory")),
+    ],
+    namespace={"__doc__": "``[model]`` of the one-step family: the base, the adapters, the captions, the objective."},
+)
+
+
+def _networks(config) -> dict[str, nn.Module]:
+    m, d = config.model, config.data
+    a, b = config.domain_a.label, config.domain_b.label
+    shared = {o.name: getattr(m, o.train) for o in (*_NAMED.values(), *_TRAINED)}
+    shared["base_model"] = base_location(shared["base_model"])
+    captions = {"G": m.caption_b or b, "F": m.caption_a or a}
+    g = OneStepTranslator(source_domain=a, target_domain=b, caption=captions["G"], image_size=d.image_size, **shared)
+    with OneStepTranslator.sharing(g.unet):
+        f = OneStepTranslator(
+            source_domain=b, target_domain=a, caption=captions["F"], image_size=d.image_size, **shared
+        )
+    for name, net in (("G", g), ("F", f)):
+        net.set_caption_embedding(embed_caption(shared["base_model"], captions[name], shared["base_revision"]))
+        if m.gradient_checkpointing:
+            net.enable_gradient_checkpointing()
+    critic = {o.name: getattr(m, o.train) for o in _CRITIC} | {"in_channels": 3}
+    return {"G": g, "F": f, "D_A": PatchDiscriminator(**critic), "D_B": PatchDiscriminator(**critic)}
+
+
+def generator_parameters(nets) -> list[nn.Parameter]:
+    """What the generators train, each once (the shared UNet's adapter is in both)."""
+    unique = {id(p): p for name in ("G", "F") for p in nets[name].parameters() if p.requires_grad}
+    return list(unique.values())
+
+
+def _optimizers(nets, config, device) -> dict[str, torch.optim.Optimizer]:
+    t, m = config.train, config.model
+    adamw = dict(lr=t.lr, betas=(t.beta1, t.beta2), weight_decay=m.weight_decay)
+    critics = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
+    return {"G": torch.optim.AdamW(generator_parameters(nets), **adamw), "D": torch.optim.AdamW(critics, **adamw)}
+
+
+def _step(parts: StepParts):
+    nets, t, m = parts.nets, parts.config.train, parts.config.model
+    G, F, D_A, D_B = nets["G"], nets["F"], nets["D_A"], nets["D_B"]
+    opt_g, opt_d = parts.optimizers["G"], parts.optimizers["D"]
+    params_g = generator_parameters(parts.plain)
+    params_d = [*parts.plain["D_A"].parameters(), *parts.plain["D_B"].parameters()]
+    mode, lam_cycle, lam_gan = t.gan_mode, t.lambda_cycle, m.lambda_gan
+    lam_idt = t.lambda_cycle * t.lambda_identity
+
+    def update(loss, optimizer, params):
+        parts.backward(loss)
+        if m.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, m.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    def step(real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        # cycle: A -> B -> A and B -> A -> B
+        with parts.autocast():
+            loss_cycle = lam_cycle * (losses.cycle_loss(F(G(real_a)), real_a) + losses.cycle_loss(G(F(real_b)), real_b))
+        update(loss_cycle, opt_g, params_g)
+        # GAN: the generators against the discriminators (whose gradients from here are dropped)
+        with parts.autocast():
+            fake_b, fake_a = G(real_a), F(real_b)
+            loss_gan = lam_gan * (
+                losses.generator_adversarial_loss(D_B(fake_b), mode)
+                + losses.generator_adversarial_loss(D_A(fake_a), mode)
+            )
+        update(loss_gan, opt_g, params_g)
+        opt_d.zero_grad(set_to_none=True)
+        # identity: each generator fed its target domain changes nothing
+        loss_idt = torch.zeros((), device=real_a.device)
+        if lam_idt > 0:
+            with parts.autocast():
+                loss_idt = lam_idt * (losses.identity_loss(G(real_b), real_b) + losses.identity_loss(F(real_a), real_a))
+            update(loss_idt, opt_g, params_g)
+        # discriminators: on the fakes, then on reals (the loss halved, as the authors do)
+        fake_a, fake_b = fake_a.detach(), fake_b.detach()
+        with parts.autocast():
+            loss_d_a = losses.discriminator_loss(D_A(real_a), D_A(fake_a), mode)
+            loss_d_b = losses.discriminator_loss(D_B(real_b), D_B(fake_b), mode)
+        update(lam_gan * (loss_d_a + loss_d_b), opt_d, params_d)
+        return torch.stack([x.detach().float() for x in (loss_cycle, loss_gan, loss_idt, loss_d_a, loss_d_b)])
+
+    return step
+
+
+def _check(config) -> None:
+    t, d = config.train, config.data
+    if d.channels != 3:
+        raise ValueError(f"the one-step family translates RGB images: data.channels = 3, not {d.channels}")
+    if d.image_size % 8:
+        raise ValueError(f"data.image_size = {d.image_size}: the one-step family needs a multiple of 8 (the VAE's)")
+    if t.ema:
+        raise ValueError("train.ema: the one-step family keeps no EMA yet (its adapters are exported as trained)")
+    if t.compile:
+        raise ValueError("train.compile: not supported by the one-step family (peft's adapters recompile each call)")
+    if t.channels_last:
+        raise ValueError("train.channels_last: not supported by the one-step family")
+
+
+def _describe(config) -> list[str]:
+    m = config.model
+    return [
+        f"- translators: CycleGAN-Turbo on `{m.base_model}`, UNet LoRA rank {m.unet_rank} (shared by both "
+        f"directions), VAE LoRA rank {m.vae_rank} per direction, timestep {m.timestep}; gradient checkpointing "
+        f"{'on' if m.gradient_checkpointing else 'off'}",
+        f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels; GAN x {m.lambda_gan}, "
+        f"AdamW weight decay {m.weight_decay}, gradients clipped at {m.max_grad_norm}",
+    ]
+
+
+def _summary(nets, size: int) -> str:
+    trained = sum(p.numel() for p in generator_parameters(nets))
+    frozen = sum(p.numel() for n in ("G", "F") for p in nets[n].parameters() if not p.requires_grad)
+    critics = sum(p.numel() for p in nets["D_A"].parameters())
+    return f"G, F: {trained:,} trained parameters (shared UNet adapter), {frozen:,} frozen; D_A, D_B: {critics:,} each"
+
+
+TURBO = register(
+    Family(
+        name="cyclegan-turbo",
+        model_section=TurboModel,
+        build=_networks,
+        optimizers=_optimizers,
+        pools=lambda config: {},
+        make_step=_step,
+        loss_names=LOSS_NAMES,
+        check=_check,
+        describe=_describe,
+        summary=_summary,
+    )
+)

@@ -1,0 +1,123 @@
+"""The one-step family through the same trainer: the authors' step reduces the cycle loss on a toy pair (in float32
+and in bf16 autocast), gradient checkpointing changes memory and not the result, a run resumes exactly, its
+checkpoint stores the shared UNet adapter once, and the exported pair loads as one-step translators."""
+
+import contextlib
+import json
+
+import pytest
+
+pytest.importorskip("diffusers")
+pytest.importorskip("peft")
+pytest.importorskip("transformers")
+
+import torch
+from safetensors.torch import load_file
+
+from cyclegan_hub.hub.repos import load_generator
+from cyclegan_hub.models.turbo import OneStepTranslator
+from cyclegan_hub.training import config as configs
+from cyclegan_hub.training.families import StepParts
+
+from ..turbo_base import make_base
+from .conftest import ROOT
+
+DATA = ROOT / "training" / "data" / "mnist-6-9"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    return make_base(tmp_path_factory.mktemp("turbo-train") / "tiny-sd-turbo")
+
+
+def write_config(folder, base, extra: str = "") -> str:
+    path = folder / "turbo.toml"
+    path.write_text(
+        f'[domain_a]\nlabel = "6"\npath = "{DATA}"\nfilter = "label == 6"\n'
+        f'[domain_b]\nlabel = "9"\npath = "{DATA}"\nfilter = "label == 9"\n'
+        "[data]\nimage_size = 16\nload_size = 16\nchannels = 3\nflip = false\neval_images = 4\n"
+        f'[model]\nfamily = "cyclegan-turbo"\nbase_model = "{base}"\nunet_rank = 4\nd_base_channels = 8\n'
+        f'd_layers = 2\ncaption_a = "a six"\ncaption_b = "a nine"\n{extra}'
+        "[train]\nbatch_size = 2\nlog_every = 1\nsample_every = 2\ncheckpoint_every = 2\nlr = 1e-3\nbeta1 = 0.9\n"
+        "lambda_cycle = 1.0\nlambda_identity = 1.0\n"
+    )
+    return str(path)
+
+
+def steps(config, n: int, autocast=contextlib.nullcontext, seed: int = 0):
+    torch.manual_seed(seed)
+    nets = config.family.build(config)
+    optimizers = config.family.optimizers(nets, config, torch.device("cpu"))
+    parts = StepParts(nets, nets, optimizers, {}, config, autocast, torch.Tensor.backward)
+    step = config.family.make_step(parts)
+    generator = torch.Generator().manual_seed(1)
+    # smooth images (coarse noise, upsampled): what a VAE with 4x fewer latent pixels can hold
+    real_a, real_b = (
+        torch.nn.functional.interpolate(torch.rand(2, 3, 4, 4, generator=generator) * 2 - 1, size=16, mode="bilinear")
+        for _ in range(2)
+    )
+    return nets, [step(real_a, real_b) for _ in range(n)]
+
+
+def test_the_step_reduces_the_cycle_loss_in_float32_and_in_bf16(base, tmp_path):
+    config = configs.load(write_config(tmp_path, base))
+    nets, losses = steps(config, 8)
+    assert losses[-1][0] < 0.8 * losses[0][0], [float(x[0]) for x in losses]
+    assert nets["G"].unet is nets["F"].unet and nets["G"].vae is not nets["F"].vae
+    assert [p.dtype for p in nets["G"].parameters() if p.requires_grad] == [torch.float32] * len(
+        [p for p in nets["G"].parameters() if p.requires_grad]
+    )
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    nets, losses = steps(config, 8, autocast=bf16)
+    assert all(torch.isfinite(x).all() for x in losses)
+    assert losses[-1][0] < 0.8 * losses[0][0], [float(x[0]) for x in losses]
+    # master weights stay float32 under autocast: the update is not lost to bf16 rounding
+    assert all(p.dtype == torch.float32 for p in nets["G"].parameters())
+
+
+def test_gradient_checkpointing_gives_the_same_training(base, tmp_path):
+    plain = configs.load(write_config(tmp_path, base))
+    saving = configs.load(write_config(tmp_path, base, "gradient_checkpointing = true\n"))
+    nets_a, losses_a = steps(plain, 2)
+    nets_b, losses_b = steps(saving, 2)
+    assert nets_b["G"].gradient_checkpointing and not nets_a["G"].gradient_checkpointing
+    torch.testing.assert_close(torch.stack(losses_a), torch.stack(losses_b), rtol=1e-4, atol=1e-5)
+    state_a, state_b = nets_a["G"].state_dict(), nets_b["G"].state_dict()
+    assert all(torch.allclose(state_a[k], state_b[k], rtol=1e-4, atol=1e-6) for k in state_a)
+
+
+def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, monkeypatch):
+    from training import train as train_module
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    args = ["--config", write_config(tmp_path, base), "--max-steps", "4"]
+    assert train_module.cli([*args, "--output-dir", str(tmp_path / "straight")]) == 0
+    assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "2"]) == 0
+    assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--resume", "latest"]) == 0
+    for direction in ("generator_AtoB", "generator_BtoA"):
+        straight = load_file(tmp_path / "straight" / direction / "model.safetensors")
+        resumed = load_file(tmp_path / "resumed" / direction / "model.safetensors")
+        assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
+        assert not [k for k in straight if "base_layer" in k and "conv_in" not in k and "skip_conv" not in k]
+    # the shared UNet adapter is stored once in the checkpoint, under G
+    stored = load_file(tmp_path / "straight" / "checkpoints" / "step-000004" / "models.safetensors")
+    assert any(k.startswith("G.unet.") for k in stored) and not any(k.startswith("F.unet.") for k in stored)
+    state = json.loads((tmp_path / "straight" / "checkpoints" / "step-000004" / "training_state.json").read_text())
+    assert state["optimizers"]["G"]["class"] == "AdamW"
+    assert (tmp_path / "straight" / "samples" / "step-000004.png").is_file()
+    model = load_generator(str(tmp_path / "straight" / "generator_BtoA"))
+    assert type(model) is OneStepTranslator and model.config["caption"] == "a six"
+    assert model.config["source_domain"] == "9" and model.config["base_model"] == str(base)
+    card = (tmp_path / "straight" / "generator_AtoB" / "README.md").read_text()
+    assert "CycleGAN-Turbo translator: 6 → 9" in card and "## Training" in card
+
+
+def test_settings_the_family_cannot_take_are_one_line(base, tmp_path, capsys):
+    from training import train as train_module
+
+    config = write_config(tmp_path, base)
+    assert train_module.cli(["--config", config, "--set", "data.channels=1", "--output-dir", str(tmp_path / "r")]) == 1
+    assert "translates RGB images: data.channels = 3" in capsys.readouterr().err
+    assert train_module.cli(["--config", config, "--set", "model.discriminator='clip'",
+                             "--output-dir", str(tmp_path / "r")]) == 1  # fmt: skip
+    assert "model.discriminator" in capsys.readouterr().err
