@@ -546,7 +546,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reverse-model", help="the reverse of a single --model (default: the twin name)")
     p.add_argument("--private", action="store_true")
-    p.add_argument("--hardware", default="cpu-basic", help="suggested_hardware of the Space (default cpu-basic)")
+    p.add_argument("--hardware", default="cpu-basic", help="the Space's hardware, requested through the Hub and written "
+                   "as its suggested_hardware (default cpu-basic; a one-step pair wants a GPU: zero-a10g, t4-small, "
+                   "l4x1, ...)")  # fmt: skip
     p.set_defaults(func=_deploy_space)
 
     p = sub.add_parser(

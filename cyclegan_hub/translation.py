@@ -41,6 +41,8 @@ class TranslationSpec:
         border: pixels the network loses on each side (a converted model whose first and last convolutions pad
             less than they take); the path pads them back with the image's own reflection, so that every image
             comes out at its own size.
+        heavy: a network that wants an accelerator (a one-step diffusion translator): a server states its CPU time
+            before running it and runs it inside ``spaces.GPU`` on ZeroGPU hardware.
     """
 
     in_channels: int
@@ -51,6 +53,7 @@ class TranslationSpec:
     bf16: bool = False
     batch_size: int = 16
     border: int = 0
+    heavy: bool = False
 
 
 @runtime_checkable

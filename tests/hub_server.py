@@ -34,6 +34,7 @@ class HubServer:
         self.fail_next: list[str] = []  # faults for the next commit calls, in order
         self.requests: list[str] = []
         self.commits: list[str] = []
+        self.hardware: dict[str, str] = {}  # Space id -> the hardware requested for it
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -183,6 +184,10 @@ class HubServer:
                                 ]
                             },
                         )
+                    if action == "hardware":
+                        server.hardware[repo_id] = json.loads(body)["flavor"]
+                        requested = {"current": None, "requested": server.hardware[repo_id]}
+                        return self._send(200, {"stage": "BUILDING", "hardware": requested})
                     if action == "branch":
                         git(repo, "branch", "-f", rev, "main")
                         return self._send(200, {})

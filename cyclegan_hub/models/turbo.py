@@ -284,7 +284,13 @@ class OneStepTranslator(
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         unet_factor = 2 ** (len(self.unet.config.block_out_channels) - 1)
         self.translation_spec = TranslationSpec(
-            3, 3, tuple(config["value_range"]), size_multiple=factor, min_size=factor * unet_factor, batch_size=1
+            3,
+            3,
+            tuple(config["value_range"]),
+            size_multiple=factor,
+            min_size=factor * unet_factor,
+            batch_size=1,
+            heavy=True,
         )
         self.gradient_checkpointing = False
 

@@ -186,6 +186,27 @@ def own_file(image: Image.Image) -> Image.Image:
     return image
 
 
+def zero_gpu():
+    """``spaces.GPU`` when the ``spaces`` package is installed (a Hugging Face Space; on ZeroGPU hardware it attaches
+    a GPU for the call, elsewhere it does nothing), else None."""
+    try:
+        import spaces
+    except ImportError:
+        return None
+    return getattr(spaces, "GPU", None)
+
+
+def image_size(path) -> tuple[int, int] | None:
+    """(width, height) from an uploaded image's header, without decoding it; None for anything else."""
+    if not uploaded_path(path):
+        return None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # unreadable: the translation itself names the problem
+        return None
+
+
 def build_demo(
     pairs: list[PairTranslator] | list[str], *, examples: Path | None = None, limits: ServingLimits = ServingLimits()
 ) -> gr.Blocks:
@@ -197,6 +218,22 @@ def build_demo(
     by_direction = {label: pair for pair in pairs for label in pair.directions}
     by_name = {pair.name: pair for pair in pairs}
     first = pairs[0]
+    gpu = zero_gpu()
+    # A heavy pair (one-step diffusion) runs inside spaces.GPU where the package is there: on ZeroGPU hardware the
+    # call gets a GPU, elsewhere it is the plain call.
+    on_gpu = gpu(lambda pair, image, direction: pair.translate(image, direction, direct=True)) if gpu else None
+
+    def expected(pair: PairTranslator, image) -> str:
+        """What a heavy pair on a CPU will cost for this image, said before it starts ('' otherwise)."""
+        size = image_size(image) if isinstance(image, str) else None
+        seconds = pair.estimate(size) if size else None
+        if seconds is None:
+            return ""
+        return f"This one-step diffusion pair runs on the CPU here: about {seconds:.0f} s for this image."
+
+    def announce(image, direction: str) -> str:
+        pair = by_direction.get(direction)
+        return expected(pair, image) if pair is not None else ""
 
     def translate(image, direction: str, progress=gr.Progress()):
         """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
@@ -207,8 +244,12 @@ def build_demo(
             )
         try:
             if not pair.digits:
-                progress(0.1, desc=f"translating on the CPU at up to {pair.limits.photo_side} px a side")
-            result = pair.translate(image, direction)
+                eta = expected(pair, image)
+                progress(0.1, desc=eta or f"translating at up to {pair.limits.photo_side} px a side")
+            if pair.heavy and on_gpu is not None:
+                result = on_gpu(pair, image, direction)
+            else:
+                result = pair.translate(image, direction)
         except (ValueError, FileNotFoundError) as err:
             # name the file as the user knows it, never by the server's upload path
             message = str(err).replace(str(image), Path(image).name) if isinstance(image, str) else str(err)
@@ -285,6 +326,9 @@ def build_demo(
             pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden"
         )
         sketch.change(use_drawing, sketch, source, api_name=False, show_progress="hidden")
+        if any(pair.heavy for pair in pairs):  # the time a heavy pair will take, as soon as the image is there
+            for trigger in (source.change, direction.change):
+                trigger(announce, [source, direction], ran_at, api_name=False, show_progress="hidden")
         button.click(
             translate,
             [source, direction],

@@ -166,6 +166,21 @@ def space_card(space_id: str, pairs: list[tuple[str, str, str, str]], hardware: 
     return str(SpaceCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body))
 
 
+def space_requirements(wheel: str, heavy: bool, hardware: str) -> str:
+    """The Space's requirements.txt: this package's wheel (with the ``turbo`` extra when a one-step pair is served),
+    the gradio that was tested, and ``spaces`` on ZeroGPU hardware (its ``spaces.GPU`` attaches the GPU per call)."""
+    lines = [f"./{wheel}[turbo]" if heavy else f"./{wheel}", f"gradio=={gradio_version()}"]
+    if hardware.startswith("zero-"):
+        lines.append("spaces")
+    return "\n".join(lines) + "\n"
+
+
+def gradio_version() -> str:
+    import gradio
+
+    return gradio.__version__
+
+
 def deploy_space(
     space_id: str,
     models: list[str],
@@ -176,17 +191,21 @@ def deploy_space(
     retries: int = 3,
 ) -> str:
     """Create or update the Space ``space_id`` serving each pair of ``models`` (each "forward[,reverse]"; the reverse
-    defaults to the twin name); returns the commit URL. Every model is loaded and checked before anything is uploaded."""
-    import gradio
-    from huggingface_hub import HfApi, get_token
+    defaults to the twin name) on ``hardware`` (requested through the Hub and written as the card's
+    ``suggested_hardware``); returns the commit URL. Every model is loaded and checked before anything is uploaded."""
+    from huggingface_hub import HfApi, SpaceHardware, get_token
 
+    known = [h.value for h in SpaceHardware]
+    if hardware not in known:
+        raise ValueError(f"unknown Space hardware {hardware!r}; valid: {', '.join(known)}")
     token = token or get_token()
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
-    pairs = []
+    pairs, heavy = [], False
     for spec in models:
-        (forward, reverse), (g, _) = load_pair(spec, failure="{repo} cannot be served", token=token)
+        (forward, reverse), (g, f) = load_pair(spec, failure="{repo} cannot be served", token=token)
         pairs.append((forward, reverse, g.config["source_domain"], g.config["target_domain"]))
+        heavy = heavy or g.translation_spec.heavy or f.translation_spec.heavy
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="cyclegan-space-") as tmp:
@@ -197,12 +216,14 @@ def deploy_space(
         root = source_checkout()
         wheel = build_wheel(root, Path(tmp) / "dist") if root is not None else installed_wheel(Path(tmp))
         shutil.copyfile(wheel, folder / wheel.name)
-        (folder / "requirements.txt").write_text(f"./{wheel.name}\ngradio=={gradio.__version__}\n")
+        (folder / "requirements.txt").write_text(space_requirements(wheel.name, heavy, hardware))
         _hub_call(
             lambda: api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True),
             space_id,
             retries,
         )
+        if hardware != "cpu-basic":  # the default needs no request (and a free account can make no other)
+            _hub_call(lambda: api.request_space_hardware(space_id, hardware), space_id, retries)
         names = ", ".join(f"{a} <-> {b}" for _, _, a, b in pairs)
         info = _hub_call(
             lambda: api.upload_folder(

@@ -128,9 +128,40 @@ class PairTranslator:
         # bounds the activations (a ResNet-9 at 1024 px holds ~1 GB) whatever the number of waiting requests.
         self.max_batch = max_batch or (16 if self.digits else 1)
         self.max_wait, self.limits, self.device = max_wait_ms / 1000, limits, device
+        self.heavy = forward.translation_spec.heavy or reverse.translation_spec.heavy
+        self._timing = self._calibrate() if self.heavy and self._on_cpu() else None
         self._requests: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name=f"cyclegan-{a}-{b}", daemon=True)
         self._worker.start()
+
+    def _on_cpu(self) -> bool:
+        weights = next(self.directions[next(iter(self.directions))][0].parameters(), None)
+        where = torch.device(self.device) if self.device else (weights.device if weights is not None else None)
+        return where is None or where.type == "cpu"
+
+    @torch.inference_mode()
+    def _calibrate(self) -> tuple[float, float]:
+        """Seconds of one round trip (both networks) at 64x64 and at 128x128 on this machine: what ``estimate``
+        extrapolates from. A heavy pair is measured once, when it is loaded."""
+        forward, reverse = self.directions[next(iter(self.directions))]
+        timings = []
+        for side in (64, 128):
+            x = torch.zeros(1, forward.translation_spec.in_channels, side, side)
+            start = time.perf_counter()
+            translation.run(reverse, translation.run(forward, x))
+            timings.append(max(time.perf_counter() - start, 1e-6))
+        return timings[0], timings[1]
+
+    def estimate(self, size: tuple[int, int]) -> float | None:
+        """Seconds a translation of an image of ``size`` (width, height) will take on this CPU, for a heavy pair
+        (None otherwise): the 128 px timing scaled by pixels, with the exponent measured between 64 and 128 px
+        (attention makes it more than linear)."""
+        if self._timing is None:
+            return None
+        height, width = imaging.fit_within((size[1], size[0]), self.limits.photo_side)
+        small, large = self._timing
+        exponent = min(2.0, max(1.0, np.log(large / small) / np.log(4.0)))
+        return large * (width * height / 128**2) ** exponent
 
     def rename_directions(self, labels: dict[str, str]) -> None:
         """Show directions under other labels (``load_pairs`` does so when two pairs share domain names)."""
@@ -161,8 +192,13 @@ class PairTranslator:
             return frame_like_mnist(image, self.directions[direction][0].config["image_size"])
         return image
 
-    def translate(self, source, direction: str, timeout: float = 300.0) -> Result:
+    def translate(self, source, direction: str, timeout: float = 300.0, *, direct: bool = False) -> Result:
+        """Translate ``source`` in ``direction`` (ValueError naming a problem with the input). ``direct`` runs it
+        in the calling thread instead of the pair's batching worker (inside ``spaces.GPU``, which must hold the
+        call that uses the GPU)."""
         image = self.prepare(source, direction)
+        if direct:
+            return self._run([image], direction)[0]
         future: Future = Future()
         self._requests.put((image, direction, future))
         return future.result(timeout=timeout)
