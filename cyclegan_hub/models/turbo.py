@@ -446,8 +446,9 @@ def _one_step(scheduler, timestep: int):
     if getattr(config, "thresholding", False):
         raise ValueError("the base scheduler uses dynamic thresholding, which the one-step translator does not")
     clip = float(config.clip_sample_range) if config.clip_sample else None
-    a = torch.tensor(alpha, dtype=torch.float32)
-    sqrt_a, sqrt_b = a.sqrt(), (1 - a).sqrt()
+    with torch.device("cpu"):  # constants, even when the network is built on the meta device
+        a = torch.tensor(alpha, dtype=torch.float32)
+        sqrt_a, sqrt_b = a.sqrt(), (1 - a).sqrt()
 
     def step(prediction: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         if kind == "epsilon":
