@@ -339,6 +339,7 @@ def _push(args: argparse.Namespace) -> int:
         revision=args.revision,
         commit_message=args.commit_message,
         include_training_state=args.include_training_state,
+        base_model_id=args.base_model_id,
     )
     for reason in report.skipped:
         say(f"skipped {reason}")
@@ -522,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repos as private")
     p.add_argument("--revision", help="branch to push to (created if missing; default main)")
     p.add_argument("--commit-message", help="commit message of both commits")
+    p.add_argument("--base-model-id", help="for one-step translators trained or converted on a local copy of their "
+                   "base: the Hub repo it is a copy of (e.g. stabilityai/sd-turbo), written into config.json")  # fmt: skip
     p.add_argument(
         "--include-training-state",
         action="store_true",

@@ -36,6 +36,10 @@ def test_gpu_check_script_runs_on_cpu(tmp_path):
     assert [row["step"] for row in run["log"]] == [2] and run["log"][0]["elapsed_s"] > 0
     summary = (tmp_path / "summary.md").read_text()
     assert "| train 32px batch 1" in summary and "MNIST 6<->9 eager-fp32, 2 steps" in summary
+    turbo = json.loads((tmp_path / "turbo.json").read_text())
+    (row,) = turbo["rows"]
+    assert row["checkpointing_on"]["peak_gib"] > 0 and row["checkpointing_off"]["step_s"] > 0
+    assert turbo["translate"]["seconds"]["one-step"] > 0 and "one-step (tiny) training step 32px" in summary
 
 
 def test_time_to_quality_reads_first_and_held_crossings():

@@ -177,6 +177,25 @@ def stage_training_state(run_dir: Path, target: Path) -> None:
         raise ValueError(str(err)) from None
 
 
+def name_base_on_hub(generator, base_model_id: str | None) -> None:
+    """A translator built on a base model (the one-step family) names that base in its config.json. A base that is a
+    local folder would publish a path of this machine and load nowhere else: it must be named by its Hub id
+    (``base_model_id``: the Hub repo the folder is a copy of), or the push is refused."""
+    base = generator.config.get("base_model")
+    if base is None or not os.path.isdir(base):
+        if base_model_id is not None and base is None:
+            raise ValueError("--base-model-id names the base of a one-step translator; these generators have none")
+        return
+    if base_model_id is None:
+        raise ValueError(
+            f"the {generator.config['source_domain']} -> {generator.config['target_domain']} translator's base model "
+            "is a local folder, which would load nowhere else: name the Hub repo it is a copy of with "
+            "--base-model-id (e.g. stabilityai/sd-turbo); nothing was pushed"
+        )
+    generator.config["base_model"] = base_model_id
+    generator._hub_mixin_config["base_model"] = base_model_id  # what save_pretrained writes into config.json
+
+
 def push_pair(
     run_dir: str | os.PathLike,
     repo_id: str,
@@ -188,6 +207,7 @@ def push_pair(
     include_training_state: bool = False,
     token: str | None = None,
     retries: int = 3,
+    base_model_id: str | None = None,
 ) -> PushReport:
     """Push both generators of a run folder (trained or converted), each as a complete repo in one commit.
 
@@ -199,6 +219,8 @@ def push_pair(
     if run_dir.is_symlink() or not run_dir.is_dir():
         raise ValueError(f"{run_dir} is not a run folder")
     pair = load_run_pair(run_dir)
+    for generator in pair:
+        name_base_on_hub(generator, base_model_id)
     reverse_repo_id = reverse_repo_id or twin_repo_id(repo_id)
     if reverse_repo_id == repo_id:
         raise ValueError("the forward and reverse generators need two different repos")

@@ -334,16 +334,18 @@ DEFAULT_MODEL_TYPE = "cyclegan"
 OPTIONAL_MODEL_TYPES = {"cyclegan-turbo": ("cyclegan_hub.models.turbo", "turbo")}
 
 
+def import_optional(module: str, extra: str, what: str) -> None:
+    """Import a module of the package that needs an optional extra; ValueError naming the extra when it is missing."""
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise ValueError(f"{what} needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})") from None
+
+
 def model_class(named) -> type:
     """The Hub model class of a config.json's ``model_type``; ValueError naming the known ones otherwise."""
     if isinstance(named, str) and named not in MODEL_TYPES and named in OPTIONAL_MODEL_TYPES:
-        module, extra = OPTIONAL_MODEL_TYPES[named]
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ValueError(
-                f"a {named!r} model needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})"
-            ) from None
+        import_optional(*OPTIONAL_MODEL_TYPES[named], f"a {named!r} model")
     if not isinstance(named, str) or named not in MODEL_TYPES:
         known = ", ".join(map(repr, sorted({*MODEL_TYPES, *OPTIONAL_MODEL_TYPES})))
         raise ValueError(f"model_type {named!r} is not one of {known}")

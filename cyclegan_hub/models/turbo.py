@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..translation import TranslationSpec
 from .cyclegan import INSTALL_COMMAND
+from .cyclegan import MODEL_CARD_TEMPLATE as CYCLEGAN_CARD
 from .modeling import HubModule, Options, choice, integer, number, text, value_range
 
 EXTRA_HINT = "the one-step family needs diffusers, peft and transformers: pip install 'cyclegan-hub[turbo]'"
@@ -126,6 +127,9 @@ def _load_component(cls, base: str, subfolder: str, revision: str | None):
         raise ValueError(f"cannot load the base model's {subfolder}/ from {base}: {first}") from None
 
 
+#: The card's sections from Origin on (origin, training, evaluation, citation) are the CycleGAN card's.
+CARD_SECTIONS = CYCLEGAN_CARD[CYCLEGAN_CARD.index("{% if origin %}\n## Origin") :]
+
 CITATION = """@article{parmar2024onestep,
   title   = {One-Step Image Translation with Text-to-Image Models},
   author  = {Parmar, Gaurav and Park, Taesung and Narasimhan, Srinivasa and Zhu, Jun-Yan},
@@ -133,7 +137,8 @@ CITATION = """@article{parmar2024onestep,
   year    = {2024}
 }"""
 
-MODEL_CARD_TEMPLATE = """---
+MODEL_CARD_TEMPLATE = (
+    """---
 {{ card_data }}
 ---
 
@@ -170,27 +175,9 @@ Latents are the VAE posterior's {{ "mean (deterministic)" if config.encode == "m
 |---|---|
 {% for label, value in model_rows %}| {{ label }} | {{ value }} |
 {% endfor %}| trained values stored here | {{ "{:,}".format(num_trained) }} |
-{% if origin %}
-## Origin
-
-{{ origin }}
-{% endif %}{% if training %}
-## Training
-
-{{ training }}
-{% endif %}{% if metrics_table %}
-## Evaluation
-
-{{ metrics_table }}
-{% endif %}
-## Citation
-
-```bibtex
-{{ citation }}
-```
-
-Code: {{ repo_url }}
 """
+    + CARD_SECTIONS
+)
 
 
 class OneStepTranslator(

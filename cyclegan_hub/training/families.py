@@ -11,7 +11,6 @@ and its objective, without editing the loop or any CycleGAN module.
 from __future__ import annotations
 
 import difflib
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from torch import nn
 
 from ..models.cyclegan import CycleGenerator
 from ..models.discriminator import PatchDiscriminator
+from ..models.modeling import import_optional
 from .losses import ImagePool
 from .objective import LOSS_NAMES, Networks, Weights, cyclegan_step
 from .schema import model_section
@@ -85,13 +85,7 @@ def register(family: Family) -> Family:
 def get(name: str) -> Family:
     """The family called ``name``; ValueError listing the known ones (and the nearest) otherwise."""
     if name not in FAMILIES and name in OPTIONAL_FAMILIES:
-        module, extra = OPTIONAL_FAMILIES[name]
-        try:
-            importlib.import_module(module)
-        except ImportError as err:
-            raise ValueError(
-                f"the {name!r} family needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})"
-            ) from None
+        import_optional(*OPTIONAL_FAMILIES[name], f"the {name!r} family")
     if name not in FAMILIES:
         close = difflib.get_close_matches(name, [*FAMILIES, *OPTIONAL_FAMILIES], n=1, cutoff=0.6)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

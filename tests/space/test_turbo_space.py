@@ -92,15 +92,30 @@ def test_browser_shows_the_cpu_time_then_translates(turbo_app, tmp_path):
 
 
 def test_push_pull_and_deploy_on_the_hardware_it_needs(hub, olah, turbo_run, tmp_path):
+    from huggingface_hub import HfApi
+
     env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "push-home")}
     result = cli("push", str(turbo_run), "--repo-id", "user/day2night", env=env)
+    assert result.returncode == 1 and "base model is a local folder" in result.stderr and not hub.commits
+    assert len(result.stderr.strip().splitlines()) == 1
+    # the base on the (local) Hub, as stabilityai/sd-turbo is on the real one
+    base = json.loads((turbo_run / "generator_AtoB" / "config.json").read_text())["base_model"]
+    api = HfApi(endpoint=hub.url, token="write-token")
+    api.create_repo("user/tiny-sd-turbo")
+    api.upload_folder(repo_id="user/tiny-sd-turbo", folder_path=base)
+    result = cli("push", str(turbo_run), "--repo-id", "user/day2night", "--base-model-id", "user/tiny-sd-turbo",
+                 env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
+    for repo in ("user/day2night", "user/night2day"):
+        config = json.loads((hub.repo_path("model", repo) / "config.json").read_text())
+        assert config["base_model"] == "user/tiny-sd-turbo" and str(tmp_path) not in json.dumps(config)
     for repo in ("user/day2night", "user/night2day"):
         files = sorted(git(hub.repo_path("model", repo), "ls-files").splitlines())
         assert [f for f in files if f != "sample.png"] == [".gitattributes", "README.md", "config.json",
                                                            "model.safetensors"]  # fmt: skip
         card = (hub.repo_path("model", repo) / "README.md").read_text()
-        assert "CycleGAN-Turbo translator" in card and "[user/" in card
+        assert "CycleGAN-Turbo translator" in card and "[user/" in card and "base_model: user/tiny-sd-turbo" in card
+        assert base not in card
     # pulled through olah (an independent mirror), by repo id: the same translation as the run folder's
     pull = (
         "import sys, numpy as np; from PIL import Image; from cyclegan_hub.models.modeling import HubModule;"
@@ -116,7 +131,7 @@ def test_push_pull_and_deploy_on_the_hardware_it_needs(hub, olah, turbo_run, tmp
                               timeout=180, cwd=ROOT)  # fmt: skip
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(done.stdout.split())
-    assert outputs[0] == outputs[1] and outputs[0][0] == "OneStepTranslator"
+    assert outputs[0] == outputs[1] and outputs[0][0] == "OneStepTranslator"  # the base, too, came through the Hub
 
     result = cli("deploy-space", "--space-id", "user/turbo-demo", "--model", "user/day2night", "--hardware",
                  "zero-a10g", env=env, timeout=600)  # fmt: skip
