@@ -268,6 +268,9 @@ class OneStepTranslator(
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(_is_trained(name))
         self.saved = sorted([name for name, _ in self.named_parameters() if _is_trained(name)] + [CAPTION_KEY])
+        # Loaded as part of a larger module (an EMA copy in a training checkpoint), the base's tensors are not
+        # expected: they come from the base model, never from a checkpoint.
+        self.register_load_state_dict_post_hook(_base_is_not_missing)
         factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
         unet_factor = 2 ** (len(self.unet.config.block_out_channels) - 1)
         self.translation_spec = TranslationSpec(
@@ -405,6 +408,17 @@ class OneStepTranslator(
 def base_location(base: str) -> str:
     """A base model as config.json names it: a Hub id as given, a folder absolutely (so it loads from anywhere)."""
     return os.path.abspath(base) if os.path.isdir(base) else base
+
+
+def _base_is_not_missing(module: OneStepTranslator, incompatible) -> None:
+    saved = set(module.saved)
+    base = {name for name in nn.Module.state_dict(module) if name not in saved}
+
+    def is_base(key: str) -> bool:
+        parts = key.split(".")
+        return any(".".join(parts[i:]) in base for i in range(len(parts)))
+
+    incompatible.missing_keys[:] = [key for key in incompatible.missing_keys if not is_base(key)]
 
 
 def _is_trained(name: str) -> bool:

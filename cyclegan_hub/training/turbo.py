@@ -138,8 +138,6 @@ def _check(config) -> None:
         raise ValueError(f"the one-step family translates RGB images: data.channels = 3, not {d.channels}")
     if d.image_size % 8:
         raise ValueError(f"data.image_size = {d.image_size}: the one-step family needs a multiple of 8 (the VAE's)")
-    if t.ema:
-        raise ValueError("train.ema: the one-step family keeps no EMA yet (its adapters are exported as trained)")
     if t.compile:
         raise ValueError("train.compile: not supported by the one-step family (peft's adapters recompile each call)")
     if t.channels_last:

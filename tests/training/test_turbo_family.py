@@ -90,7 +90,7 @@ def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, m
     from training import train as train_module
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    args = ["--config", write_config(tmp_path, base), "--max-steps", "4"]
+    args = ["--config", write_config(tmp_path, base), "--max-steps", "4", "--set", "train.ema=true"]
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "straight")]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "2"]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--resume", "latest"]) == 0
@@ -99,9 +99,11 @@ def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, m
         resumed = load_file(tmp_path / "resumed" / direction / "model.safetensors")
         assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
         assert not [k for k in straight if "base_layer" in k and "conv_in" not in k and "skip_conv" not in k]
-    # the shared UNet adapter is stored once in the checkpoint, under G
+    # the shared UNet adapter is stored once in the checkpoint, under G; the EMA copies hold only trained tensors
     stored = load_file(tmp_path / "straight" / "checkpoints" / "step-000004" / "models.safetensors")
     assert any(k.startswith("G.unet.") for k in stored) and not any(k.startswith("F.unet.") for k in stored)
+    ema = [k for k in stored if k.startswith("ema_G.")]
+    assert ema and not [k for k in ema if "base_layer" in k and "conv_in" not in k and "skip_conv" not in k]
     state = json.loads((tmp_path / "straight" / "checkpoints" / "step-000004" / "training_state.json").read_text())
     assert state["optimizers"]["G"]["class"] == "AdamW"
     assert (tmp_path / "straight" / "samples" / "step-000004.png").is_file()
