@@ -4,6 +4,7 @@ the local Hub and deployed on the hardware it asks for."""
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -92,17 +93,18 @@ def test_browser_shows_the_cpu_time_then_translates(turbo_app, tmp_path):
 
 
 def test_push_pull_and_deploy_on_the_hardware_it_needs(hub, olah, turbo_run, tmp_path):
-    from huggingface_hub import HfApi
-
     env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "push-home")}
     result = cli("push", str(turbo_run), "--repo-id", "user/day2night", env=env)
     assert result.returncode == 1 and "base model is a local folder" in result.stderr and not hub.commits
     assert len(result.stderr.strip().splitlines()) == 1
     # the base on the (local) Hub, as stabilityai/sd-turbo is on the real one
     base = json.loads((turbo_run / "generator_AtoB" / "config.json").read_text())["base_model"]
-    api = HfApi(endpoint=hub.url, token="write-token")
-    api.create_repo("user/tiny-sd-turbo")
-    api.upload_folder(repo_id="user/tiny-sd-turbo", folder_path=base)
+    upload = (
+        "import sys; from huggingface_hub import HfApi; api = HfApi(); api.create_repo('user/tiny-sd-turbo');"
+        "api.upload_folder(repo_id='user/tiny-sd-turbo', folder_path=sys.argv[1])"
+    )
+    done = subprocess.run([sys.executable, "-c", upload, base], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
     result = cli("push", str(turbo_run), "--repo-id", "user/day2night", "--base-model-id", "user/tiny-sd-turbo",
                  env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -122,8 +124,6 @@ def test_push_pull_and_deploy_on_the_hardware_it_needs(hub, olah, turbo_run, tmp
         "m = HubModule.from_pretrained(sys.argv[1]); x = Image.new('RGB', (40, 24), (90, 160, 30));"
         "print(type(m).__name__, int(np.asarray(m.translate(x), dtype=np.int64).sum()))"
     )
-    import subprocess
-
     outputs = []
     for model, environment in ((str(turbo_run / "generator_AtoB"), dict(os.environ)),
                                ("user/day2night", hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "pull")})):  # fmt: skip
