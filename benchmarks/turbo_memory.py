@@ -5,8 +5,8 @@ what one training step costs in memory and time, and what a translation costs.
     python benchmarks/turbo_memory.py --device cuda --sizes 256 512 --precision bf16   # a GPU: both sizes in bf16
     python benchmarks/turbo_memory.py --scale tiny --sizes 32 --translate-size 64     # the script's own check
 
-Every training configuration runs in a fresh child process (so that each peak is its own): the weights alone
-("build"), then one full step of the authors' objective (cycle, GAN, identity generator updates, then the
+Every training configuration runs in a fresh child process (so that each peak is its own): it reports the memory of
+the weights alone ("build"), then of one full step of the authors' objective (cycle, GAN, identity generator updates, then the
 discriminators) with gradient checkpointing off and on. Peak memory is the child's peak RSS on a CPU and
 ``torch.cuda.max_memory_allocated`` on a GPU; the figure of merit is the ratio of checkpointing on to off, from the
 same run. Translation latency is the median of a few 1-image translations at ``--translate-size``, against the
@@ -254,8 +254,6 @@ def main(argv=None) -> int:
         base = write_configs(Path(tmp), args.scale)
         common = ["--base", str(base), "--device", args.device, "--rank", str(args.rank), "--precision",
                   args.precision, "--steps", str(args.steps)]  # fmt: skip
-        report["build"] = run_child([*common, "--mode", "build"], args.device)
-        print(f"weights alone: {report['build']}", flush=True)
         for size in args.sizes:
             row = {"size": size}
             for label, flag in (("off", []), ("on", ["--checkpointing"])):

@@ -162,3 +162,20 @@ def test_the_zoo_names_the_authors_checkpoints_and_converts_one(base, released, 
     config = json.loads((tmp_path / "z" / "config.json").read_text())
     assert config["caption"] == "driving in the night" and config["target_domain"] == "night"
     assert "downloaded from" in (tmp_path / "z" / "README.md").read_text()
+
+
+def test_a_base_too_large_is_refused_from_its_configs_before_any_weight_is_read(base, released, tmp_path, monkeypatch):
+    import cyclegan_hub.models.turbo as turbo
+
+    path, _ = released
+    folder = tmp_path / "m"
+    assert main(["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "-o", str(folder)]) == 0
+    monkeypatch.setattr(turbo, "MAX_BASE_PARAMETERS", 1000)
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("a weight file of the base was read")
+
+    monkeypatch.setattr(turbo.UNet2DConditionModel, "from_pretrained", no_weights)
+    monkeypatch.setattr(turbo.AutoencoderKL, "from_pretrained", no_weights)
+    with pytest.raises(ValueError, match=r"has [\d,]+ parameters in its UNet and VAE; at most 1,000 are loaded"):
+        HubModule.from_pretrained(str(folder))

@@ -82,8 +82,10 @@ VAE_TARGETS = (
 ADAPTER = "turbo"
 SKIP_INIT = 1e-5
 CAPTION_KEY = "caption_embedding"
-#: Bounds a config.json may ask for (SD-Turbo: 4 down blocks, 1000 timesteps, 77 caption tokens).
+#: Bounds a config.json may ask for (SD-Turbo: 77 caption tokens, 950 M parameters in its UNet and VAE; SDXL-Turbo's
+#: are 2.6 G), checked on the skeleton built from the base's config files, before any weight is loaded.
 MAX_TOKENS = 512
+MAX_BASE_PARAMETERS = 4_000_000_000
 
 # A pair trained together shares one UNet (and its adapter): the reverse direction is built inside ``sharing``.
 _SHARED_UNET: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("shared_unet", default=None)
@@ -232,6 +234,12 @@ class OneStepTranslator(
                 f"timestep must be below the base scheduler's {scheduler.config.num_train_timesteps}, "
                 f"got {config['timestep']}"
             )
+        size = sum(p.numel() for p in self.unet.parameters()) + sum(p.numel() for p in self.vae.parameters())
+        if size > MAX_BASE_PARAMETERS:  # from the configs alone when loading (the skeleton is built first)
+            raise ValueError(
+                f"the base model {base} has {size:,} parameters in its UNet and VAE; at most "
+                f"{MAX_BASE_PARAMETERS:,} are loaded"
+            )
         self._step = _one_step(scheduler, config["timestep"])
         self.scaling_factor = float(self.vae.config.scaling_factor)
 
@@ -240,7 +248,6 @@ class OneStepTranslator(
             conv = nn.Conv2d(cin, cout, kernel_size=1, bias=False)
             nn.init.constant_(conv.weight, SKIP_INIT)
             setattr(decoder, f"skip_conv_{index}", conv)
-        self.n_skips = len(self.vae.config.block_out_channels)
         if shared is None:
             self.unet.requires_grad_(False)
             self.unet.lora_targets = unet_lora_targets(self.unet)
