@@ -285,7 +285,8 @@ def _convert(args: argparse.Namespace) -> int:
         **({"image_size": args.image_size} if args.image_size else {}),
     )
     turbo = {k: v for k, v in (("base_model", args.base_model), ("base_revision", args.base_revision),
-                               ("caption", args.caption), ("direction", args.direction)) if v is not None}  # fmt: skip
+                               ("caption", args.caption), ("direction", args.direction),
+                               ("reverse_caption", args.reverse_caption)) if v is not None}  # fmt: skip
     zoo_turbo = args.zoo is not None and args.zoo.startswith("turbo/")
     if turbo and args.checkpoint is not None and not {"base_model", "caption"} <= set(turbo):
         raise UserError("a CycleGAN-Turbo checkpoint needs --base-model (a Hub id or a folder) and --caption")
@@ -501,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     turbo.add_argument("--base-revision", help="the base repo's revision (default: main)")
     turbo.add_argument("--caption", help='the direction\'s caption, e.g. "driving in the night"')
     turbo.add_argument("--direction", choices=("a2b", "b2a"), help="which of the file's two VAEs (default: a2b)")
+    turbo.add_argument("--reverse-caption", help="also convert the other direction (the file's other VAE, or "
+                       "--reverse FILE) with this caption, into a run folder that `push` sends as twin repos")  # fmt: skip
     p.set_defaults(func=_convert)
 
     p = sub.add_parser("zoo", help="list the published models `convert --zoo` downloads",

@@ -69,7 +69,7 @@ def test_convert_and_translate_from_the_command_line(base, released, tmp_path, c
     args = ["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "--output", str(night)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "CycleGAN-Turbo, direction a2b, UNet LoRA rank 4" in out
+    assert "CycleGAN-Turbo, direction a2b, day -> night, UNet LoRA rank 4" in out
     config = json.loads((night / "config.json").read_text())
     assert config["model_type"] == "cyclegan-turbo" and config["caption"] == CAPTION
     assert (config["source_domain"], config["target_domain"]) == ("day", "night")
@@ -85,6 +85,20 @@ def test_convert_and_translate_from_the_command_line(base, released, tmp_path, c
             "b2a", "--output", str(day)]  # fmt: skip
     assert main(args) == 0
     assert json.loads((day / "config.json").read_text())["source_domain"] == "night"
+    # both directions at once: a run folder that push sends as twin repos, each equal to its own conversion
+    pair = tmp_path / "day-night"
+    args = ["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "--reverse-caption",
+            "driving in the day", "--output", str(pair)]  # fmt: skip
+    assert main(args) == 0
+    assert "push it with `cyclegan-hub push" in capsys.readouterr().out
+    for folder, single in (("generator_AtoB", night), ("generator_BtoA", day)):
+        assert load_file(pair / folder / "model.safetensors").keys() == load_file(single / "model.safetensors").keys()
+        pair_state, single_state = (
+            load_file(pair / folder / "model.safetensors"),
+            load_file(single / "model.safetensors"),
+        )
+        assert all(torch.equal(pair_state[k], single_state[k]) for k in pair_state)
+    assert json.loads((pair / "generator_BtoA" / "config.json").read_text())["caption"] == "driving in the day"
 
     street = tmp_path / "street.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)).save(street)
@@ -155,13 +169,19 @@ def test_the_zoo_names_the_authors_checkpoints_and_converts_one(base, released, 
     listing = capsys.readouterr().out
     assert "turbo/day2night" in listing and "turbo/rainy2clear" in listing and "SD-Turbo + LoRA" in listing
     path, _ = released
-    with FileServer({"/~img2img-turbo/models/day2night.pkl": path.read_bytes()}) as server:
+    files = {f"/~img2img-turbo/models/{name}.pkl": path.read_bytes() for name in ("day2night", "night2day")}
+    with FileServer(files) as server:
         args = ["convert", "--zoo", "turbo/day2night", "--zoo-mirror", server.url, "--cache-dir", str(tmp_path / "c"),
                 "--base-model", str(base), "--output", str(tmp_path / "z")]  # fmt: skip
         assert main(args) == 0, capsys.readouterr().err
+        assert main([*args[:-1], str(tmp_path / "pair"), "--with-reverse"]) == 0, capsys.readouterr().err
     config = json.loads((tmp_path / "z" / "config.json").read_text())
     assert config["caption"] == "driving in the night" and config["target_domain"] == "night"
     assert "downloaded from" in (tmp_path / "z" / "README.md").read_text()
+    # the released reverse is the authors' other file, night2day.pkl, in the direction they run it (b2a)
+    back = json.loads((tmp_path / "pair" / "generator_BtoA" / "config.json").read_text())
+    assert (back["source_domain"], back["target_domain"], back["caption"]) == ("night", "day", "driving in the day")
+    assert "`night2day.pkl`, downloaded from" in (tmp_path / "pair" / "generator_BtoA" / "README.md").read_text()
 
 
 def test_a_base_too_large_is_refused_from_its_configs_before_any_weight_is_read(base, released, tmp_path, monkeypatch):

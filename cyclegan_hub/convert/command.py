@@ -203,15 +203,25 @@ def convert_checkpoint(
 ) -> list[str]:
     """``cyclegan-hub convert SOURCE``: a file, a folder holding one checkpoint, or a Hub repo id (``revision``);
     ``key`` picks one network of a training checkpoint that holds several. ``options``: see ``write_converted``."""
-    if turbo is not None:  # the authors' CycleGAN-Turbo pickle: one direction, on a base model
-        from .turbo import write_turbo
+    if turbo is not None:  # the authors' CycleGAN-Turbo pickle: one direction, or two with --reverse-caption
+        from .turbo import RELEASED, TurboSource, write_turbo
 
-        found = locate(checkpoint, revision)
-        if reverse is not None:
-            raise ConversionError("a CycleGAN-Turbo checkpoint converts one direction at a time (--direction a2b/b2a)")
+        turbo = dict(turbo)
+        found, reverse_caption = locate(checkpoint, revision), turbo.pop("reverse_caption", None)
+        back = None
+        if reverse is not None and reverse_caption is None:
+            raise ConversionError("a CycleGAN-Turbo reverse needs its caption: --reverse-caption TEXT")
+        if reverse_caption is not None:
+            other = locate(reverse, revision) if reverse is not None else found
+            own = turbo.get("direction", "a2b")
+            flipped = "b2a" if own == "a2b" else "a2b"
+            # another file: the direction it was released for (night2day.pkl: b2a), else the other VAE
+            direction = RELEASED.get(other.name, (flipped,))[0] if reverse is not None else flipped
+            back = TurboSource(other.path, direction, reverse_caption, other.provenance(), other.name)
         return write_turbo(
-            found.path, output, provenance=found.provenance(), stem=found.name, **turbo, **_turbo_options(options)
-        )
+            found.path, output, provenance=found.provenance(), stem=found.name, reverse=back, **turbo,
+            **_turbo_options(options),
+        )  # fmt: skip
     checkpoints = [from_source(checkpoint, key=key, revision=revision)]
     if reverse is not None:
         checkpoints.append(from_source(reverse, key=key, revision=revision))
@@ -231,16 +241,21 @@ def convert_zoo(
     """``cyclegan-hub convert --zoo NAME``: download a published model (and its reverse) and convert it."""
     model = zoo.get(zoo_name)
     if model.method == zoo.TURBO:
-        from .turbo import DEFAULT_BASE, RELEASED, write_turbo
+        from .turbo import DEFAULT_BASE, RELEASED, TurboSource, write_turbo
 
-        if with_reverse:
-            raise ConversionError(f"{zoo_name} converts one direction per repo; its reverse is {model.reverse}")
-        task = zoo_name.split("/")[-1]
-        direction, caption = RELEASED[task]
-        settings = {"base_model": DEFAULT_BASE, "caption": caption, "direction": direction, **(turbo or {})}
-        path, url = zoo.fetch(model, mirror=mirror, folder=cache)
-        provenance = f"`{path.name}`, downloaded from {url}"
-        return write_turbo(path, output, provenance=provenance, stem=task, **settings, **_turbo_options(options))
+        def released(name: str) -> TurboSource:
+            task = name.split("/")[-1]
+            path, url = zoo.fetch(zoo.get(name), mirror=mirror, folder=cache)
+            return TurboSource(path, *RELEASED[task], f"`{path.name}`, downloaded from {url}", task)
+
+        forward = released(zoo_name)
+        back = released(model.reverse) if with_reverse else None  # the authors' other file (night2day.pkl: b2a)
+        settings = {"base_model": DEFAULT_BASE, "caption": forward.caption, "direction": forward.direction}
+        settings.update({k: v for k, v in (turbo or {}).items() if k != "reverse_caption"})
+        return write_turbo(
+            forward.path, output, provenance=forward.provenance, stem=forward.stem, reverse=back, **settings,
+            **_turbo_options(options),
+        )  # fmt: skip
     if with_reverse and model.reverse is None:
         raise ConversionError(f"{zoo_name} has no released reverse direction (`cyclegan-hub zoo` lists the pairs)")
     checkpoints = [from_zoo(zoo_name, mirror=mirror, cache=cache)]

@@ -15,6 +15,7 @@ base's is used, as their own inference does.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -152,15 +153,52 @@ def convert_turbo(
 def origin_text(direction: str, caption: str, base_model: str, provenance: str, digest: str) -> str:
     from .. import __version__
 
+    # a card names no path of the machine it was written on
+    base = f"`{Path(base_model).name}` (a local folder)" if os.path.isdir(base_model) else f"`{base_model}`"
+
     return (
-        'A CycleGAN-Turbo translator (Parmar, Park, Srinivasan, Zhu, "One-Step Image Translation with Text-to-Image '
+        'A CycleGAN-Turbo translator (Parmar, Park, Narasimhan, Zhu, "One-Step Image Translation with Text-to-Image '
         f'Models", 2024; GaParmar/img2img-turbo). Converted by cyclegan-hub {__version__} from {provenance} '
-        f'(SHA-256 `{digest}`), direction `{direction}`, caption "{caption}", on the base model `{base_model}`: '
+        f'(SHA-256 `{digest}`), direction `{direction}`, caption "{caption}", on the base model {base}: '
         "the UNet's LoRA, the direction's VAE LoRA and skip convolutions, renamed; the caption's text embedding "
         "computed once with the base's text encoder. The UNet's `conv_in` is the base's (their checkpoints never "
         'saved the trained one). Latents are the VAE posterior\'s mean (their code samples it: `encode = "sample"` '
         "in config.json does the same)."
     )
+
+
+@dataclass
+class TurboSource:
+    """One direction to convert: the authors' file, which of its VAEs, the caption, and where it came from."""
+
+    path: Path
+    direction: str
+    caption: str
+    provenance: str | None = None
+    stem: str | None = None  # the released name (day2night) when the file's own name is not it
+
+    @property
+    def name(self) -> str:
+        return self.stem or self.path.stem
+
+
+def _convert_source(source: TurboSource, domains: tuple[str, str], settings: dict):
+    loaded = read_turbo(source.path)
+    model = convert_turbo(
+        loaded, caption=source.caption, direction=source.direction, source_domain=domains[0],
+        target_domain=domains[1], **settings,
+    )  # fmt: skip
+    digest = sha256(source.path)
+    origin = origin_text(
+        source.direction, source.caption, settings["base_model"], source.provenance or f"`{source.path.name}`", digest
+    )
+    trained = sum(v.numel() for v in model.state_dict().values())
+    line = (
+        f"{source.path.name}: CycleGAN-Turbo, direction {source.direction}, {domains[0]} -> {domains[1]}, UNet LoRA "
+        f"rank {loaded['rank_unet']}, VAE LoRA rank {loaded['rank_vae']}; {trained:,} trained values kept, the base "
+        f"model's read from {settings['base_model']}"
+    )
+    return model, origin, line
 
 
 def write_turbo(
@@ -176,33 +214,36 @@ def write_turbo(
     image_size: int = 512,
     provenance: str | None = None,
     stem: str | None = None,
+    reverse: TurboSource | None = None,
 ) -> list[str]:
-    """``cyclegan-hub convert FILE.pkl --base-model ... --caption ...``: one save_pretrained folder."""
+    """``cyclegan-hub convert FILE.pkl --base-model ... --caption ...``: one save_pretrained folder; with ``reverse``
+    (the other direction, of the same file or of another), a run folder that ``push`` sends as twin repos."""
     from ..hub.cards import CardInputs, write_generator
     from ..io.files import replace_folder
 
-    path = Path(path)
-    loaded = read_turbo(path)
-    named = domains_from_name(stem or path.stem) or ("A", "B")  # what the file's name says it translates
-    own = RELEASED.get(stem or path.stem, ("a2b",))[0]  # and in which of its directions
+    forward = TurboSource(Path(path), direction, caption, provenance, stem)
+    named = domains_from_name(forward.name) or ("A", "B")  # what the file's name says it translates
+    own = RELEASED.get(forward.name, ("a2b",))[0]  # and in which of its directions
     guess = named if direction == own else named[::-1]
     domains = (source_domain or guess[0], target_domain or guess[1])
-    model = convert_turbo(
-        loaded,
-        base_model=base_model,
-        caption=caption,
-        direction=direction,
-        base_revision=base_revision,
-        source_domain=domains[0],
-        target_domain=domains[1],
-        image_size=image_size,
-    )
-    digest = sha256(path)
-    origin = origin_text(direction, caption, base_model, provenance or f"`{path.name}`", digest)
-    replace_folder(output, lambda tmp: write_generator(model, tmp, CardInputs(origin=origin), name=Path(output).name))
-    trained = sum(v.numel() for v in model.state_dict().values())
+    settings = dict(base_model=base_model, base_revision=base_revision, image_size=image_size)
+    model, origin, line = _convert_source(forward, domains, settings)
+    name = Path(output).name
+    if reverse is None:
+        replace_folder(output, lambda tmp: write_generator(model, tmp, CardInputs(origin=origin), name=name))
+        return [line, f"wrote {output} (config.json, model.safetensors, README.md)"]
+    back, back_origin, back_line = _convert_source(reverse, domains[::-1], settings)
+    inputs = CardInputs(origin=origin, reverse_origin=back_origin, base_model=None)
+
+    def fill_run(tmp: Path) -> None:
+        write_generator(model, tmp / "generator_AtoB", inputs, "AtoB", name=name)
+        write_generator(back, tmp / "generator_BtoA", inputs, "BtoA", name=reverse.name)
+        inputs.save(tmp)  # the run's card inputs: push writes both cards from them
+
+    replace_folder(output, fill_run)
     return [
-        f"{path.name}: CycleGAN-Turbo, direction {direction}, UNet LoRA rank {loaded['rank_unet']}, VAE LoRA rank "
-        f"{loaded['rank_vae']}; {trained:,} trained values kept, the base model's read from {base_model}",
-        f"wrote {output} (config.json, model.safetensors, README.md)",
+        line,
+        back_line,
+        f"wrote {output} (generator_AtoB/, generator_BtoA/): push it with `cyclegan-hub push {output} --repo-id "
+        f"user/{name}`",
     ]

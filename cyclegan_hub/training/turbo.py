@@ -13,7 +13,9 @@ the adapters, ``conv_in`` and the skips train; ``gradient_checkpointing`` recomp
 
 from __future__ import annotations
 
+import os
 from dataclasses import make_dataclass, replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -146,8 +148,9 @@ def _check(config) -> None:
 
 def _describe(config) -> list[str]:
     m = config.model
+    base = f"`{Path(m.base_model).name}` (a local folder)" if os.path.isdir(m.base_model) else f"`{m.base_model}`"
     return [
-        f"- translators: CycleGAN-Turbo on `{m.base_model}`, UNet LoRA rank {m.unet_rank} (shared by both "
+        f"- translators: CycleGAN-Turbo on {base}, UNet LoRA rank {m.unet_rank} (shared by both "
         f"directions), VAE LoRA rank {m.vae_rank} per direction, timestep {m.timestep}; gradient checkpointing "
         f"{'on' if m.gradient_checkpointing else 'off'}",
         f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels; GAN x {m.lambda_gan}, "

@@ -32,15 +32,14 @@ FAKE_SPACES = ROOT / "tests" / "space" / "fake_spaces"
 @pytest.fixture(scope="module")
 def turbo_run(tmp_path_factory):
     """A converted one-step pair as a run folder: day -> night (a2b) and night -> day (b2a) of one checkpoint."""
-    from cyclegan_hub.convert.turbo import write_turbo
+    from cyclegan_hub.convert.turbo import TurboSource, write_turbo
 
     folder = tmp_path_factory.mktemp("turbo-space")
     base = make_base(folder / "tiny-sd-turbo")
     torch.save(make_checkpoint(base, rank_unet=4, rank_vae=4, seed=2), folder / "day2night.pkl")
     run = folder / "day2night-run"
-    for name, direction, caption in (("generator_AtoB", "a2b", "driving in the night"),
-                                     ("generator_BtoA", "b2a", "driving in the day")):  # fmt: skip
-        write_turbo(folder / "day2night.pkl", run / name, base_model=str(base), caption=caption, direction=direction)
+    write_turbo(folder / "day2night.pkl", run, base_model=str(base), caption="driving in the night",
+                reverse=TurboSource(folder / "day2night.pkl", "b2a", "driving in the day"))  # fmt: skip
     return run
 
 

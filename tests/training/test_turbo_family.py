@@ -112,6 +112,7 @@ def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, m
     assert model.config["source_domain"] == "9" and model.config["base_model"] == str(base)
     card = (tmp_path / "straight" / "generator_AtoB" / "README.md").read_text()
     assert "CycleGAN-Turbo translator: 6 → 9" in card and "## Training" in card
+    assert "on `tiny-sd-turbo` (a local folder)" in card and str(tmp_path) not in card.replace(str(base), "")
 
 
 def test_settings_the_family_cannot_take_are_one_line(base, tmp_path, capsys):
