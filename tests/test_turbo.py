@@ -199,3 +199,23 @@ def test_a_base_too_large_is_refused_from_its_configs_before_any_weight_is_read(
     monkeypatch.setattr(turbo.AutoencoderKL, "from_pretrained", no_weights)
     with pytest.raises(ValueError, match=r"has [\d,]+ parameters in its UNet and VAE; at most 1,000 are loaded"):
         HubModule.from_pretrained(str(folder))
+
+
+def test_the_base_loads_in_bf16_from_its_variant_files_where_it_has_them(released, tmp_path):
+    from .turbo_base import tiny_unet
+
+    base = make_base(tmp_path / "base", text_encoder=True)
+    torch.manual_seed(9)
+    variant = tiny_unet().to(torch.bfloat16)  # other weights than the float32 files: which ones were read shows
+    variant.save_pretrained(base / "unet", variant="bf16")
+    path, _ = released
+    folder = tmp_path / "m"
+    assert main(["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "-o", str(folder)]) == 0
+    model = HubModule.from_pretrained(str(folder), base_dtype=torch.bfloat16)
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    linear = model.unet.time_embedding.linear_1.weight  # no adapter on it: the base's own tensor
+    assert torch.equal(linear, variant.time_embedding.linear_1.weight)  # the variant file, not a cast of float32
+    assert model.translate(Image.new("RGB", (45, 30), (90, 120, 200))).size == (45, 30)
+    full = HubModule.from_pretrained(str(folder))
+    assert full.unet.time_embedding.linear_1.weight.dtype == torch.float32  # without base_dtype: float32 files
+    assert not torch.equal(full.unet.time_embedding.linear_1.weight.to(torch.bfloat16), linear)

@@ -89,6 +89,10 @@ MAX_BASE_PARAMETERS = 4_000_000_000
 
 # A pair trained together shares one UNet (and its adapter): the reverse direction is built inside ``sharing``.
 _SHARED_UNET: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("shared_unet", default=None)
+# ``from_pretrained(..., base_dtype=torch.float16)``: the base is read in that precision while it is set.
+_BASE_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("base_dtype", default=None)
+#: The variant files diffusers repos publish per precision (sd-turbo: ``*.fp16.safetensors``).
+VARIANTS = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
 def unet_lora_targets(unet: nn.Module) -> list[str]:
@@ -118,12 +122,19 @@ def _building_skeleton() -> bool:
 
 
 def _load_component(cls, base: str, subfolder: str, revision: str | None):
-    """A base component: its config only when building on the meta device, else its weights (safetensors only)."""
+    """A base component: its config only when building on the meta device, else its weights (safetensors only; in
+    ``base_dtype``, from the base's variant files of that precision where it has them)."""
     where = dict(subfolder=subfolder) | ({} if os.path.isdir(base) else {"revision": revision})
+    dtype = _BASE_DTYPE.get()
     try:
         if _building_skeleton():
             return cls.from_config(cls.load_config(base, **where))
-        return cls.from_pretrained(base, use_safetensors=True, **where)
+        if dtype is None:
+            return cls.from_pretrained(base, use_safetensors=True, **where)
+        try:
+            return cls.from_pretrained(base, use_safetensors=True, variant=VARIANTS[dtype], torch_dtype=dtype, **where)
+        except (OSError, ValueError):  # no variant files: the full-precision ones, cast
+            return cls.from_pretrained(base, use_safetensors=True, torch_dtype=dtype, **where)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"cannot load the base model's {subfolder}/ from {base}: {first}") from None
@@ -290,6 +301,19 @@ class OneStepTranslator(
             heavy=True,
         )
         self.gradient_checkpointing = False
+
+    @classmethod
+    def _from_pretrained(cls, *, base_dtype: torch.dtype | None = None, **kwargs):
+        """HubModule's strict loading; ``base_dtype`` (torch.float16 or torch.bfloat16) reads the base in that
+        precision, from its variant files where it has them, and casts the adapter to match."""
+        if base_dtype is not None and base_dtype not in VARIANTS:
+            raise ValueError(f"base_dtype is torch.float16 or torch.bfloat16, got {base_dtype!r}")
+        token = _BASE_DTYPE.set(base_dtype)
+        try:
+            model = super()._from_pretrained(**kwargs)
+        finally:
+            _BASE_DTYPE.reset(token)
+        return model.to(base_dtype) if base_dtype is not None else model
 
     def generate_model_card(self, *args, **kwargs):
         kwargs.setdefault("config", self.config)
