@@ -183,7 +183,10 @@ def main(args: argparse.Namespace) -> int:
 
     # ---- the family's networks, optimizers and schedules ----
     set_seed(t.seed)
-    nets = family.build(config)
+    try:
+        nets = family.build(config)
+    except ValueError as err:  # a base model or encoder that cannot be loaded: one line
+        raise TrainingError(str(err)) from None
     if args.init_from_official:
         init_official(nets, args, family, say)
     say(family.summary(nets, size))

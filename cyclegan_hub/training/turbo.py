@@ -2,8 +2,9 @@
 
 Networks: G (A -> B) and F (B -> A) are ``OneStepTranslator``s sharing one UNet and its LoRA adapter, each with its
 own VAE adapter, skip convolutions and caption embedding (computed once from ``caption_a`` / ``caption_b`` with the
-base's text encoder, which is then dropped); D_A and D_B are PatchGAN discriminators (the authors' CLIP-based
-"vision-aided" discriminator needs CLIP weights and their ``vision_aided_loss`` package: not offered here yet).
+base's text encoder, which is then dropped); D_A and D_B are PatchGAN discriminators, or (``discriminator = "clip"``)
+heads on one frozen CLIP image encoder, after the authors' "vision-aided" discriminator
+(``cyclegan_hub.models.clip_discriminator``).
 
 The step is the authors': three generator updates (cycle L1, then GAN, then identity L1), each with its own backward,
 gradient clipping and AdamW step, then the discriminators on fakes and on reals. Memory is what its users hit: only
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..models.clip_discriminator import CLIPDiscriminator, load_encoder
 from ..models.discriminator import PatchDiscriminator
 from ..models.turbo import OneStepTranslator, base_location, embed_caption
 from . import losses
@@ -27,7 +29,7 @@ from .families import Family, StepParts, register
 from .schema import key, option_key
 
 LOSS_NAMES = ("cycle", "G_gan", "identity", "D_A", "D_B")
-DISCRIMINATORS = ("patchgan",)
+DISCRIMINATORS = ("patchgan", "clip")
 
 _TRANSLATOR = OneStepTranslator.options
 _NAMED = {
@@ -44,7 +46,24 @@ TurboModel = make_dataclass(
         *((o.train, o.python_type, option_key(o)) for o in (*_NAMED.values(), *_TRAINED)),
         ("caption_a", str, key("", "caption of domain A (what F translates into; empty: the domain's label)")),
         ("caption_b", str, key("", "caption of domain B (what G translates into; empty: the domain's label)")),
-        ("discriminator", str, key("patchgan", "the discriminators", choices=DISCRIMINATORS)),
+        (
+            "discriminator",
+            str,
+            key(
+                "patchgan",
+                "the discriminators: PatchGAN, or heads on a frozen CLIP image encoder "
+                "(the authors' kind; its weights from `clip_model`)",
+                choices=DISCRIMINATORS,
+            ),
+        ),
+        (
+            "clip_model",
+            str,
+            key(
+                "openai/clip-vit-base-patch32",
+                'the CLIP image encoder of `discriminator = "clip"` (a Hub id or a folder)',
+            ),
+        ),
         *((o.train, o.python_type, option_key(o)) for o in _CRITIC),
         ("lambda_gan", float, key(0.5, "weight of the GAN loss (the authors': 0.5)", low=0.0, high=100.0)),
         ("weight_decay", float, key(1e-2, "AdamW weight decay (the authors': 1e-2)", low=0.0, high=1.0)),
@@ -70,6 +89,9 @@ def _networks(config) -> dict[str, nn.Module]:
         net.set_caption_embedding(embed_caption(shared["base_model"], captions[name], shared["base_revision"]))
         if m.gradient_checkpointing:
             net.enable_gradient_checkpointing()
+    if m.discriminator == "clip":  # both judge with one frozen encoder; only their heads train
+        encoder = load_encoder(m.clip_model)
+        return {"G": g, "F": f, "D_A": CLIPDiscriminator(encoder), "D_B": CLIPDiscriminator(encoder)}
     critic = {o.name: getattr(m, o.train) for o in _CRITIC} | {"in_channels": 3}
     return {"G": g, "F": f, "D_A": PatchDiscriminator(**critic), "D_B": PatchDiscriminator(**critic)}
 
@@ -149,11 +171,16 @@ def _check(config) -> None:
 def _describe(config) -> list[str]:
     m = config.model
     base = f"`{Path(m.base_model).name}` (a local folder)" if os.path.isdir(m.base_model) else f"`{m.base_model}`"
+    if m.discriminator == "clip":
+        clip = f"`{Path(m.clip_model).name}`" if os.path.isdir(m.clip_model) else f"`{m.clip_model}`"
+        critics = f"heads on the frozen CLIP image encoder {clip} (two token grids and the image embedding)"
+    else:
+        critics = f"PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels"
     return [
         f"- translators: CycleGAN-Turbo on {base}, UNet LoRA rank {m.unet_rank} (shared by both "
         f"directions), VAE LoRA rank {m.vae_rank} per direction, timestep {m.timestep}; gradient checkpointing "
         f"{'on' if m.gradient_checkpointing else 'off'}",
-        f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels; GAN x {m.lambda_gan}, "
+        f"- discriminators: {critics}; GAN x {m.lambda_gan}, "
         f"AdamW weight decay {m.weight_decay}, gradients clipped at {m.max_grad_norm}",
     ]
 

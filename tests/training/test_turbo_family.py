@@ -121,6 +121,37 @@ def test_settings_the_family_cannot_take_are_one_line(base, tmp_path, capsys):
     config = write_config(tmp_path, base)
     assert train_module.cli(["--config", config, "--set", "data.channels=1", "--output-dir", str(tmp_path / "r")]) == 1
     assert "translates RGB images: data.channels = 3" in capsys.readouterr().err
-    assert train_module.cli(["--config", config, "--set", "model.discriminator='clip'",
+    assert train_module.cli(["--config", config, "--set", "model.discriminator='stylegan'",
                              "--output-dir", str(tmp_path / "r")]) == 1  # fmt: skip
     assert "model.discriminator" in capsys.readouterr().err
+    missing = tmp_path / "no-clip"
+    assert train_module.cli(["--config", config, "--set", "model.discriminator='clip'", "--set",
+                             f"model.clip_model='{missing}'", "--output-dir", str(tmp_path / "r")]) == 1  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"train.py: error: cannot load the CLIP image encoder {missing}")
+
+
+def test_the_clip_discriminator_trains_its_heads_on_a_frozen_encoder(base, tmp_path):
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    clip = tmp_path / "tiny-clip"
+    torch.manual_seed(0)
+    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
+                              image_size=32, patch_size=8, projection_dim=16)  # fmt: skip
+    CLIPVisionModelWithProjection(config).save_pretrained(clip)
+    extra = f'discriminator = "clip"\nclip_model = "{clip}"\n'
+    config = configs.load(write_config(tmp_path, base, extra), ["train.gan_mode='vanilla'"])
+    torch.manual_seed(0)
+    nets = config.family.build(config)
+    d_a, d_b = nets["D_A"], nets["D_B"]
+    assert d_a.encoder is d_b.encoder  # one frozen encoder for both
+    assert all(k.startswith(("heads.", "embedding_head.")) for k in d_a.state_dict())  # the encoder is not state
+    before = {k: v.clone() for k, v in d_a.state_dict().items()}
+    encoder_before = {k: v.clone() for k, v in d_a.encoder.state_dict().items()}
+    logits = d_a(torch.rand(2, 3, 16, 16) * 2 - 1)
+    assert logits.shape == (2, 2 * 4 + 1)  # two 2x2 token-grid maps and the embedding's logit
+    nets, losses = steps(config, 3)
+    assert all(torch.isfinite(x).all() for x in losses)
+    after = nets["D_A"].state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the heads trained
+    assert all(torch.equal(encoder_before[k], v) for k, v in nets["D_A"].encoder.state_dict().items())  # frozen
