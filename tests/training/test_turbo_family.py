@@ -61,16 +61,16 @@ def steps(config, n: int, autocast=contextlib.nullcontext, seed: int = 0):
 
 def test_the_step_reduces_the_cycle_loss_in_float32_and_in_bf16(base, tmp_path):
     config = configs.load(write_config(tmp_path, base))
-    nets, losses = steps(config, 8)
-    assert losses[-1][0] < 0.8 * losses[0][0], [float(x[0]) for x in losses]
+    nets, losses = steps(config, 5)
+    assert losses[-1][0] < 0.85 * losses[0][0], [float(x[0]) for x in losses]
     assert nets["G"].unet is nets["F"].unet and nets["G"].vae is not nets["F"].vae
     assert [p.dtype for p in nets["G"].parameters() if p.requires_grad] == [torch.float32] * len(
         [p for p in nets["G"].parameters() if p.requires_grad]
     )
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
-    nets, losses = steps(config, 8, autocast=bf16)
+    nets, losses = steps(config, 5, autocast=bf16)
     assert all(torch.isfinite(x).all() for x in losses)
-    assert losses[-1][0] < 0.8 * losses[0][0], [float(x[0]) for x in losses]
+    assert losses[-1][0] < 0.85 * losses[0][0], [float(x[0]) for x in losses]
     # master weights stay float32 under autocast: the update is not lost to bf16 rounding
     assert all(p.dtype == torch.float32 for p in nets["G"].parameters())
 
@@ -155,3 +155,21 @@ def test_the_clip_discriminator_trains_its_heads_on_a_frozen_encoder(base, tmp_p
     after = nets["D_A"].state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)  # the heads trained
     assert all(torch.equal(encoder_before[k], v) for k, v in nets["D_A"].encoder.state_dict().items())  # frozen
+
+
+def test_two_processes_train_the_shared_adapter_as_one_process_does(base, tmp_path):
+    """G and F share one UNet adapter under two DDP wrappers: 2 processes x batch 1 reach the weights of 1 process x
+    batch 2 (the same samples). LoRA's B matrices start at zero, so their size is the size of the update."""
+    from .conftest import run_train
+
+    config = write_config(tmp_path, base)
+    common = ["--config", config, "--max-steps", "2", "--checkpoint-every", "2"]
+    weights = {}
+    for name, processes, batch in (("ddp", 2, "1"), ("single", 1, "2")):
+        run_train(*common, "--batch-size", batch, "--output-dir", str(tmp_path / name), processes=processes)
+        stored = load_file(tmp_path / name / "checkpoints" / "step-000002" / "models.safetensors")
+        weights[name] = {k: v for k, v in stored.items() if k.startswith(("G.", "F.")) and ".lora_B." in k}
+    assert any(k.startswith("G.unet.") for k in weights["single"])  # the shared adapter is among them
+    gap = sum(float(((weights["ddp"][k] - v) ** 2).sum()) for k, v in weights["single"].items()) ** 0.5
+    update = sum(float((v**2).sum()) for v in weights["single"].values()) ** 0.5
+    assert update > 0 and gap < 0.05 * update, (gap, update)
