@@ -219,3 +219,17 @@ def test_the_base_loads_in_bf16_from_its_variant_files_where_it_has_them(release
     full = HubModule.from_pretrained(str(folder))
     assert full.unet.time_embedding.linear_1.weight.dtype == torch.float32  # without base_dtype: float32 files
     assert not torch.equal(full.unet.time_embedding.linear_1.weight.to(torch.bfloat16), linear)
+
+
+def test_onnx_export_refuses_what_one_file_cannot_hold_before_writing(base, released, tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    import cyclegan_hub.models.onnx as onnx_export
+
+    path, _ = released
+    folder = tmp_path / "m"
+    assert main(["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "-o", str(folder)]) == 0
+    model = HubModule.from_pretrained(str(folder))
+    monkeypatch.setattr(onnx_export, "MAX_ONNX_BYTES", 1000)  # SD-Turbo's 3.8 GB against the real 1.9 GB limit
+    with pytest.raises(ValueError, match="GB of float32 weights; one ONNX file holds at most"):
+        onnx_export.export_onnx(model, tmp_path / "big.onnx")
+    assert not list(tmp_path.glob("*big*"))

@@ -28,6 +28,10 @@ OPSET = 18
 TOLERANCE = 1e-4
 
 
+#: What one ONNX file can hold (protobuf's 2 GB limit), less room for the graph.
+MAX_ONNX_BYTES = int(1.9 * 2**30)
+
+
 def export_onnx(
     generator: CycleGenerator,
     path: str | os.PathLike,
@@ -44,6 +48,12 @@ def export_onnx(
         raise ValueError(
             "ONNX export needs the onnx, onnxscript and onnxruntime packages: pip install 'cyclegan-hub[export]'"
         ) from None
+    size = sum(p.numel() * 4 for p in generator.parameters())
+    if size > MAX_ONNX_BYTES:  # one .onnx file holds at most 2 GB (protobuf): a one-step translator with its base
+        raise ValueError(
+            f"this network holds {size / 2**30:.1f} GB of float32 weights; one ONNX file holds at most "
+            f"{MAX_ONNX_BYTES / 2**30:.1f} GB, so it is not exported"
+        )
     path = Path(path)
     generator = generator.eval().float().cpu()
     spec = generator.translation_spec
