@@ -76,6 +76,8 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
             "user/mnist-6to9",
             "--model",
             "user/horse2zebra",
+            "--hardware",
+            "cpu-upgrade",
             env=env,
             timeout=600,
         )
@@ -97,7 +99,8 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     meta = yaml.safe_load((space / "README.md").read_text().split("---")[1])
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == gradio.__version__ and meta["app_file"] == "app.py"
     assert meta["models"] == ["user/mnist-6to9", "user/mnist-9to6", "user/horse2zebra", "user/zebra2horse"]
-    assert meta["license"] == "mit" and "cyclegan" in meta["tags"] and meta["suggested_hardware"] == "cpu-basic"
+    assert meta["license"] == "mit" and "cyclegan" in meta["tags"] and meta["suggested_hardware"] == "cpu-upgrade"
+    assert hub.hardware == {"user/cyclegan-demo": "cpu-upgrade"}  # requested through huggingface_hub
     assert meta["title"] and meta["emoji"]
     requirements = (space / "requirements.txt").read_text().split()
     assert requirements == [f"./{wheels[0]}", f"gradio=={gradio.__version__}"]
@@ -245,3 +248,14 @@ def test_an_installed_package_deploys_a_wheel_of_its_own_recorded_files(tmp_path
         "RECORD",
         "entry_points.txt",
     }
+
+
+def test_requirements_follow_the_pairs_and_the_hardware():
+    from cyclegan_hub.serving.deploy import space_requirements
+
+    wheel = "cyclegan_hub-0.1.0-py3-none-any.whl"
+    pinned = f"gradio=={gradio.__version__}"
+    assert space_requirements(wheel, False, "cpu-basic").split() == [f"./{wheel}", pinned]
+    # a one-step pair needs the turbo extra; ZeroGPU hardware needs the spaces package for spaces.GPU
+    assert space_requirements(wheel, True, "zero-a10g").split() == [f"./{wheel}[turbo]", pinned, "spaces"]
+    assert space_requirements(wheel, True, "t4-small").split() == [f"./{wheel}[turbo]", pinned]

@@ -90,7 +90,8 @@ def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, m
     from training import train as train_module
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    args = ["--config", write_config(tmp_path, base), "--max-steps", "4", "--set", "train.ema=true"]
+    args = ["--config", write_config(tmp_path, base), "--max-steps", "4", "--set", "train.ema=true",
+            "--set", "data.eval_images=2"]  # fmt: skip
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "straight")]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "2"]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--resume", "latest"]) == 0
