@@ -108,7 +108,7 @@ def convert_turbo(
         state[f"unet.{head}.lora_{kind.replace('.weight', f'.{ADAPTER}.weight')}"] = value
     prefix = "vae." if direction == "a2b" else "vae_b2a."
     own = model.state_dict()
-    base_vae = {k: v for k, v in model.vae.state_dict().items()}
+    base_vae = model.vae.state_dict()
     worst = (0.0, "")
     for name, value in loaded["sd_vae_dec"].items():
         if not name.startswith(prefix):
@@ -182,13 +182,15 @@ class TurboSource:
         return self.stem or self.path.stem
 
 
-def _convert_source(source: TurboSource, domains: tuple[str, str], settings: dict):
-    loaded = read_turbo(source.path)
+def _convert_source(source: TurboSource, domains: tuple[str, str], settings: dict, read: dict):
+    """``read``: (checkpoint, SHA-256) by path, so that both directions of one file read and hash it once."""
+    if source.path not in read:
+        read[source.path] = read_turbo(source.path), sha256(source.path)
+    loaded, digest = read[source.path]
     model = convert_turbo(
         loaded, caption=source.caption, direction=source.direction, source_domain=domains[0],
         target_domain=domains[1], **settings,
     )  # fmt: skip
-    digest = sha256(source.path)
     origin = origin_text(
         source.direction, source.caption, settings["base_model"], source.provenance or f"`{source.path.name}`", digest
     )
@@ -227,12 +229,13 @@ def write_turbo(
     guess = named if direction == own else named[::-1]
     domains = (source_domain or guess[0], target_domain or guess[1])
     settings = dict(base_model=base_model, base_revision=base_revision, image_size=image_size)
-    model, origin, line = _convert_source(forward, domains, settings)
+    read: dict = {}
+    model, origin, line = _convert_source(forward, domains, settings, read)
     name = Path(output).name
     if reverse is None:
         replace_folder(output, lambda tmp: write_generator(model, tmp, CardInputs(origin=origin), name=name))
         return [line, f"wrote {output} (config.json, model.safetensors, README.md)"]
-    back, back_origin, back_line = _convert_source(reverse, domains[::-1], settings)
+    back, back_origin, back_line = _convert_source(reverse, domains[::-1], settings, read)
     inputs = CardInputs(origin=origin, reverse_origin=back_origin, base_model=None)
 
     def fill_run(tmp: Path) -> None:
