@@ -12,6 +12,7 @@ models sit on the floor above and call down into it (as diffusers keeps pipeline
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,10 +68,22 @@ class Translator(Protocol):
     def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-@functools.lru_cache(maxsize=1)
+#: "1" or "0" overrides the CPU check below: ``precision="auto"`` then behaves as on a CPU with (or without) native
+#: bf16. It lets one machine give the verdict of the other kind (the tests run both ways), or keep "auto" in fp32.
+NATIVE_BF16_ENV = "CYCLEGAN_HUB_NATIVE_BF16"
+
+
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX). Elsewhere oneDNN emulates bf16, slower than
-    fp32, so ``precision="auto"`` stays in fp32 there."""
+    """Whether this CPU computes in bf16 natively (AVX512-BF16 or AMX), or what ``CYCLEGAN_HUB_NATIVE_BF16`` says.
+    Elsewhere oneDNN emulates bf16, slower than fp32, so ``precision="auto"`` stays in fp32 there."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return _cpuinfo_has_native_bf16()
+
+
+@functools.lru_cache(maxsize=1)
+def _cpuinfo_has_native_bf16() -> bool:
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:

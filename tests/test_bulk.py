@@ -72,9 +72,35 @@ def test_a_local_imagefolder_is_translated_row_for_row_with_every_column(tmp_pat
         assert 0 <= out["translated_cycle_error"] <= 1
     card = (tmp_path / "out" / "README.md").read_text()
     assert "| rows skipped | 1 |" in card and f"- row {bad}: 005.png is not an image" in card
-    assert "path: data/*.parquet" in card and (tmp_path / "out" / "examples.png").is_file()
+    assert "# Translated with cyclegan-hub" in card and (tmp_path / "out" / "examples.png").is_file()
     assert str(tmp_path) not in card and str(ROOT) not in card  # local data and models by folder name only
     assert "`imagefolder (in), split train`" in card and "--model mnist-6to9" in card
+
+
+def test_two_outputs_in_folders_of_the_same_name_load_back_as_themselves(tmp_path):
+    """Two translated datasets, each in a folder named ``out``, loaded in one process through one cache that an
+    earlier load of a third ``out`` already filled: each loads its own rows (a card's ``configs`` block made
+    ``datasets`` cache them by folder name)."""
+    from cyclegan_hub.bulk.translate import totals, translate_to_folder, write_card
+
+    g = CycleGenerator.from_pretrained(MODEL)
+    cache = tmp_path / "cache"
+
+    def translated(folder, ids):
+        images = [Image.fromarray(np.full((12, 10), 40 * v, np.uint8)) for v in range(len(ids))]
+        ds = datasets.Dataset.from_dict({"image": images, "id": ids}).cast_column("image", datasets.Image(decode=False))
+        translate_to_folder(g, ds, folder, progress=False)
+        write_card(folder, source="digits", model="mnist-6to9", command="translate", report=totals(folder))
+        return folder
+
+    first = translated(tmp_path / "earlier" / "out", ["x", "y"])
+    assert datasets.load_dataset(str(first), split="train", cache_dir=str(cache))["id"] == ["x", "y"]
+    a = translated(tmp_path / "a" / "out", ["a1", "a2", "a3"])
+    b = translated(tmp_path / "b" / "out", ["b1", "b2", "b3"])
+    for folder, ids in [(a, ["a1", "a2", "a3"]), (b, ["b1", "b2", "b3"])]:
+        back = datasets.load_dataset(str(folder), split="train", cache_dir=str(cache))
+        assert back["id"] == ids and back.column_names == ["image", "id", "translated"]
+        assert "Every image of `digits` translated by the model `mnist-6to9`" in (folder / "README.md").read_text()
 
 
 def test_the_python_api_gives_datasets_for_lists_and_streams(tmp_path):

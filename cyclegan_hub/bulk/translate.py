@@ -333,12 +333,12 @@ def write_card(output: str | os.PathLike, *, source: str, model: str, command: s
                 left += image.width + 4
         atomic_write(Path(output) / "examples.png", lambda f: sheet.save(f, "PNG"))
         grid = "![source | translated](examples.png)\n\n"
+    # No `configs` block: with one, `datasets` caches a local folder by its name and the block's patterns, not by its
+    # files, so two outputs in folders of the same name load the same cached rows. Without one, the Hub and
+    # `load_dataset` find the split from the shard names (data/train-NNNNN.parquet) and cache by the files.
     text = f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/*.parquet
+task_categories:
+- image-to-image
 tags:
 - cyclegan-hub
 - image-to-image
