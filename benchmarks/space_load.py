@@ -3,13 +3,18 @@ visitors served while hostile ones attack.
 
     python benchmarks/space_load.py --requests 64                  # the throughput table
     python benchmarks/space_load.py --hostile 60 --clients 4       # 4 visitors + 4 attackers for 60 s
+    python benchmarks/space_load.py --attacks                      # one visitor under each attack on fairness
 
 Starts space/app.py on a free local port (the bundled MNIST pair), sends bounded requests (each a slightly
 different digit), stops it. ``--hostile``: the idle latency first (one visitor alone), then visitors and attackers
 together for a fixed time; attackers cycle through the security probe's files (an .ico over a 13000x13000 PNG, a
 JPEG of 3000 scans, a PNG of 100k chunks, a 169 MP PNG, the drawing pad sent that PNG, a 400 MB body announced).
 Reports the visitors' completed requests, p50/p99 against idle, errors, the attackers' refusals and any 5xx, and
-the server's RSS at start, peak and end (sampled every 50 ms).
+the server's RSS at start, peak and end (sampled every 50 ms). ``--attacks``: the app behind a simulated proxy (one
+trusted X-Forwarded-For hop), a visitor alone and then under each attack of tests/space/attackers.py (uploads with
+a rotating header, job floods re-using one upload of a digit and of a 24 MP PNG, 1000 slow connections, upload
+floods), with the visitor's p99 against alone, its refusals, the server's RSS and temporary folder, and the
+tracebacks in the log.
 """
 
 from __future__ import annotations
@@ -103,7 +108,10 @@ def hostile_run(proc, url: str, seconds: float, clients: int, images: list[Path]
     from gradio_client import Client, handle_file
 
     from tests.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
-    from tests.space.test_limits import _post, _queue, _sketch_event, _upload
+    from tests.space.raw import post as _post
+    from tests.space.raw import queue as _queue
+    from tests.space.raw import upload as _upload
+    from tests.space.test_limits import _sketch_event
 
     files = {
         "ico.ico": ico_over_png(huge_png(13000)),
@@ -200,14 +208,75 @@ def hostile_run(proc, url: str, seconds: float, clients: int, images: list[Path]
     }
 
 
+def attacks_run() -> list[dict]:
+    """A visitor alone and under each fairness attack (the app as tests/space/test_fairness.py starts it, with the
+    default limits)."""
+    from tests.space import attackers as a
+    from tests.space.raw import event_index
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        temp = Path(tmp) / "gradio"
+        proc, url = start_app({"CYCLEGAN_TRUSTED_HOPS": "1", "GRADIO_TEMP_DIR": str(temp)})
+        log: list[str] = []
+        reader = threading.Thread(target=lambda: log.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
+        try:
+            fn = event_index(url, "translate")
+            a.visit(url, fn, "192.0.2.1")
+            statuses: list[int] = []
+            attacks = {
+                "rotating-header uploads (10 MB each)": a.rotating_uploads(url, "198.51.100.1", statuses=statuses),
+                "20 loops re-using one digit upload": a.job_flood(url, fn, a.digit(99), "198.51.100.2", loops=20),
+                "5 loops re-using one 24 MP PNG": a.job_flood(url, fn, a.big_photo(), "198.51.100.3", loops=5),
+                "1000 slow connections": a.slow_connections(url, 1000),
+                "upload floods (1 MB noise and PNGs)": a.together(
+                    a.upload_flood(url, "198.51.100.4", images=False, limit=200),
+                    a.upload_flood(url, "198.51.100.5", images=True, limit=200),
+                ),
+            }
+            for k, (name, attack) in enumerate(attacks.items()):
+                figures = a.measure(proc, url, fn, temp, attack, f"192.0.2.{10 + k}", count=20)
+                alone, attacked = a.p99(figures["alone_s"]), a.p99(figures["attacked_s"])
+                rows.append(
+                    {
+                        "attack": name,
+                        "alone_p99_ms": round(alone * 1000, 1),
+                        "attacked_p99_ms": round(attacked * 1000, 1),
+                        "p99_over_alone": round(attacked / alone, 2),
+                        "visitor_refused": len(figures["visitor_refused"]),
+                        "rss_idle_mb": round(figures["rss_idle_mb"]),
+                        "rss_peak_mb": round(figures["rss_peak_mb"]),
+                        "temp_peak_mb": round(figures["temp_peak_bytes"] / 2**20, 1),
+                    }
+                )
+            rows[0]["uploads_accepted_before_429"] = statuses.index(429) if 429 in statuses else None
+        finally:
+            stop_app(proc)
+            reader.join(10)
+        for row in rows:
+            row["tracebacks_in_log"] = sum("Traceback" in line for line in log)
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--requests", type=int, default=64, help="requests per level of concurrency")
     p.add_argument("--clients", type=int, nargs="+", default=[1, 16])
     p.add_argument("--hostile", type=float, metavar="SECONDS", help="visitors and attackers together this long")
+    p.add_argument("--attacks", action="store_true", help="one visitor alone, then under each attack on fairness")
     p.add_argument("--output")
     p.add_argument("--no-pin", action="store_true", help="do not give the server and the clients a core each")
     args = p.parse_args()
+    if args.attacks:
+        rows = attacks_run()
+        summary = "; ".join(
+            f"{r['attack']}: p99 {r['attacked_p99_ms']} ms = {r['p99_over_alone']}x alone, "
+            f"{r['visitor_refused']} refused, RSS peak {r['rss_peak_mb']} MB, temp {r['temp_peak_mb']} MB"
+            for r in rows
+        )
+        emit({"benchmark": "space_attacks", "rows": rows, "machine": machine()}, summary, args.output)
+        return
     pinned = not args.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
     if pinned:  # the server on one core, the clients (this process) on the others: their CPU is not the server's
         cores = sorted(os.sched_getaffinity(0))

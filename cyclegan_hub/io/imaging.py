@@ -103,6 +103,21 @@ def open_image(
     return ImageOps.exif_transpose(image)
 
 
+def read_header(path: str | os.PathLike, formats: Sequence[str] = IMAGE_FORMATS) -> tuple[str, tuple[int, int]]:
+    """(format, (width, height)) of the image file at ``path`` from its header alone, nothing decoded; ValueError
+    (naming the file by its name) for anything that is not an image in one of ``formats``."""
+    name = Path(path).name
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path, formats=list(formats)) as image:
+                return image.format, image.size
+    except (Image.DecompressionBombError, UnidentifiedImageError):
+        raise ValueError(f"{name} is not an image in a format read here ({', '.join(formats)})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ValueError(f"{name} is truncated or corrupt ({err})") from None
+
+
 def _read_bytes(source, max_bytes: int) -> tuple[str, bytes]:
     if isinstance(source, (bytes, bytearray)):
         if len(source) > max_bytes:

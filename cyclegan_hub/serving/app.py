@@ -5,13 +5,17 @@ text of ``SPACE_SCRIPT``) and ``cyclegan-hub serve`` call it. Needs the ``space`
 
 What a request may do is decided here, not by the payload: an image is read only when Gradio's upload wrote it
 (a path inside Gradio's upload folder, whatever the request says about it), bounded in bytes and pixels before it is
-decoded (``ServingLimits``), and uploads and outputs are deleted after an hour.
+decoded (``ServingLimits``); each client gets its fair share of the workers (``clients.FairShare``: a few jobs at a
+time, charged by their pixels and model, served round-robin), and the temporary files stay under a total size and
+an age (``uploads.TempCap``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
+import io
 import os
 import re
 import uuid
@@ -21,8 +25,11 @@ import gradio as gr
 from PIL import Image
 
 from ..io import imaging
+from . import connections
+from .clients import FairShare, Refused, ShareLimits, client_identity, trusted_hops
 from .guard import RequestGuard, RequestLimits
 from .pairs import PairTranslator, ServingLimits, load_pairs
+from .uploads import TempCap, refused_upload, upload_folder
 
 #: What ``space/app.py`` holds and ``deploy-space`` uploads as the Space's app.py.
 SPACE_SCRIPT = '''"""CycleGAN Space: translate an image both ways with any of the pairs it serves, and see the round trip.
@@ -56,8 +63,10 @@ image an A into what makes it a B, and keeps the rest. Below: the translation, a
 generators with its error. ([paper](https://arxiv.org/abs/1703.10593), [code](https://github.com/cyclegan-hub/cyclegan-hub))
 """
 
-#: Uploads and outputs older than an hour are deleted, every half hour.
+#: Uploads and outputs older than an hour are deleted, every half hour (``TempCap`` also keeps their total bounded).
 DELETE_CACHE = (1800, 3600)
+#: Events the queue holds (each waits in ``FairShare`` without a thread; a client may have a few).
+QUEUE_SIZE = 256
 NOT_UPLOADED = "the image must be uploaded with this request (only files that Gradio's upload wrote are read)"
 
 
@@ -95,7 +104,8 @@ class UploadedImage(gr.Image):
             except ValueError:
                 raise gr.Error("the inline image is not valid base64", print_exception=False) from None
         if not uploaded_path(payload.path):
-            raise gr.Error(NOT_UPLOADED, print_exception=False)
+            why = refused_upload(payload.path) if isinstance(payload.path, str) else None
+            raise gr.Error(why or NOT_UPLOADED, print_exception=False)
         return payload.path
 
 
@@ -196,21 +206,47 @@ def zero_gpu():
     return getattr(spaces, "GPU", None)
 
 
-def image_size(path) -> tuple[int, int] | None:
-    """(width, height) from an uploaded image's header, without decoding it; None for anything else."""
-    if not uploaded_path(path):
+def image_size(source) -> tuple[int, int] | None:
+    """(width, height) from the header of an uploaded image or an inline one, without decoding it; None for
+    anything else (the translation itself names the problem)."""
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    elif not uploaded_path(source):
         return None
     try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:  # unreadable: the translation itself names the problem
+        return imaging.read_header(source, imaging.WEB_FORMATS)[1]
+    except (ValueError, OSError):
         return None
+
+
+def request_client(request: gr.Request | None, hops: int) -> str:
+    """Who sent a queued event, as the Space's proxy gives it (``clients.client_identity``)."""
+    if request is None:  # an example computed for the page's cache
+        return "examples"
+    host = request.client.host if request.client is not None else None
+    return client_identity(request.headers.get("x-forwarded-for"), host, hops)
+
+
+async def in_thread(work):
+    """``work()`` on a worker thread; if the event is cancelled (the client left), the slot is held until the
+    thread is done, so that what runs never exceeds what was admitted."""
+    running = asyncio.get_running_loop().run_in_executor(None, work)
+    try:
+        return await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await asyncio.wait([running])
+        raise
 
 
 def build_demo(
-    pairs: list[PairTranslator] | list[str], *, examples: Path | None = None, limits: ServingLimits = ServingLimits()
+    pairs: list[PairTranslator] | list[str],
+    *,
+    examples: Path | None = None,
+    limits: ServingLimits = ServingLimits(),
+    share: ShareLimits = ShareLimits(),
 ) -> gr.Blocks:
-    """The app for ``pairs`` (translators, or pair names for ``load_pairs``); the first is the default."""
+    """The app for ``pairs`` (translators, or pair names for ``load_pairs``); the first is the default. ``share``:
+    what one client may have queued, running and spent (``clients.FairShare``)."""
     if pairs and isinstance(pairs[0], str):
         pairs = load_pairs(pairs, limits=limits)
     if not pairs:
@@ -223,9 +259,12 @@ def build_demo(
     # call gets a GPU, elsewhere it is the plain call.
     on_gpu = gpu(lambda pair, image, direction: pair.translate(image, direction, direct=True)) if gpu else None
 
+    fair, hops = FairShare(share), trusted_hops()
+    temp = TempCap(upload_folder(), limits.temp_bytes, limits.temp_age)
+
     def expected(pair: PairTranslator, image) -> str:
         """What a heavy pair on a CPU will cost for this image, said before it starts ('' otherwise)."""
-        size = image_size(image) if isinstance(image, str) else None
+        size = image_size(image) if pair.heavy and isinstance(image, str) else None
         seconds = pair.estimate(size) if size else None
         if seconds is None:
             return ""
@@ -235,21 +274,30 @@ def build_demo(
         pair = by_direction.get(direction)
         return expected(pair, image) if pair is not None else ""
 
-    def translate(image, direction: str, progress=gr.Progress()):
+    def work(pair: PairTranslator, image, direction: str):
+        if pair.heavy and on_gpu is not None:
+            return on_gpu(pair, image, direction)
+        with temp.holding(image):
+            return pair.translate(image, direction)
+
+    async def translate(image, direction: str, request: gr.Request, progress=gr.Progress()):
         """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
         pair = by_direction.get(direction)
         if pair is None:
             raise gr.Error(
                 f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}", print_exception=False
             )
-        try:
+
+        async def job():
             if not pair.digits:
                 eta = expected(pair, image)
                 progress(0.1, desc=eta or f"translating at up to {pair.limits.photo_side} px a side")
-            if pair.heavy and on_gpu is not None:
-                result = on_gpu(pair, image, direction)
-            else:
-                result = pair.translate(image, direction)
+            return await in_thread(lambda: work(pair, image, direction))
+
+        try:
+            result = await fair.run(request_client(request, hops), pair.cost(image_size(image)), job)
+        except Refused as err:
+            raise gr.Error(str(err), print_exception=False) from None
         except (ValueError, FileNotFoundError) as err:
             # name the file as the user knows it, never by the server's upload path
             message = str(err).replace(str(image), Path(image).name) if isinstance(image, str) else str(err)
@@ -334,7 +382,7 @@ def build_demo(
             [source, direction],
             [translated, reconstructed, cycle_error, info],
             api_name="translate",
-            concurrency_limit=16,
+            concurrency_limit=QUEUE_SIZE,  # events wait in the fair share (async, no thread), not in Gradio's queue
         ).then(lambda note: note, info, ran_at, api_name=False, show_progress="hidden")
         files = sorted(examples.glob("*.png")) if examples is not None and examples.is_dir() else []
         if files:
@@ -350,21 +398,63 @@ def build_demo(
                     cache_examples=True,
                     cache_mode="lazy",
                 )
-    # A bounded queue: at most 64 waiting requests; each pair's translator batches the ones that run together.
-    demo.queue(max_size=64, default_concurrency_limit=16)
-    demo.limits = limits
+    # A bounded queue whose events go straight to the fair share, which admits a few per client and runs them
+    # round-robin; each pair's translator batches the ones that run together.
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=16)
+    demo.limits, demo.fair_share, demo.temp_cap = limits, fair, temp
     return demo
 
 
-def launch(demo: gr.Blocks, requests: RequestLimits = RequestLimits(), **kwargs) -> None:
-    """Launch with the upload size limit of the app's ``ServingLimits`` and ``RequestGuard`` in front of every
-    route (body sizes, files per upload, a per-client quota, the queue-bypassing routes closed)."""
+def launch(
+    demo: gr.Blocks,
+    requests: RequestLimits = RequestLimits(),
+    connection_limits: connections.ConnectionLimits | None = None,
+    **kwargs,
+) -> None:
+    """Launch with the upload size limit of the app's ``ServingLimits``, ``RequestGuard`` in front of every route
+    (body sizes, files per upload, a per-client quota, the queue-bypassing routes closed), bounded connections
+    (``connections``: head and body timeouts, connections per address where no proxy stands in front) and the cap
+    on temporary files running. Errors the app did not word itself reach the page as a plain "Error"."""
     from starlette.middleware import Middleware
 
     limits = getattr(demo, "limits", ServingLimits())
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if connection_limits is None:
+        behind_proxy = trusted_hops() > 0  # every connection comes from the proxy: count requests per client instead
+        connection_limits = connections.ConnectionLimits(per_address=None if behind_proxy else 64)
+    connections.install(connection_limits)
+    _malformed_events_in_one_line()
+    temp = getattr(demo, "temp_cap", None)
+    if temp is not None:
+        temp.start()
     app_kwargs = {"middleware": [Middleware(RequestGuard, limits=requests)]}
-    demo.launch(show_error=True, css=CSS, max_file_size=limits.max_bytes, app_kwargs=app_kwargs, **kwargs)
+    demo.launch(show_error=False, css=CSS, max_file_size=limits.max_bytes, app_kwargs=app_kwargs, **kwargs)
+
+
+def _malformed_events_in_one_line() -> None:
+    """Gradio prints a traceback for every event whose payload fails its schema (anyone can send one): those are
+    logged as one line; any other failure keeps its traceback."""
+    import logging
+    import sys
+    import traceback
+
+    import gradio.queueing
+    from pydantic import ValidationError
+
+    log = logging.getLogger("cyclegan_hub.serving")
+
+    class Tracebacks:
+        def __getattr__(self, name):
+            return getattr(traceback, name)
+
+        def print_exc(self, *args, **kwargs):
+            err = sys.exc_info()[1]
+            if isinstance(err, ValidationError):
+                log.warning("an event's payload did not match its schema: %d error(s)", err.error_count())
+            else:
+                traceback.print_exc(*args, **kwargs)
+
+    gradio.queueing.traceback = Tracebacks()
 
 
 def pair_specs(here: Path | None = None) -> list[str]:

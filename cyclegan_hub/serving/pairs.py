@@ -13,6 +13,7 @@ naming convention) into translators.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import queue
@@ -41,7 +42,22 @@ class ServingLimits:
     max_bytes: int = 20 * 2**20  # an upload larger than this is refused before it is read (the app sets the same)
     max_pixels: int = 24_000_000  # checked from the image header, before decoding
     photo_side: int = 1024  # photos are translated at up to this many pixels on the longer side
-    decoding: int = 2  # inputs decoded at once, across all pairs (each briefly holds its pixels: up to ~200 MB)
+    decoding: int = 2  # large inputs decoded at once, across all pairs (each briefly holds up to ~200 MB)
+    temp_bytes: int = 2 * 2**30  # the Space's temporary files (uploads, outputs) in all
+    temp_age: float = 3600.0  # seconds a temporary file is kept at most
+
+
+#: Images up to this many pixels are decoded without waiting for a decoding slot: they hold little memory, and a
+#: visitor's digit does not wait behind another client's 24 MP photo.
+SMALL_IMAGE = 1_000_000
+
+#: Seconds of CPU to decode one pixel (PNG or JPEG; measured in benchmarks/space_load.py): a job's cost counts its
+#: decode by the pixels its header declares, whatever its size in bytes.
+DECODE_SECONDS_PER_PIXEL = 25e-9
+
+#: Seconds of CPU every request costs the server whatever its image: the queue, the event stream, two PNGs encoded
+#: and written (measured in benchmarks/space_load.py: a flood of digit jobs).
+JOB_SECONDS = 0.05
 
 
 @dataclass
@@ -129,7 +145,7 @@ class PairTranslator:
         self.max_batch = max_batch or (16 if self.digits else 1)
         self.max_wait, self.limits, self.device = max_wait_ms / 1000, limits, device
         self.heavy = forward.translation_spec.heavy or reverse.translation_spec.heavy
-        self._timing = self._calibrate() if self.heavy and self._on_cpu() else None
+        self._timing = self._calibrate() if self._on_cpu() else None
         self._requests: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name=f"cyclegan-{a}-{b}", daemon=True)
         self._worker.start()
@@ -141,11 +157,12 @@ class PairTranslator:
 
     @torch.inference_mode()
     def _calibrate(self) -> tuple[float, float]:
-        """Seconds of one round trip (both networks) at 64x64 and at 128x128 on this machine: what ``estimate``
-        extrapolates from. A heavy pair is measured once, when it is loaded."""
+        """Seconds of one round trip (both networks) at 64x64 and at 128x128 on this machine (a digit pair: at its
+        size, twice): what ``estimate`` extrapolates from. Measured once, when the pair is loaded."""
         forward, reverse = self.directions[next(iter(self.directions))]
         timings = []
-        for side in (64, 128):
+        sides = (forward.config["image_size"],) * 2 if self.digits else (64, 128)
+        for side in sides:
             x = torch.zeros(1, forward.translation_spec.in_channels, side, side)
             start = time.perf_counter()
             translation.run(reverse, translation.run(forward, x))
@@ -153,15 +170,24 @@ class PairTranslator:
         return timings[0], timings[1]
 
     def estimate(self, size: tuple[int, int]) -> float | None:
-        """Seconds a translation of an image of ``size`` (width, height) will take on this CPU, for a heavy pair
-        (None otherwise): the 128 px timing scaled by pixels, with the exponent measured between 64 and 128 px
-        (attention makes it more than linear)."""
+        """Seconds a translation of an image of ``size`` (width, height) will take on this CPU (None off the CPU):
+        the 128 px timing scaled by pixels, with the exponent measured between 64 and 128 px (attention makes it
+        more than linear); a digit pair runs at its own size whatever the input's."""
         if self._timing is None:
             return None
-        height, width = imaging.fit_within((size[1], size[0]), self.limits.photo_side)
         small, large = self._timing
+        if self.digits:
+            return small
+        height, width = imaging.fit_within((size[1], size[0]), self.limits.photo_side)
         exponent = min(2.0, max(1.0, np.log(large / small) / np.log(4.0)))
         return large * (width * height / 128**2) ** exponent
+
+    def cost(self, size: tuple[int, int] | None) -> float:
+        """What a request for an image of ``size`` (width, height; None: unknown) will cost in seconds of CPU: the
+        request itself, its decode by the pixels its header declares, and the network (``estimate``)."""
+        if size is None:
+            return JOB_SECONDS
+        return JOB_SECONDS + size[0] * size[1] * DECODE_SECONDS_PER_PIXEL + (self.estimate(size) or 0.0)
 
     def rename_directions(self, labels: dict[str, str]) -> None:
         """Show directions under other labels (``load_pairs`` does so when two pairs share domain names)."""
@@ -173,7 +199,7 @@ class PairTranslator:
             raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(map(repr, self.directions))}")
         if source is None:
             raise ValueError("no image: upload, paste, photograph or draw one first")
-        with _decoding(self.limits.decoding):
+        with self._decode_slot(source):
             try:
                 image = imaging.open_image(
                     source,
@@ -191,6 +217,17 @@ class PairTranslator:
         if self.digits:
             return frame_like_mnist(image, self.directions[direction][0].config["image_size"])
         return image
+
+    def _decode_slot(self, source):
+        """A decoding slot for a large image (or one whose size cannot be read here); nothing for a small one."""
+        if isinstance(source, (str, os.PathLike)):
+            try:
+                _, (width, height) = imaging.read_header(source, imaging.WEB_FORMATS)
+                if width * height <= SMALL_IMAGE:
+                    return contextlib.nullcontext()
+            except (ValueError, OSError):  # the decode itself names the problem
+                pass
+        return _decoding(self.limits.decoding)
 
     def translate(self, source, direction: str, timeout: float = 300.0, *, direct: bool = False) -> Result:
         """Translate ``source`` in ``direction`` (ValueError naming a problem with the input). ``direct`` runs it

@@ -7,7 +7,6 @@ import json
 import threading
 import time
 import urllib.parse
-import uuid
 
 import pytest
 import torch
@@ -20,16 +19,10 @@ from cyclegan_hub import CycleGenerator
 from ..hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
 from ..image_cases import float_tiff
 from .conftest import ROOT, start_app, stop_app
+from .raw import config, post, queue, rss_mb, upload
 
 EXAMPLES = ROOT / "space" / "examples"
 HOSTILE_LABEL = "<img src=http://127.0.0.1:9/pixel.gif> [win](http://e.vil)"
-
-
-def rss_mb(pid: int) -> float:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -48,66 +41,10 @@ def app(tmp_path_factory):
     stop_app(proc)
 
 
-def _post(url: str, path: str, body: bytes = b"", headers: dict | None = None, length: int | None = None):
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
-    connection.putrequest("POST", path)
-    for key, value in {"Content-Type": "application/json", **(headers or {})}.items():
-        connection.putheader(key, value)
-    connection.putheader("Content-Length", str(len(body) if length is None else length))
-    connection.endheaders()
-    try:
-        connection.send(body)
-    except OSError:  # the server answered and closed before the whole body went out
-        pass
-    response = connection.getresponse()
-    return response.status, response.read().decode(errors="replace")
-
-
-def _upload(url: str, files: dict[str, bytes]) -> tuple[int, str]:
-    boundary = uuid.uuid4().hex
-    body = (
-        b"".join(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="{name}"\r\n'
-            f"Content-Type: application/octet-stream\r\n\r\n".encode()
-            + data
-            + b"\r\n"
-            for name, data in files.items()
-        )
-        + f"--{boundary}--\r\n".encode()
-    )
-    return _post(url, "/gradio_api/upload", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"})
-
-
-def _queue(url: str, fn_index: int, data: list) -> dict:
-    """One event through the queue, as the page sends it: join, then read the event stream to its end."""
-    session = uuid.uuid4().hex
-    status, text = _post(
-        url,
-        "/gradio_api/queue/join",
-        json.dumps({"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None}).encode(),
-    )
-    assert status == 200, text
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-    connection.request("GET", f"/gradio_api/queue/data?session_hash={session}")
-    response = connection.getresponse()
-    for raw in response:
-        line = raw.decode().strip()
-        if line.startswith("data:"):
-            message = json.loads(line[5:])
-            if message.get("msg") == "process_completed":
-                return message
-    raise AssertionError("the event stream ended without a result")
-
-
 def _sketch_event(url: str) -> int:
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    connection.request("GET", "/config")
-    config = json.loads(connection.getresponse().read())
-    editors = {c["id"] for c in config["components"] if c.get("type") == "imageeditor"}
-    for index, dependency in enumerate(config["dependencies"]):
+    page = config(url)
+    editors = {c["id"] for c in page["components"] if c.get("type") == "imageeditor"}
+    for index, dependency in enumerate(page["dependencies"]):
         if any(target[0] in editors for target in dependency["targets"]):
             return dependency.get("id", index)
     raise AssertionError("no drawing-pad event")
@@ -117,16 +54,16 @@ def test_the_drawing_pad_event_decodes_only_through_the_gate(app):
     """The pad's event (the page's other function, reachable through the queue by its index) sent a 13000x13000 PNG
     (656 KB) took +2.2 GB and 17 s; its layer list had no length. Now: refused from the header, in one line."""
     proc, url = app
-    status, text = _upload(url, {"huge.png": huge_png(13000)})
+    status, text = upload(url, {"huge.png": huge_png(13000)})
     assert status == 200, text
     file = {"path": json.loads(text)[0], "meta": {"_type": "gradio.FileData"}}
     fn = _sketch_event(url)
     before = rss_mb(proc.pid)
-    result = _queue(url, fn, [{"background": None, "layers": [file], "composite": file}])
+    result = queue(url, fn, [{"background": None, "layers": [file], "composite": file}])
     assert not result["success"]
     assert "the drawing: huge.png is 13000x13000 pixels (169 MP), above the limit of 4 MP" in json.dumps(result)
     assert rss_mb(proc.pid) - before < 100
-    many = _queue(url, fn, [{"background": None, "layers": [file] * 1000, "composite": file}])
+    many = queue(url, fn, [{"background": None, "layers": [file] * 1000, "composite": file}])
     assert not many["success"] and "a drawing may have at most 4 layers, not 1000" in json.dumps(many)
     # and through the main event, the same file is refused by the same gate
     client = Client(url, verbose=False)
@@ -178,7 +115,7 @@ def test_bodies_over_the_cap_are_refused_before_they_are_read(app):
     proc, url = app
     before = rss_mb(proc.pid)
     # a 400 MB JSON body announced: refused from its Content-Length, nothing read
-    status, text = _post(url, "/gradio_api/queue/join", b"{}", length=400 * 2**20)
+    status, text = post(url, "/gradio_api/queue/join", b"{}", length=400 * 2**20)
     assert (status, json.loads(text)["detail"]) == (413, "the request body is larger than 28 MB")
     # sent without a length (chunked): refused as soon as it passes the cap
     parts = urllib.parse.urlsplit(url)
@@ -197,14 +134,14 @@ def test_bodies_over_the_cap_are_refused_before_they_are_read(app):
     except (BrokenPipeError, ConnectionResetError):
         pass  # the server closed the connection after refusing
     # more files in one upload than the page ever sends
-    status, text = _upload(url, {f"{i}.png": b"\x89PNG" for i in range(1000)})
+    status, text = upload(url, {f"{i}.png": b"\x89PNG" for i in range(1000)})
     assert (status, json.loads(text)["detail"]) == (413, "more than 8 files in one upload")
     assert rss_mb(proc.pid) - before < 100
 
 
 def test_queue_bypassing_routes_are_closed_and_file_errors_name_no_server_path(app):
     _, url = app
-    status, text = _post(url, "/gradio_api/run/translate", b'{"data": [null, "6 -> 9"]}')
+    status, text = post(url, "/gradio_api/run/translate", b'{"data": [null, "6 -> 9"]}')
     assert status == 404 and "this route is closed" in text
     parts = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
@@ -223,10 +160,6 @@ def test_a_direction_sent_as_an_object_is_one_line(app):
 
 def test_labels_from_a_model_are_text_on_the_page(app):
     _, url = app
-    parts = urllib.parse.urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    connection.request("GET", "/config")
-    config = json.loads(connection.getresponse().read())
-    heading = next(c["props"]["value"] for c in config["components"] if c.get("type") == "markdown")
+    heading = next(c["props"]["value"] for c in config(url)["components"] if c.get("type") == "markdown")
     assert "<img" not in heading and "&lt;img src=http://127\\.0\\.0\\.1:9/pixel\\.gif&gt;" in heading
     assert "\\[win\\]\\(http://e\\.vil\\)" in heading
