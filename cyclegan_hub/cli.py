@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .io.errors import first_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -583,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (UserError, ValueError, FileNotFoundError, PermissionError) as err:
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        message = first_line(err)
         print(f"cyclegan-hub: error: {message}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk, a read-only folder

@@ -103,6 +103,27 @@ def test_two_outputs_in_folders_of_the_same_name_load_back_as_themselves(tmp_pat
         assert "Every image of `digits` translated by the model `mnist-6to9`" in (folder / "README.md").read_text()
 
 
+def test_a_row_whose_error_has_no_message_is_named_and_skipped(monkeypatch):
+    """A decoder that raises an exception with an empty message: the row is skipped and named by the error's type,
+    the run goes on (the error's first line used to be taken by hand: an IndexError that crashed the run)."""
+    from cyclegan_hub.bulk import translate as bulk
+
+    real = bulk.imaging.open_image
+    rows = [Image.fromarray(np.full((12, 10), v, np.uint8)) for v in (10, 20, 30)]
+
+    def fussy(stream, **kwargs):
+        image = real(stream, **kwargs)
+        if np.asarray(image).mean() == 20:
+            raise ValueError("")
+        return image
+
+    monkeypatch.setattr(bulk.imaging, "open_image", fussy)
+    ds = datasets.Dataset.from_dict({"image": rows, "id": ["a", "b", "c"]})
+    report = Report()
+    out = translate_dataset(CycleGenerator.from_pretrained(MODEL), ds, report=report)
+    assert list(out["id"]) == ["a", "c"] and report.skipped == [(1, "ValueError")]
+
+
 def test_the_python_api_gives_datasets_for_lists_and_streams(tmp_path):
     images = [Image.fromarray(np.full((16, 12), v, np.uint8)) for v in (0, 80, 160)]
     ds = datasets.Dataset.from_dict({"image": images, "id": ["a", "b", "c"]}).cast_column("image", datasets.Image())

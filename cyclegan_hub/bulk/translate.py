@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import translation
 from ..io import imaging
+from ..io.errors import first_line
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text, read_file
 
 SHARD_ROWS = 1000
@@ -70,7 +71,7 @@ def _decode(cell):
         stream.name = path or "the image"
         image = imaging.open_image(stream, max_pixels=MAX_PIXELS, max_bytes=MAX_BYTES)
     except (ValueError, FileNotFoundError, OSError, TypeError) as err:
-        return None, None, str(err).splitlines()[0][:300]
+        return None, None, first_line(err, 300)
     return image, {"bytes": data, "path": path}, None
 
 

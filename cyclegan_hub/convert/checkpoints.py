@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..io.errors import first_line
 from ..io.files import read_file
 
 #: The largest checkpoint read (a ResNet-9 generator is 45 MB; a 70x70 PatchGAN 11 MB; CycleGAN-Turbo's 1.7 GB).
@@ -86,13 +87,13 @@ def load_tensors(data: bytes, name: str):
             warnings.simplefilter("ignore")  # torch warns about pickle protocols before refusing a foreign file
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        detail = str(err).split("WeightsUnpickler error:")[-1].strip().splitlines()[0] if str(err) else ""
+        detail = first_line(str(err).split("WeightsUnpickler error:")[-1])
         raise ConversionError(
             f"{name} holds Python objects other than tensors ({detail}); refused: only "
             f"weights are read, nothing in the file is run"
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, IndexError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ConversionError(f"{name} is truncated or not a PyTorch checkpoint ({first[:160]})") from None
 
 
@@ -215,7 +216,7 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
     except (HfHubHTTPError, OSError) as err:
         if getattr(getattr(err, "response", None), "status_code", None) == 404:
             raise ConversionError(f"{repo_id}: no such file, folder or Hub model repo (or revision)") from None
-        raise ConversionError(f"{repo_id}: the Hub could not be read ({str(err).splitlines()[0][:160]})") from None
+        raise ConversionError(f"{repo_id}: the Hub could not be read ({first_line(err, 160)})") from None
     chosen = choose_checkpoint(list(files), f"the Hub repo {repo_id}")
     if files[chosen] > MAX_CHECKPOINT_BYTES:
         raise ConversionError(
@@ -225,9 +226,7 @@ def _from_hub(repo_id: str, revision: str | None) -> Source:
     try:
         local = Path(hf_hub_download(repo_id, chosen, revision=revision))
     except (HfHubHTTPError, OSError) as err:
-        raise ConversionError(
-            f"{repo_id}: {chosen} could not be downloaded ({str(err).splitlines()[0][:160]})"
-        ) from None
+        raise ConversionError(f"{repo_id}: {chosen} could not be downloaded ({first_line(err, 160)})") from None
     snapshot = next((p for p in local.parents if p.parent.name == "snapshots"), None)
     commit = snapshot.name if snapshot is not None else (revision or "main")
     return Source(local, repo_id.split("/")[-1], repo_id=repo_id, revision=commit)

@@ -26,6 +26,7 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 
+from ..io.errors import first_line
 from ..io.files import own_file, read_json
 from ..io.imaging import open_image
 from ..models.cyclegan import CycleGenerator
@@ -70,7 +71,7 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
     except EntryNotFoundError:
         raise ValueError(f"{model} is not a cyclegan-hub model: it has no model.safetensors or config.json") from None
     except HfHubHTTPError as err:
-        raise ValueError(f"could not download {model}: {str(err).splitlines()[0]}") from None
+        raise ValueError(f"could not download {model}: {first_line(err)}") from None
     except (FileNotFoundError, ValueError) as err:  # ours: a folder without weights, a config/weights mismatch
         raise ValueError(str(err)) from None
 
@@ -298,7 +299,7 @@ def _hub_call(fn, repo: str, retries: int):
                     f"no write access to {repo} (403): check the namespace and the token's permissions"
                 ) from None
             if status is not None and status < 500 or attempt == retries:
-                raise ValueError(f"the Hub refused the push to {repo} ({status}): {str(err).splitlines()[0]}") from None
+                raise ValueError(f"the Hub refused the push to {repo} ({status}): {first_line(err)}") from None
         except _transport_errors() as err:
             if attempt == retries:
                 raise ValueError(

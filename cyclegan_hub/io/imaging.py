@@ -112,7 +112,9 @@ def read_header(path: str | os.PathLike, formats: Sequence[str] = IMAGE_FORMATS)
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path, formats=list(formats)) as image:
                 return image.format, image.size
-    except (Image.DecompressionBombError, UnidentifiedImageError):
+    except Image.DecompressionBombError:
+        raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
+    except UnidentifiedImageError:
         raise ValueError(f"{name} is not an image in a format read here ({', '.join(formats)})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         raise ValueError(f"{name} is truncated or corrupt ({err})") from None

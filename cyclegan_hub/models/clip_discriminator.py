@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from ..io.errors import first_line
+
 #: CLIP's image normalisation.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -37,7 +39,7 @@ def load_encoder(name: str, revision: str | None = None):
     try:
         encoder = CLIPVisionModelWithProjection.from_pretrained(name, revision=revision, use_safetensors=True)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"cannot load the CLIP image encoder {name}: {first}") from None
     return encoder.eval().requires_grad_(False)
 

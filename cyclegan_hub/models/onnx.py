@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .. import translation
+from ..io.errors import first_line
 from ..io.files import atomic_write
 from ..translation import TranslationSpec
 from .cyclegan import CycleGenerator
@@ -149,7 +150,7 @@ class OnnxGenerator:
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers or ["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types for unreadable files
-            raise ValueError(f"{path} is not a readable ONNX model ({str(err).splitlines()[0]})") from None
+            raise ValueError(f"{path} is not a readable ONNX model ({first_line(err)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         if "cyclegan_hub_config" not in meta:
             raise ValueError(f"{path} was not exported by cyclegan-hub (no cyclegan_hub_config metadata)")

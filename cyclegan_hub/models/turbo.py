@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from ..io.errors import first_line
 from ..translation import TranslationSpec
 from .cyclegan import INSTALL_COMMAND
 from .cyclegan import MODEL_CARD_TEMPLATE as CYCLEGAN_CARD
@@ -136,7 +137,7 @@ def _load_component(cls, base: str, subfolder: str, revision: str | None):
         except (OSError, ValueError):  # no variant files: the full-precision ones, cast
             return cls.from_pretrained(base, use_safetensors=True, torch_dtype=dtype, **where)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"cannot load the base model's {subfolder}/ from {base}: {first}") from None
 
 
@@ -463,7 +464,7 @@ def _load_scheduler(base: str, revision: str | None):
         with torch.device("cpu"):  # a few numbers, computed even when the network is built on the meta device
             return DDPMScheduler.from_config(DDPMScheduler.load_config(base, **where))
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"cannot load the base model's scheduler/ from {base}: {first}") from None
 
 
@@ -508,7 +509,7 @@ def embed_caption(base: str, caption: str, revision: str | None = None) -> torch
         tokenizer = AutoTokenizer.from_pretrained(base, subfolder="tokenizer", **where)
         encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder", use_safetensors=True, **where)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first_line(err)
         raise ValueError(f"cannot load the base model's tokenizer/ and text_encoder/ from {base}: {first}") from None
     ids = tokenizer(
         caption, max_length=tokenizer.model_max_length, padding="max_length", truncation=True, return_tensors="pt"

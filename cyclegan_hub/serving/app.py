@@ -17,7 +17,6 @@ import base64
 import html
 import io
 import os
-import re
 import uuid
 from pathlib import Path
 
@@ -180,12 +179,11 @@ class BoundedSketchpad(gr.Sketchpad):
         return {"composite": str(folder / "drawing.png")}
 
 
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def plain(text: str) -> str:
-    """A label (a domain's name from a model's config) as text in Markdown: no HTML, no Markdown survives."""
-    return _MARKDOWN.sub(r"\\\1", html.escape(text, quote=False))
+def as_text(text: str) -> str:
+    """The one way a string from a model or a run (domain names, pair names, labels) reaches the page: as HTML
+    text, for an HTML component. Every character is shown as it is; no element, link or image is made from it (a
+    Markdown component would turn a URL in it into a link, whatever was escaped)."""
+    return html.escape(text)
 
 
 def own_file(image: Image.Image) -> Image.Image:
@@ -303,7 +301,7 @@ def build_demo(
             message = str(err).replace(str(image), Path(image).name) if isinstance(image, str) else str(err)
             raise gr.Error(message, print_exception=False) from None
         width, height = result.size
-        note = f"{direction}: ran at {width}x{height} in {result.seconds:.2f} s"
+        note = f"{as_text(direction)}: ran at {width}x{height} in {result.seconds:.2f} s"
         return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}", note
 
     def pick(name: str):
@@ -319,7 +317,7 @@ def build_demo(
     titles = " · ".join(pair.name for pair in pairs)
     classes = ["digit"] if first.digits else []
     with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
-        gr.Markdown(f"# CycleGAN: {plain(titles)}")
+        gr.HTML(f"<h1>CycleGAN: {as_text(titles)}</h1>")
         gr.Markdown(ABOUT)
         with gr.Row():
             with gr.Column():
@@ -368,7 +366,7 @@ def build_demo(
                     elem_classes=classes,
                 )
                 cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
-                ran_at = gr.Markdown("")
+                ran_at = gr.HTML("")  # the size a translation ran at, or a heavy pair's expected time
         info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
         picker.change(
             pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden"

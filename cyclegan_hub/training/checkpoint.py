@@ -36,6 +36,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from ..io.errors import first_line
 from ..io.files import atomic_write_text, inside, read_file, read_json, regular_file_inside, remove, replace_folder
 from ..models.modeling import check_weights_header, read_safetensors_header, save_tensors
 from .losses import ImagePool
@@ -585,9 +586,7 @@ def hub_checkpoint(repo_id: str, subfolder: str = "training_state") -> Checkpoin
         except EntryNotFoundError:
             raise CheckpointError(f"{repo_id} has no training state (push it with --include-training-state)") from None
         except (HfHubHTTPError, LocalEntryNotFoundError) as err:
-            raise CheckpointError(
-                f"cannot download the training state of {repo_id} ({str(err).splitlines()[0]})"
-            ) from None
+            raise CheckpointError(f"cannot download the training state of {repo_id} ({first_line(err)})") from None
 
     state_json = get(STATE_JSON)
     meta = read_json(state_json, what=f"{repo_id}/{STATE_JSON}")

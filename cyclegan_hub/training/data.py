@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..io import imaging
+from ..io.errors import first_line
 
 _FILTER = re.compile(r"^\s*([A-Za-z_][\w\-. ]*?)\s*(==|!=|<=|>=|<|>|\bin\b|\bnot in\b)\s*(.+?)\s*$")
 
@@ -121,9 +122,9 @@ def load_domain(spec: DomainSpec, what: str = "domain"):
     except datasets.exceptions.DatasetNotFoundError:
         raise ValueError(f"{what}: dataset {spec.path!r} not found (no such local folder or Hub dataset)") from None
     except FileNotFoundError as err:
-        raise ValueError(f"{what}: dataset {spec.path!r} not found ({str(err).splitlines()[0]})") from None
+        raise ValueError(f"{what}: dataset {spec.path!r} not found ({first_line(err)})") from None
     except ValueError as err:
-        message = str(err).splitlines()[0]
+        message = first_line(err)
         if "split" in message.lower():
             raise ValueError(f"{what}: {spec.path} has no split {spec.split!r} ({message})") from None
         raise ValueError(f"{what}: cannot load {spec.path}: {message}") from None

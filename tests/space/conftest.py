@@ -52,7 +52,8 @@ def stop_app(proc) -> None:
 
 @pytest.fixture(scope="session")
 def app_process():
-    proc, url = start_app()
+    # behind one proxy, as on a Space: tests that play many visitors give each its X-Forwarded-For address
+    proc, url = start_app({"CYCLEGAN_TRUSTED_HOPS": "1"})
     yield proc, url
     stop_app(proc)
 

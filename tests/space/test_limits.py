@@ -160,6 +160,50 @@ def test_a_direction_sent_as_an_object_is_one_line(app):
 
 def test_labels_from_a_model_are_text_on_the_page(app):
     _, url = app
-    heading = next(c["props"]["value"] for c in config(url)["components"] if c.get("type") == "markdown")
-    assert "<img" not in heading and "&lt;img src=http://127\\.0\\.0\\.1:9/pixel\\.gif&gt;" in heading
-    assert "\\[win\\]\\(http://e\\.vil\\)" in heading
+    heading = next(c["props"]["value"] for c in config(url)["components"] if c.get("type") == "html")
+    assert heading.startswith("<h1>CycleGAN: ") and heading.count("<") == 2  # <h1> and </h1>: nothing else is markup
+    assert "&lt;img src=http://127.0.0.1:9/pixel.gif&gt; [win](http://e.vil)" in heading
+
+
+def test_markup_in_a_models_domain_names_creates_and_fetches_nothing_in_a_browser(app, tmp_path):
+    """The pair whose domain is ``<img src=...> [win](...)``, picked, used and translated in Chromium: the heading,
+    the picker, the directions and the note after the translation show it as text; nothing is fetched from the
+    planted addresses and no element is made from it, before and after the translation."""
+    from PIL import Image
+
+    from .conftest import CHROMIUM_FLAGS
+    from .test_app import _browser, open_page
+
+    _, url = app
+    sync_api, browser_path = _browser()
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (120, 80, 40)).save(photo)
+    requested: list[str] = []
+
+    def planted() -> list[str]:
+        made = page.evaluate("() => [...document.querySelectorAll('img, a')].map(e => e.outerHTML)")
+        made = [h for h in made if "127.0.0.1:9" in h or "127%5C" in h or "e.vil" in h or "e%5C.vil" in h]
+        return made + [u for u in requested if "127.0.0.1:9" in u or "e.vil" in u]
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=browser_path, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.on("request", lambda request: requested.append(request.url))
+        open_page(page, url)
+        page.get_by_label("Pair").click()
+        page.get_by_role("option", name="zebra").click()
+        direction = page.locator("label", has_text="-> zebra").first
+        direction.wait_for(state="visible", timeout=30_000)
+        heading = page.locator("h1").first.inner_text()
+        assert "<img src=http://127.0.0.1:9/pixel.gif> [win](http://e.vil) ↔ zebra" in heading
+        assert planted() == []
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        direction.click()
+        page.get_by_role("button", name="Translate", exact=True).click()
+        error_box = page.get_by_label("Cycle error", exact=False)
+        sync_api.expect(error_box).not_to_have_value("", timeout=30_000)
+        page.get_by_text("ran at").wait_for(timeout=30_000)
+        note = page.get_by_text("ran at").inner_text()
+        assert note.startswith("<img src=http://127.0.0.1:9/pixel.gif> [win](http://e.vil) -> zebra: ran at 40x30")
+        assert planted() == []
+        browser.close()
