@@ -95,8 +95,8 @@ def test_a_slow_photo_pair_never_queues_the_digit_pair():
         assert release.wait(60)
 
     slow_forward = tiny("horse", "zebra", 3, 256)
+    photos = PairTranslator(slow_forward, tiny("zebra", "horse", 3, 256))  # calibrated at load: before the hook
     slow_forward.register_forward_hook(hold)
-    photos = PairTranslator(slow_forward, tiny("zebra", "horse", 3, 256))
     digits = PairTranslator(tiny("6", "9"), tiny("9", "6"))
     photo = threading.Thread(target=photos.translate, args=(Image.new("RGB", (64, 64)), "horse -> zebra"))
     photo.start()

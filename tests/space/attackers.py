@@ -76,13 +76,13 @@ def visits(url: str, fn: int, who: str, count: int, start: int = 0, pause: float
     return done
 
 
-def measure(proc, url: str, fn: int, temp: Path, attack, who: str, count: int = 10) -> dict:
+def measure(proc, url: str, fn: int, temp: Path, attack, who: str, count: int = 10, pause: float = 0.5) -> dict:
     """The visitor ``who`` alone for ``count`` visits, then ``count`` visits while ``attack`` runs (in a forked
     process); the server's RSS and its temporary folder sampled every 0.2 s during the attack; the attack's
     report under "attack"."""
     import multiprocessing
 
-    alone = visits(url, fn, who, count)
+    alone = visits(url, fn, who, count, pause=pause)
     context = multiprocessing.get_context("fork")
     stop, (receiver, sender) = context.Event(), context.Pipe(duplex=False)
     attacker = context.Process(target=_attack, args=(attack, stop, sender), daemon=True)
@@ -98,7 +98,7 @@ def measure(proc, url: str, fn: int, temp: Path, attack, who: str, count: int = 
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        attacked = visits(url, fn, who, count, start=count)
+        attacked = visits(url, fn, who, count, start=count, pause=pause)
     finally:
         stop.set()
         report = receiver.recv() if receiver.poll(120) else {"error": "the attack reported nothing"}

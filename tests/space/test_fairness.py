@@ -70,7 +70,7 @@ def space(tmp_path_factory):
 
 
 def served_within_caps(space, attack, who: str) -> dict:
-    figures = measure(space["proc"], space["url"], space["fn"], space["temp"], attack, who)
+    figures = measure(space["proc"], space["url"], space["fn"], space["temp"], attack, who, count=8, pause=0.3)
     assert not figures["visitor_refused"], figures["visitor_refused"]
     assert p99(figures["attacked_s"]) <= 3 * p99(figures["alone_s"]), figures
     assert figures["rss_peak_mb"] - figures["rss_idle_mb"] < 500, figures
