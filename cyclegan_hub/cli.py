@@ -80,8 +80,10 @@ def _translate_dataset(args: argparse.Namespace) -> int:
         on_error=args.on_error,
     )
     rank, world = bulk.process_rank()
-    print(f"process {rank + 1}/{world}: {report.summary()}; {report.shards_done} shard(s) written, "
-          f"{report.shards_resumed} kept from an earlier run")  # fmt: skip
+    print(
+        f"process {rank + 1}/{world}: {report.summary()}; {report.shards_done} shard(s) written, "
+        f"{report.shards_resumed} kept from an earlier run"
+    )
     for index, why in report.skipped[:20]:
         print(f"  skipped row {index}: {why}")
     if world > 1:  # every process reaches here before the first writes the card and pushes
@@ -97,16 +99,24 @@ def _translate_dataset(args: argparse.Namespace) -> int:
     def public(name: str | None) -> str | None:
         return Path(name).name if name and Path(name).exists() else name
 
-    shown = {k: public(v) if k in ("path", "data_dir") and isinstance(v, str) else v
-             for k, v in parse_domain(args.dataset).items()}  # fmt: skip
+    shown = {
+        k: public(v) if k in ("path", "data_dir") and isinstance(v, str) else v
+        for k, v in parse_domain(args.dataset).items()
+    }
     table = "{" + ", ".join(f"{k}={json.dumps(v)}" for k, v in shown.items()) + "}"
     words = ["translate", "--model", public(args.model), "--dataset", table]
     words += ["--reverse-model", public(args.reverse_model)] if args.reverse_model else []
     words += ["--output-column", args.output_column] + (["--drop-source"] if args.drop_source else [])
     command = "cyclegan-hub " + " ".join(shlex.quote(w) for w in words)
     source = f"{public(spec.path)}" + (f" ({public(spec.data_dir)})" if spec.data_dir else "") + f", split {spec.split}"
-    bulk.write_card(output, source=source + (f" where {spec.filter}" if spec.filter else ""), model=public(args.model),
-                    command=command, report=total, examples=examples)  # fmt: skip
+    bulk.write_card(
+        output,
+        source=source + (f" where {spec.filter}" if spec.filter else ""),
+        model=public(args.model),
+        command=command,
+        report=total,
+        examples=examples,
+    )
     print(f"wrote {output}: rows in {total.rows_in}, rows out {total.rows_out}, skipped {len(total.skipped)}")
     if args.push_to_hub:
         from huggingface_hub import HfApi
@@ -285,9 +295,17 @@ def _convert(args: argparse.Namespace) -> int:
         name=args.name,
         **({"image_size": args.image_size} if args.image_size else {}),
     )
-    turbo = {k: v for k, v in (("base_model", args.base_model), ("base_revision", args.base_revision),
-                               ("caption", args.caption), ("direction", args.direction),
-                               ("reverse_caption", args.reverse_caption)) if v is not None}  # fmt: skip
+    turbo = {
+        k: v
+        for k, v in (
+            ("base_model", args.base_model),
+            ("base_revision", args.base_revision),
+            ("caption", args.caption),
+            ("direction", args.direction),
+            ("reverse_caption", args.reverse_caption),
+        )
+        if v is not None
+    }
     zoo_turbo = args.zoo is not None and args.zoo.startswith("turbo/")
     if turbo and args.checkpoint is not None and not {"base_model", "caption"} <= set(turbo):
         raise UserError("a CycleGAN-Turbo checkpoint needs --base-model (a Hub id or a folder) and --caption")
@@ -419,15 +437,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-side", type=int, default=1024, help="larger images are resized down for the network")
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
     d = p.add_argument_group("a whole dataset (a `datasets` split in, Parquet shards and a dataset repo out)")
-    d.add_argument("--dataset", metavar="SPEC", help="a Hub dataset id or local dataset, or a TOML table of "
-                   "{path, split, name, image_column, filter, streaming, data_dir}")  # fmt: skip
+    d.add_argument(
+        "--dataset",
+        metavar="SPEC",
+        help="a Hub dataset id or local dataset, or a TOML table of "
+        "{path, split, name, image_column, filter, streaming, data_dir}",
+    )
     d.add_argument("--push-to-hub", metavar="USER/NAME", help="push the result as a dataset repo")
     d.add_argument("--private", action="store_true", help="create the dataset repo as private")
     d.add_argument("--output-column", default="translated", help="the new image column (default: translated)")
     d.add_argument("--drop-source", action="store_true", help="leave the source image column out")
     d.add_argument("--reverse-model", help="add the round trip through this model and its error")
-    d.add_argument("--on-error", choices=("skip", "stop"), default="skip", help="a bad row is skipped and named "
-                   "(default) or stops the run")  # fmt: skip
+    d.add_argument(
+        "--on-error",
+        choices=("skip", "stop"),
+        default="skip",
+        help="a bad row is skipped and named (default) or stops the run",
+    )
     d.add_argument("--shard-rows", type=int, default=1000, help="input rows per Parquet shard (the resume unit)")
     d.add_argument("--workers", type=int, default=2, help="threads decoding images while the network runs")
     d.add_argument("--split-name", default="train", help="the split the output's shards are named for")
@@ -482,8 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?", help="a checkpoint file, a folder holding one, or a Hub repo id")
     p.add_argument("--zoo", metavar="NAME", help="a published model by name (horse2zebra, cut/horse2zebra, ...)")
     p.add_argument("--with-reverse", action="store_true", help="with --zoo: also the other direction, as a pair")
-    p.add_argument("--zoo-mirror", metavar="URL", help="download the zoo from this scheme://host instead "
-                   "(or set CYCLEGAN_HUB_ZOO_MIRROR)")  # fmt: skip
+    p.add_argument(
+        "--zoo-mirror",
+        metavar="URL",
+        help="download the zoo from this scheme://host instead (or set CYCLEGAN_HUB_ZOO_MIRROR)",
+    )
     p.add_argument("--cache-dir", help="where zoo downloads are kept (default ~/.cache/cyclegan-hub/zoo)")
     p.add_argument("--reverse", help="the checkpoint of the other direction (zebra2horse.pth, latest_net_G_B.pth)")
     p.add_argument("--key", help="the entry of a training checkpoint that holds several networks (e.g. G_AB)")
@@ -498,18 +527,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", required=True, help="the folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     turbo = p.add_argument_group("CycleGAN-Turbo checkpoints (the authors' model_N.pkl, or --zoo turbo/NAME)")
-    turbo.add_argument("--base-model", help="the base: a Hub id (stabilityai/sd-turbo) or a folder in diffusers' "
-                       "layout (unet/, vae/, scheduler/, text_encoder/, tokenizer/)")  # fmt: skip
+    turbo.add_argument(
+        "--base-model",
+        help="the base: a Hub id (stabilityai/sd-turbo) or a folder in diffusers' "
+        "layout (unet/, vae/, scheduler/, text_encoder/, tokenizer/)",
+    )
     turbo.add_argument("--base-revision", help="the base repo's revision (default: main)")
     turbo.add_argument("--caption", help='the direction\'s caption, e.g. "driving in the night"')
     turbo.add_argument("--direction", choices=("a2b", "b2a"), help="which of the file's two VAEs (default: a2b)")
-    turbo.add_argument("--reverse-caption", help="also convert the other direction (the file's other VAE, or "
-                       "--reverse FILE) with this caption, into a run folder that `push` sends as twin repos")  # fmt: skip
+    turbo.add_argument(
+        "--reverse-caption",
+        help="also convert the other direction (the file's other VAE, or "
+        "--reverse FILE) with this caption, into a run folder that `push` sends as twin repos",
+    )
     p.set_defaults(func=_convert)
 
-    p = sub.add_parser("zoo", help="list the published models `convert --zoo` downloads",
-                       description="Every published model `cyclegan-hub convert --zoo NAME` downloads and converts: "
-                       "name, method, direction, architecture, reverse, license, source URL.")  # fmt: skip
+    p = sub.add_parser(
+        "zoo",
+        help="list the published models `convert --zoo` downloads",
+        description="Every published model `cyclegan-hub convert --zoo NAME` downloads and converts: "
+        "name, method, direction, architecture, reverse, license, source URL.",
+    )
     p.set_defaults(func=_zoo)
 
     p = sub.add_parser(
@@ -527,8 +565,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--private", action="store_true", help="create the repos as private")
     p.add_argument("--revision", help="branch to push to (created if missing; default main)")
     p.add_argument("--commit-message", help="commit message of both commits")
-    p.add_argument("--base-model-id", help="for one-step translators trained or converted on a local copy of their "
-                   "base: the Hub repo it is a copy of (e.g. stabilityai/sd-turbo), written into config.json")  # fmt: skip
+    p.add_argument(
+        "--base-model-id",
+        help="for one-step translators trained or converted on a local copy of their "
+        "base: the Hub repo it is a copy of (e.g. stabilityai/sd-turbo), written into config.json",
+    )
     p.add_argument(
         "--include-training-state",
         action="store_true",
@@ -553,9 +594,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reverse-model", help="the reverse of a single --model (default: the twin name)")
     p.add_argument("--private", action="store_true")
-    p.add_argument("--hardware", default="cpu-basic", help="the Space's hardware, requested through the Hub and written "
-                   "as its suggested_hardware (default cpu-basic; a one-step pair wants a GPU: zero-a10g, t4-small, "
-                   "l4x1, ...)")  # fmt: skip
+    p.add_argument(
+        "--hardware",
+        default="cpu-basic",
+        help="the Space's hardware, requested through the Hub and written "
+        "as its suggested_hardware (default cpu-basic; a one-step pair wants a GPU: zero-a10g, t4-small, "
+        "l4x1, ...)",
+    )
     p.set_defaults(func=_deploy_space)
 
     p = sub.add_parser(

@@ -127,8 +127,9 @@ def translate_rows(
             return
         images = [image for _, image in kept]
         if reverse is not None:
-            out, back = translation.translate(generator, images, batch_size=batch, precision=precision,
-                                              return_reconstruction_with=reverse)  # fmt: skip
+            out, back = translation.translate(
+                generator, images, batch_size=batch, precision=precision, return_reconstruction_with=reverse
+            )
         else:
             out, back = translation.translate(generator, images, batch_size=batch, precision=precision), None
         encoded = list(pool.map(_png, out))
@@ -315,8 +316,9 @@ def examples(output: str | os.PathLike, image_column: str, output_column: str, c
     return pairs
 
 
-def write_card(output: str | os.PathLike, *, source: str, model: str, command: str, report: Report,
-               examples: list | None = None) -> None:  # fmt: skip
+def write_card(
+    output: str | os.PathLike, *, source: str, model: str, command: str, report: Report, examples: list | None = None
+) -> None:
     """The dataset card: where the rows came from, the model, the command, counts and skipped rows, examples."""
     skipped = "\n".join(f"- row {index}: {why}" for index, why in report.skipped[:50]) or "none"
     more = f"\n- ... and {len(report.skipped) - 50} more" if len(report.skipped) > 50 else ""

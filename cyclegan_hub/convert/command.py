@@ -68,8 +68,15 @@ def from_zoo(name: str, *, mirror: str | None = None, cache: str | None = None) 
         state = unwrap_state_dict(load_tensors(data, model.member), model.member)
         member_digest = hashlib.sha256(data).hexdigest()
         provenance = f"`{model.member}` (SHA-256 `{member_digest}`) of `{path.name}`, downloaded from {url}"
-    return Checkpoint(state, name, Path(model.member or path.name).name, provenance, digest, model,
-                      (model.source_domain, model.target_domain))  # fmt: skip
+    return Checkpoint(
+        state,
+        name,
+        Path(model.member or path.name).name,
+        provenance,
+        digest,
+        model,
+        (model.source_domain, model.target_domain),
+    )
 
 
 def origin_text(checkpoint: Checkpoint, layout: Layout, difference: float, shape: tuple) -> str:
@@ -219,9 +226,14 @@ def convert_checkpoint(
             direction = RELEASED.get(other.name, (flipped,))[0] if reverse is not None else flipped
             back = TurboSource(other.path, direction, reverse_caption, other.provenance(), other.name)
         return write_turbo(
-            found.path, output, provenance=found.provenance(), stem=found.name, reverse=back, **turbo,
+            found.path,
+            output,
+            provenance=found.provenance(),
+            stem=found.name,
+            reverse=back,
+            **turbo,
             **_turbo_options(options),
-        )  # fmt: skip
+        )
     checkpoints = [from_source(checkpoint, key=key, revision=revision)]
     if reverse is not None:
         checkpoints.append(from_source(reverse, key=key, revision=revision))
@@ -253,9 +265,14 @@ def convert_zoo(
         settings = {"base_model": DEFAULT_BASE, "caption": forward.caption, "direction": forward.direction}
         settings.update({k: v for k, v in (turbo or {}).items() if k != "reverse_caption"})
         return write_turbo(
-            forward.path, output, provenance=forward.provenance, stem=forward.stem, reverse=back, **settings,
+            forward.path,
+            output,
+            provenance=forward.provenance,
+            stem=forward.stem,
+            reverse=back,
+            **settings,
             **_turbo_options(options),
-        )  # fmt: skip
+        )
     if with_reverse and model.reverse is None:
         raise ConversionError(f"{zoo_name} has no released reverse direction (`cyclegan-hub zoo` lists the pairs)")
     checkpoints = [from_zoo(zoo_name, mirror=mirror, cache=cache)]

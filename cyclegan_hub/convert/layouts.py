@@ -123,8 +123,9 @@ def detect(state: dict[str, torch.Tensor], name: str = "the checkpoint") -> Layo
         return _detect_resnet(state, name)
     if any(k.startswith("model.model.") for k in keys):
         return _detect_unet(state, name)
-    if keys and all(re.match(r"^model\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$", k)
-                    for k in keys):  # fmt: skip
+    if keys and all(
+        re.match(r"^model\.\d+\.(weight|bias|running_mean|running_var|num_batches_tracked)$", k) for k in keys
+    ):
         return _detect_discriminator(state, name)
     nearest = "a ResNet generator (model.N or main.N, residual blocks conv_block, block or res)"
     if any(re.search(r"(^|\.)(res|resblocks?|residual)\.?\d*\.", k) for k in keys):
@@ -142,8 +143,10 @@ def _detect_resnet(state, name) -> Layout:
     blocks = _indices(state, rf"^{p}\.(\d+)\.{block}\.")
     stem = _weight(state, f"{p}.1.weight", name)
     if stem.shape[-1] != 7:
-        raise ConversionError(f"{name}: {p}.1.weight is a {stem.shape[-1]}x{stem.shape[-1]} convolution, not the "
-                              f"7x7 first layer of a ResNet generator; {summary(state)}")  # fmt: skip
+        raise ConversionError(
+            f"{name}: {p}.1.weight is a {stem.shape[-1]}x{stem.shape[-1]} convolution, not the "
+            f"7x7 first layer of a ResNet generator; {summary(state)}"
+        )
     convs = [i for i in _indices(state, rf"^{p}\.(\d+)\.weight$") if state[f"{p}.{i}.weight"].dim() == 4]
     antialias_down = any(f"{p}.{i}.filt" in state for i in range(2, blocks[0]))
     downs = [i for i in convs if 1 < i < blocks[0]]

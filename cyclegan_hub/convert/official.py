@@ -55,6 +55,8 @@ def init_from_official(nets: dict, folder: str | os.PathLike, epoch: str = "late
         differs = [k for k in theirs if k not in own and theirs[k] != ours[k]]
         if differs:
             key = differs[0]
-            raise ConversionError(f"the official {name} has {key} = {theirs[key]!r}, this config {ours[key]!r}: "
-                                  f"set the model section to match")  # fmt: skip
+            raise ConversionError(
+                f"the official {name} has {key} = {theirs[key]!r}, this config {ours[key]!r}: "
+                f"set the model section to match"
+            )
         net.load_state_dict(official[name].state_dict())

@@ -188,9 +188,13 @@ def _convert_source(source: TurboSource, domains: tuple[str, str], settings: dic
         read[source.path] = read_turbo(source.path), sha256(source.path)
     loaded, digest = read[source.path]
     model = convert_turbo(
-        loaded, caption=source.caption, direction=source.direction, source_domain=domains[0],
-        target_domain=domains[1], **settings,
-    )  # fmt: skip
+        loaded,
+        caption=source.caption,
+        direction=source.direction,
+        source_domain=domains[0],
+        target_domain=domains[1],
+        **settings,
+    )
     origin = origin_text(
         source.direction, source.caption, settings["base_model"], source.provenance or f"`{source.path.name}`", digest
     )

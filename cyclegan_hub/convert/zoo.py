@@ -120,7 +120,7 @@ ZOO: dict[str, ZooModel] = {
                 ("cat2dog", "cat", "dog"),
                 ("cityscapes", "label", "street"),
             )
-        ),  # fmt: skip
+        ),
         _turbo("day2night", "day", "night", "night2day"),
         _turbo("night2day", "night", "day", "day2night"),
         _turbo("clear2rainy", "clear", "rainy", "rainy2clear"),
@@ -209,8 +209,9 @@ def download(url: str, target: Path, max_bytes: int, *, progress: bool = True, t
             offset = 0
         total = _total_from(response, offset)
         if total is not None and total > max_bytes:
-            raise ConversionError(f"{url} is {total / 2**20:.0f} MB, above the limit of {max_bytes / 2**20:.0f} MB; "
-                                  "not downloaded")  # fmt: skip
+            raise ConversionError(
+                f"{url} is {total / 2**20:.0f} MB, above the limit of {max_bytes / 2**20:.0f} MB; not downloaded"
+            )
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -230,14 +231,16 @@ def download(url: str, target: Path, max_bytes: int, *, progress: bool = True, t
                     if bar is not None:
                         bar.update(len(chunk))
         except (OSError, http.client.HTTPException) as err:
-            raise ConversionError(f"{url}: the download stopped at {received:,} bytes ({err}); run the same "
-                                  "command again to resume it") from None  # fmt: skip
+            raise ConversionError(
+                f"{url}: the download stopped at {received:,} bytes ({err}); run the same command again to resume it"
+            ) from None
         finally:
             if bar is not None:
                 bar.close()
     if total is not None and received != total:
-        raise ConversionError(f"{url}: the download stopped at {received:,} of {total:,} bytes; run the same "
-                              "command again to resume it")  # fmt: skip
+        raise ConversionError(
+            f"{url}: the download stopped at {received:,} of {total:,} bytes; run the same command again to resume it"
+        )
     os.replace(part, target)
     return target
 
@@ -262,8 +265,10 @@ def read_member(tar_path: Path, member: str) -> bytes:
                     if not info.isreg():
                         raise ConversionError(f"{tar_path.name}: {info.name} is not a regular file")
                     if info.size > MAX_MODEL_BYTES:
-                        raise ConversionError(f"{tar_path.name}: {info.name} is {info.size >> 20} MB, above the "
-                                              f"limit of {MAX_MODEL_BYTES >> 20} MB")  # fmt: skip
+                        raise ConversionError(
+                            f"{tar_path.name}: {info.name} is {info.size >> 20} MB, above the "
+                            f"limit of {MAX_MODEL_BYTES >> 20} MB"
+                        )
                     return tar.extractfile(info).read()
     except (tarfile.TarError, OSError, EOFError) as err:
         raise ConversionError(f"{tar_path.name} is not a readable tar ({err})") from None

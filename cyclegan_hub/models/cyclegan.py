@@ -300,8 +300,9 @@ class CycleGenerator(
                 if config[name] != cls.options[name].default:
                     raise ValueError(f"{name} = {config[name]!r} is a ResNet option; a U-Net takes the default")
             if config["upsampling"] not in UNET_UPSAMPLINGS:
-                raise ValueError(f"a U-Net upsamples with {' or '.join(map(repr, UNET_UPSAMPLINGS))}, "
-                                 f"not {config['upsampling']!r}")  # fmt: skip
+                raise ValueError(
+                    f"a U-Net upsamples with {' or '.join(map(repr, UNET_UPSAMPLINGS))}, not {config['upsampling']!r}"
+                )
 
     def __init__(self, **config):
         super().__init__()

@@ -78,8 +78,9 @@ class BlurDownsample(nn.Module):
         self.register_buffer("filt", _binomial(3).expand(channels, 1, 3, 3).clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2,
-                                    groups=x.shape[1])  # fmt: skip
+        return nn.functional.conv2d(
+            nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2, groups=x.shape[1]
+        )
 
 
 class BlurUpsample(nn.Module):

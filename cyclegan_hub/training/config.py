@@ -196,21 +196,27 @@ class TrainingConfig:
             return f"{name} split={spec.split}" + (f" where {spec.filter}" if spec.filter else "")
 
         ema = f"on ({t.ema_decay})" if t.ema else "off"
-        return "\n".join([
-            f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently",
-            f"- images: {d.channels} channel(s), resized to {d.load_size}, random crop {d.image_size}, flip {d.flip}"
-            + (", stroke width and affine jitter" if d.stroke_augment else ""),
-            *self.family.describe(self),
-            f"- {step} steps of batch {t.batch_size} x {processes} process(es); Adam lr {t.lr}, betas ({t.beta1}, "
-            f"{t.beta2}), constant for {t.lr_constant_steps} steps, then linear decay to 0 over {t.lr_decay_steps}",
-            f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
-            f"{t.pool_size}; EMA {ema}; mixed precision {t.mixed_precision}",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently",
+                f"- images: {d.channels} channel(s), resized to {d.load_size}, random crop {d.image_size}, flip {d.flip}"
+                + (", stroke width and affine jitter" if d.stroke_augment else ""),
+                *self.family.describe(self),
+                f"- {step} steps of batch {t.batch_size} x {processes} process(es); Adam lr {t.lr}, betas ({t.beta1}, "
+                f"{t.beta2}), constant for {t.lr_constant_steps} steps, then linear decay to 0 over {t.lr_decay_steps}",
+                f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
+                f"{t.pool_size}; EMA {ema}; mixed precision {t.mixed_precision}",
+            ]
+        )
 
     def flat(self) -> dict:
         """section.key -> value, for TensorBoard's hyper-parameters."""
-        return {f"{s}.{k}": v for s, entries in self.to_dict().items() for k, v in entries.items()
-                if isinstance(v, (int, float, str, bool))}  # fmt: skip
+        return {
+            f"{s}.{k}": v
+            for s, entries in self.to_dict().items()
+            for k, v in entries.items()
+            if isinstance(v, (int, float, str, bool))
+        }
 
 
 def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags: dict | None = None) -> TrainingConfig:

@@ -259,8 +259,16 @@ class TrainingDomain:
     skipped: int  # unreadable training images
 
 
-def load_training_domain(spec: DomainSpec, label: str, eval_split: str | None, channels: int, load_size: int,
-                         image_size: int, eval_images: int, what: str) -> TrainingDomain:  # fmt: skip
+def load_training_domain(
+    spec: DomainSpec,
+    label: str,
+    eval_split: str | None,
+    channels: int,
+    load_size: int,
+    image_size: int,
+    eval_images: int,
+    what: str,
+) -> TrainingDomain:
     """Load and decode one domain for training (ValueError naming the problem, e.g. no readable image)."""
     images, skipped = decode_domain(load_domain(spec, what), spec.image_column, channels, load_size)
     if len(images) == 0:
@@ -327,8 +335,15 @@ def augment(images: torch.Tensor, size: int, flip: bool, generator: torch.Genera
     return torch.stack(out)
 
 
-def stroke_augment(images: torch.Tensor, generator: torch.Generator, p_dilate: float = 0.3, p_erode: float = 0.1,
-                   degrees: float = 8.0, scale: float = 0.1, translate: float = 1.5) -> torch.Tensor:  # fmt: skip
+def stroke_augment(
+    images: torch.Tensor,
+    generator: torch.Generator,
+    p_dilate: float = 0.3,
+    p_erode: float = 0.1,
+    degrees: float = 8.0,
+    scale: float = 0.1,
+    translate: float = 1.5,
+) -> torch.Tensor:
     """Per-sample stroke width and affine jitter of a uint8 batch [N, C, H, W] of light strokes on a dark background
     (MNIST digits), so that the generators also see the thick and thin, slightly turned strokes people draw.
 
@@ -359,8 +374,16 @@ def stroke_augment(images: torch.Tensor, generator: torch.Generator, p_dilate: f
     return x.round().clamp(0, 255).to(torch.uint8)
 
 
-def training_batch(images: torch.Tensor, indices, size: int, flip: bool, generator: torch.Generator,
-                   device: torch.device, value_range=(-1.0, 1.0), strokes: bool = False) -> torch.Tensor:  # fmt: skip
+def training_batch(
+    images: torch.Tensor,
+    indices,
+    size: int,
+    flip: bool,
+    generator: torch.Generator,
+    device: torch.device,
+    value_range=(-1.0, 1.0),
+    strokes: bool = False,
+) -> torch.Tensor:
     """The batch ``images[indices]`` (uint8, decoded domain), cropped and flipped by ``augment`` (and with
     ``strokes``, varied by ``stroke_augment``), on ``device`` in the model's ``value_range``. Domains held on the
     host go to a GPU as uint8 (a quarter of the bytes of float) from pinned memory without blocking, and are
