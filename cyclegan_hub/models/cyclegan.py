@@ -9,6 +9,7 @@ from huggingface_hub import ModelCard
 from torch import nn
 
 from ..translation import TranslationSpec
+from . import cards
 from .layers import (
     DOWNSAMPLINGS,
     NORMS,
@@ -37,10 +38,9 @@ CITATION = """@inproceedings{zhu2017unpaired,
   year      = {2017}
 }"""
 
-MODEL_CARD_TEMPLATE = """---
-{{ card_data }}
----
-
+MODEL_CARD_TEMPLATE = (
+    cards.FRONT_MATTER
+    + """
 # CycleGAN generator: {{ config.source_domain }} → {{ config.target_domain }}
 
 A [CycleGAN]({{ paper_url }}) generator that translates **{{ config.source_domain }}** images into
@@ -49,14 +49,10 @@ release (see Origin){% else %}It was trained on unpaired examples of the two dom
 cycle-consistency losses (see Training){% endif %}; it is one half of a pair{% if twin_repo_id %} (the reverse
 direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }})){% endif %}.
 
-{% if sample_image %}![input | translated | reconstructed]({{ sample_image }})
-{% endif %}
-## Usage
-
-```bash
-{{ install }}
-```
-
+"""
+    + cards.SAMPLE
+    + cards.INSTALL
+    + """
 ```python
 from PIL import Image
 from cyclegan_hub import CycleGenerator
@@ -76,33 +72,12 @@ Any size and image mode is accepted: images are converted to {{ config.in_channe
 multiple of {{ size_multiple }} and cropped back; sides above 1024 pixels are resized down for the network and back up.
 The model was trained at {{ config.image_size }}x{{ config.image_size }}.
 
-## Model
-
-| | |
-|---|---|
-{% for label, value in model_rows %}| {{ label }} | {{ value }} |
-{% endfor %}| parameters | {{ "{:,}".format(num_parameters) }} |
-{% if origin %}
-## Origin
-
-{{ origin }}
-{% endif %}{% if training %}
-## Training
-
-{{ training }}
-{% endif %}{% if metrics_table %}
-## Evaluation
-
-{{ metrics_table }}
-{% endif %}
-## Citation
-
-```bibtex
-{{ citation }}
-```
-
-Code: {{ repo_url }}
 """
+    + cards.MODEL_TABLE
+    + """| parameters | {{ "{:,}".format(num_parameters) }} |
+"""
+    + cards.SECTIONS
+)
 
 
 def _resnet(c: dict) -> tuple[nn.Module, int, int, int]:

@@ -33,8 +33,8 @@ from torch.utils.checkpoint import checkpoint
 
 from ..io.errors import first_line
 from ..translation import TranslationSpec
+from . import cards
 from .cyclegan import INSTALL_COMMAND
-from .cyclegan import MODEL_CARD_TEMPLATE as CYCLEGAN_CARD
 from .modeling import HubModule, Options, choice, integer, number, text, value_range
 
 EXTRA_HINT = "the one-step family needs diffusers, peft and transformers: pip install 'cyclegan-hub[turbo]'"
@@ -141,9 +141,6 @@ def _load_component(cls, base: str, subfolder: str, revision: str | None):
         raise ValueError(f"cannot load the base model's {subfolder}/ from {base}: {first}") from None
 
 
-#: The card's sections from Origin on (origin, training, evaluation, citation) are the CycleGAN card's.
-CARD_SECTIONS = CYCLEGAN_CARD[CYCLEGAN_CARD.index("{% if origin %}\n## Origin") :]
-
 CITATION = """@article{parmar2024onestep,
   title   = {One-Step Image Translation with Text-to-Image Models},
   author  = {Parmar, Gaurav and Park, Taesung and Narasimhan, Srinivasa and Zhu, Jun-Yan},
@@ -152,10 +149,8 @@ CITATION = """@article{parmar2024onestep,
 }"""
 
 MODEL_CARD_TEMPLATE = (
-    """---
-{{ card_data }}
----
-
+    cards.FRONT_MATTER
+    + """
 # CycleGAN-Turbo translator: {{ config.source_domain }} → {{ config.target_domain }}
 
 A one-step diffusion translator ([CycleGAN-Turbo]({{ paper_url }})) that turns **{{ config.source_domain }}** images
@@ -164,14 +159,10 @@ the caption "{{ config.caption }}". This repo holds only what training changed (
 the VAE's skip convolutions) and the caption's embedding: the base model is loaded through diffusers.{% if twin_repo_id %}
 The reverse direction is [{{ twin_repo_id }}](https://huggingface.co/{{ twin_repo_id }}).{% endif %}
 
-{% if sample_image %}![input | translated | reconstructed]({{ sample_image }})
-{% endif %}
-## Usage
-
-```bash
-{{ install }}
-```
-
+"""
+    + cards.SAMPLE
+    + cards.INSTALL
+    + """
 ```python
 from PIL import Image
 from cyclegan_hub.models.modeling import HubModule
@@ -183,14 +174,11 @@ translator.translate(Image.open("input.png")).save("translated.png")  # any size
 or `cyclegan-hub translate --model {{ repo_id | default('path/to/this/folder', true) }} input.png --output out.png`.
 Latents are the VAE posterior's {{ "mean (deterministic)" if config.encode == "mean" else "sample (as the authors do)" }}.
 
-## Model
-
-| | |
-|---|---|
-{% for label, value in model_rows %}| {{ label }} | {{ value }} |
-{% endfor %}| trained values stored here | {{ "{:,}".format(num_trained) }} |
 """
-    + CARD_SECTIONS
+    + cards.MODEL_TABLE
+    + """| trained values stored here | {{ "{:,}".format(num_trained) }} |
+"""
+    + cards.SECTIONS
 )
 
 
