@@ -224,12 +224,11 @@ def attacks_run() -> list[dict]:
         try:
             fn = event_index(url, "translate")
             a.visit(url, fn, "192.0.2.1")
-            statuses: list[int] = []
             attacks = {
-                "rotating-header uploads (10 MB each)": a.rotating_uploads(url, "198.51.100.1", statuses=statuses),
+                "rotating-header uploads (10 MB each)": a.rotating_uploads(url, "198.51.100.1"),
                 "20 loops re-using one digit upload": a.job_flood(url, fn, a.digit(99), "198.51.100.2", loops=20),
                 "5 loops re-using one 24 MP PNG": a.job_flood(url, fn, a.big_photo(), "198.51.100.3", loops=5),
-                "1000 slow connections": a.slow_connections(url, 1000),
+                "1000 slow connections": a.slow_connections(url, 1000, settle=12),
                 "upload floods (1 MB noise and PNGs)": a.together(
                     a.upload_flood(url, "198.51.100.4", images=False, limit=200),
                     a.upload_flood(url, "198.51.100.5", images=True, limit=200),
@@ -238,6 +237,8 @@ def attacks_run() -> list[dict]:
             for k, (name, attack) in enumerate(attacks.items()):
                 figures = a.measure(proc, url, fn, temp, attack, f"192.0.2.{10 + k}", count=20)
                 alone, attacked = a.p99(figures["alone_s"]), a.p99(figures["attacked_s"])
+                report = figures["attack"]
+                statuses = report.get("statuses", [])
                 rows.append(
                     {
                         "attack": name,
@@ -248,9 +249,16 @@ def attacks_run() -> list[dict]:
                         "rss_idle_mb": round(figures["rss_idle_mb"]),
                         "rss_peak_mb": round(figures["rss_peak_mb"]),
                         "temp_peak_mb": round(figures["temp_peak_bytes"] / 2**20, 1),
+                        "attacker": {
+                            key: value
+                            for key, value in report.items()
+                            if key.endswith(("_refused", "_served", "opened", "still_open"))
+                        }
+                        | (
+                            {"uploads_before_429": statuses.index(429) if 429 in statuses else None} if statuses else {}
+                        ),
                     }
                 )
-            rows[0]["uploads_accepted_before_429"] = statuses.index(429) if 429 in statuses else None
         finally:
             stop_app(proc)
             reader.join(10)

@@ -13,6 +13,7 @@ A closed connection is logged as one line (at most a few a second), never a trac
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ class ConnectionLimits:
     header_timeout: float = 10.0
     min_body_rate: int = 4096  # bytes per second
     per_address: int | None = 64  # None: no cap per address (behind a proxy)
-    total: int = 1000
+    total: int = 4000  # and at most the process's descriptor limit less 200 (``install`` raises it where it may)
 
 
 LIMITS = ConnectionLimits()
@@ -115,7 +116,19 @@ class BoundedHTTPProtocol(AutoHTTPProtocol):
 def install(limits: ConnectionLimits) -> None:
     """Make ``BoundedHTTPProtocol`` the protocol of every uvicorn server this process starts ("auto"), with
     ``limits``: the app's server (Gradio's) is built without a way to pass a protocol."""
+    import resource
+
     import uvicorn.config
 
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = limits.total + 200 if hard == resource.RLIM_INFINITY else min(hard, limits.total + 200)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass
+    if soft != resource.RLIM_INFINITY and limits.total > soft - 200:
+        limits = dataclasses.replace(limits, total=max(1, soft - 200))
     configure(limits)
     uvicorn.config.HTTP_PROTOCOLS["auto"] = f"{__name__}:BoundedHTTPProtocol"
