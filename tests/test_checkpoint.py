@@ -18,11 +18,10 @@ from cyclegan_hub.training.checkpoint import (
     TrainingState,
     latest_checkpoint,
     local_checkpoint,
-    make_ema,
     resolve_checkpoint,
-    rng_state,
-    set_rng_state,
 )
+from cyclegan_hub.training.ema import make_ema
+from cyclegan_hub.training.rng import rng_state, set_rng_state
 
 #: Optimizers the checkpoint must restore exactly: the paper's Adam, AdamW with weight decay (what diffusion
 #: fine-tuning uses), SGD with momentum (a slot that is not Adam's) and Adafactor (slots smaller than their

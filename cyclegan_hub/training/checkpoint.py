@@ -26,12 +26,10 @@ import copy
 import json
 import math
 import os
-import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -40,6 +38,7 @@ from ..io.errors import first_line
 from ..io.files import atomic_write_text, inside, read_file, read_json, regular_file_inside, remove, replace_folder
 from ..models.modeling import check_weights_header, read_safetensors_header, save_tensors
 from .losses import ImagePool
+from .rng import rng_header, rng_state, set_rng_state
 
 FORMAT = 3
 #: Formats this version reads: 2 (Adam only, written before optimizers were described by class) and 3.
@@ -67,68 +66,8 @@ def checkpoint_files(num_processes: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# random generators of one process, as tensors
-# ---------------------------------------------------------------------------------------------------------------
-
-
-def rng_state() -> dict[str, torch.Tensor]:
-    """Every random generator of this process (torch, CUDA, Python, NumPy), as tensors for safetensors."""
-    _, internal, gauss = random.getstate()
-    _, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": torch.tensor(internal, dtype=torch.int64),
-        "python_rng_gauss": torch.tensor([gauss is not None, gauss or 0.0], dtype=torch.float64),  # (set?, value)
-        "numpy_rng": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_rng_extra": torch.tensor([pos, has_gauss, cached], dtype=torch.float64),
-    }
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state()
-    return state
-
-
-def set_rng_state(state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["torch_rng"])
-    if torch.cuda.is_available() and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"])
-    has_next, next_gauss = state["python_rng_gauss"].tolist()
-    random.setstate((3, tuple(int(v) for v in state["python_rng"]), next_gauss if has_next else None))
-    pos, has_gauss, cached = state["numpy_rng_extra"].tolist()
-    np.random.set_state(("MT19937", state["numpy_rng"].numpy().astype(np.uint32), int(pos), int(has_gauss), cached))
-
-
-def _rng_header() -> dict[str, tuple[str, tuple[int, ...]]]:
-    """What ``rng_state`` writes, as a safetensors header (the CUDA state is checked separately: optional)."""
-    torch_rng = tuple(torch.get_rng_state().shape)
-    return {
-        "torch_rng": ("U8", torch_rng),
-        "python_rng": ("I64", (625,)),
-        "python_rng_gauss": ("F64", (2,)),
-        "numpy_rng": ("I64", (624,)),
-        "numpy_rng_extra": ("F64", (3,)),
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # the state of a run
 # ---------------------------------------------------------------------------------------------------------------
-
-
-def ema_update(decay: float):
-    """``AveragedModel``'s averaging function for an exponential moving average with a warm-up: the decay starts
-    small and grows as (1 + n) / (10 + n) up to ``decay``, so early averages follow the weights closely (as
-    diffusers' EMAModel does) instead of dragging the random initialisation along."""
-
-    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        rate = torch.clamp((1 + num_averaged) / (10 + num_averaged), max=decay).to(averaged.dtype)
-        return averaged + (1 - rate) * (current - averaged)
-
-    return average
-
-
-def make_ema(net: nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel:
-    """An EMA copy of ``net`` (torch's own averaging: a plain module, so its state is a safetensors-ready dict)."""
-    return torch.optim.swa_utils.AveragedModel(net, avg_fn=ema_update(decay))
 
 
 @dataclass
@@ -355,7 +294,7 @@ def _check_optimizer_header(header: dict, optimizers: dict[str, torch.optim.Opti
 
 def _check_process_header(header: dict, state: TrainingState) -> list[str]:
     problems = []
-    for key, (dtype, shape) in _rng_header().items():
+    for key, (dtype, shape) in rng_header().items():
         if header.get(key) != (dtype, shape):
             problems.append(f"{key} is {header.get(key)}, expected {(dtype, shape)}")
     cuda = header.get("cuda_rng")
@@ -371,9 +310,7 @@ def _check_process_header(header: dict, state: TrainingState) -> list[str]:
             images[0] not in ("F32", "F16", "BF16") or len(images[1]) != 4 or images[1][0] > pool.size
         ):
             problems.append(f"pool_{key}.images is {images}, more than the pool holds or not images")
-    known = (
-        set(_rng_header()) | {"cuda_rng"} | {f"pool_{k}.{s}" for k in state.pools for s in ("rng", "size", "images")}
-    )
+    known = set(rng_header()) | {"cuda_rng"} | {f"pool_{k}.{s}" for k in state.pools for s in ("rng", "size", "images")}
     unknown = sorted(set(header) - known)
     if unknown:
         problems.append(f"unexpected tensor(s) {', '.join(unknown[:3])}")
