@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from cyclegan_hub import CycleGenerator, ImagePool, PatchDiscriminator
-from cyclegan_hub.training.checkpoint import (
+from cyclegan_hub.training.checkpoint import TrainingState
+from cyclegan_hub.training.checkpoint_files import (
     CheckpointError,
-    TrainingState,
     latest_checkpoint,
     local_checkpoint,
     resolve_checkpoint,

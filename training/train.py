@@ -49,7 +49,8 @@ from cyclegan_hub.hub.repos import push_pair
 from cyclegan_hub.io import files
 from cyclegan_hub.training import config as configs
 from cyclegan_hub.training import data
-from cyclegan_hub.training.checkpoint import CheckpointError, TrainingState, resolve_checkpoint
+from cyclegan_hub.training.checkpoint import TrainingState
+from cyclegan_hub.training.checkpoint_files import CheckpointError, resolve_checkpoint
 from cyclegan_hub.training.ema import make_ema
 from cyclegan_hub.training.evaluate import EvalLog, held_out_metrics, sample_rows
 from cyclegan_hub.training.families import StepParts

@@ -31,7 +31,7 @@ from ..io.files import own_file, read_json
 from ..io.imaging import open_image
 from ..models.cyclegan import CycleGenerator
 from ..models.modeling import HubModule, read_safetensors_header
-from ..training.checkpoint import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
+from ..training.checkpoint_files import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
 from .cards import DIRECTIONS, CardInputs, write_generator
 
 RUN_GENERATORS = tuple(f"generator_{d}" for d in DIRECTIONS)
