@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import warnings
@@ -73,27 +74,15 @@ def open_image(
         name, data = _read_bytes(source, max_bytes)
         if not data:
             raise ValueError(f"{name} is an empty file")
-        try:
-            with warnings.catch_warnings():  # the size is checked below, with a message that names it
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                # only the plugins of ``formats`` are tried: some (ICO) decode their embedded image while opening
-                image = Image.open(io.BytesIO(data), formats=list(formats))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
-        except UnidentifiedImageError:
-            raise ValueError(f"{name} is not an image in a format read here ({', '.join(formats)})") from None
-        except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header that ends early: "Truncated File Read"
-            raise ValueError(f"{name} is truncated or corrupt ({err})") from None
+        with _pil_errors(name, formats), warnings.catch_warnings():  # the size is checked below, by name
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # only the plugins of ``formats`` are tried: some (ICO) decode their embedded image while opening
+            image = Image.open(io.BytesIO(data), formats=list(formats))
         _check_pixels(name, image.size, max_pixels)
         _check_structure(name, data, image.format)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                image.load()
-        except (OSError, SyntaxError, ValueError) as err:
-            raise ValueError(f"{name} is truncated or corrupt ({err})") from None
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
+        with _pil_errors(name, formats), warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image.load()
     _check_pixels("the image", image.size, max_pixels)
     if image.width < 1 or image.height < 1:
         raise ValueError(f"the image has no pixels ({image.width}x{image.height})")
@@ -106,17 +95,22 @@ def open_image(
 def read_header(path: str | os.PathLike, formats: Sequence[str] = IMAGE_FORMATS) -> tuple[str, tuple[int, int]]:
     """(format, (width, height)) of the image file at ``path`` from its header alone, nothing decoded; ValueError
     (naming the file by its name) for anything that is not an image in one of ``formats``."""
-    name = Path(path).name
+    with _pil_errors(Path(path).name, formats), warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        with Image.open(path, formats=list(formats)) as image:
+            return image.format, image.size
+
+
+@contextlib.contextmanager
+def _pil_errors(name: str, formats: Sequence[str]):
+    """What PIL raises while opening or decoding ``name``, as one ValueError that names the problem."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path, formats=list(formats)) as image:
-                return image.format, image.size
-    except Image.DecompressionBombError:
+        yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(f"{name} is too large to decode safely (a decompression bomb?)") from None
     except UnidentifiedImageError:
         raise ValueError(f"{name} is not an image in a format read here ({', '.join(formats)})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as err:
+    except (OSError, SyntaxError, ValueError, EOFError) as err:  # a header that ends early: "Truncated File Read"
         raise ValueError(f"{name} is truncated or corrupt ({err})") from None
 
 
