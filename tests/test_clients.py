@@ -135,3 +135,12 @@ def test_a_job_cancelled_while_waiting_gives_its_turn_away():
         assert await asyncio.wait_for(fair.run("c", 0, quick), 1) == "quick" and fair.waiting() == {}
 
     asyncio.run(main())
+
+
+def test_a_per_client_table_stays_bounded_and_keeps_the_newest():
+    from cyclegan_hub.serving.clients import MAX_CLIENTS, remember
+
+    table: dict = {}
+    for i in range(MAX_CLIENTS + 1):
+        remember(table, f"10.0.{i // 250}.{i % 250}", (float(i), 0))
+    assert len(table) == MAX_CLIENTS // 2 + 1 and min(when for when, _ in table.values()) == MAX_CLIENTS // 2

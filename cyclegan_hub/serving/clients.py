@@ -54,6 +54,20 @@ def scope_identity(scope, hops: int) -> str:
     return client_identity(forwarded.decode("latin-1") or None, peer, hops)
 
 
+#: Clients a per-client table remembers before it forgets the oldest half (the tables stay bounded, whatever the
+#: number of addresses that reach the app).
+MAX_CLIENTS = 10_000
+
+
+def remember(table: dict, client: str, entry: tuple) -> None:
+    """``table[client] = entry``, an entry whose first item is a time; past ``MAX_CLIENTS`` clients, the half with
+    the oldest times is forgotten."""
+    table[client] = entry
+    if len(table) > MAX_CLIENTS:
+        for key in sorted(table, key=lambda k: table[k][0])[: MAX_CLIENTS // 2]:
+            del table[key]
+
+
 class Refused(Exception):
     """A job refused at once: the message says why and what the client can do."""
 
@@ -89,10 +103,7 @@ class FairShare:
         if spent > 0 and spent + cost > self.limits.budget_seconds:
             wait = max(1, round(self.limits.window - (now - start)))
             raise Refused(f"this address has used its share of the Space for now: try again in {wait} s")
-        self._spent[client] = (start, spent + cost)
-        if len(self._spent) > 10_000:  # the table stays bounded: forget the oldest windows
-            for key in sorted(self._spent, key=lambda k: self._spent[k][0])[:5_000]:
-                del self._spent[key]
+        remember(self._spent, client, (start, spent + cost))
 
     async def run(self, client: str, cost: float, job):
         """Run ``await job()`` in the client's turn. Refused at once when the client already has ``max_jobs``."""

@@ -26,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from .clients import scope_identity, trusted_hops
+from .clients import remember, scope_identity, trusted_hops
 from .uploads import check_uploaded, note_written
 
 LOG = logging.getLogger("cyclegan_hub.serving")
@@ -75,10 +75,7 @@ class RequestGuard:
             if now - start > self.limits.quota_window:
                 start, spent, made = now, 0, 0
             spent, made = spent + amount, made + requests
-            self._spent[client] = (start, spent, made)
-            if len(self._spent) > 10_000:  # forget the oldest windows: the table itself stays bounded
-                for key in sorted(self._spent, key=lambda k: self._spent[k][0])[:5_000]:
-                    del self._spent[key]
+            remember(self._spent, client, (start, spent, made))
             return spent <= self.limits.quota_bytes and made <= self.limits.quota_requests
 
     def _event_wait(self, client: str) -> float | None:
@@ -92,10 +89,7 @@ class RequestGuard:
             wait = max(0.0, -tokens / rate)
             if wait > self.limits.job_wait:
                 return None
-            self._events[client] = (now, tokens)
-            if len(self._events) > 10_000:
-                for key in sorted(self._events, key=lambda k: self._events[k][0])[:5_000]:
-                    del self._events[key]
+            remember(self._events, client, (now, tokens))
             return wait
 
     def _enter(self, client: str) -> bool:
