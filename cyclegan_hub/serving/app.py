@@ -260,17 +260,16 @@ def build_demo(
     fair, hops = FairShare(share), trusted_hops()
     temp = TempCap(upload_folder(), limits.temp_bytes, limits.temp_age)
 
-    def expected(pair: PairTranslator, image) -> str:
-        """What a heavy pair on a CPU will cost for this image, said before it starts ('' otherwise)."""
-        size = image_size(image) if pair.heavy and isinstance(image, str) else None
-        seconds = pair.estimate(size) if size else None
+    def expected(pair: PairTranslator, size: tuple[int, int] | None) -> str:
+        """What a heavy pair on a CPU will cost for an image of ``size``, said before it starts ('' otherwise)."""
+        seconds = pair.estimate(size) if pair.heavy and size else None
         if seconds is None:
             return ""
         return f"This one-step diffusion pair runs on the CPU here: about {seconds:.0f} s for this image."
 
     def announce(image, direction: str) -> str:
         pair = by_direction.get(direction)
-        return expected(pair, image) if pair is not None else ""
+        return expected(pair, image_size(image)) if pair is not None and pair.heavy else ""
 
     def work(pair: PairTranslator, image, direction: str):
         if pair.heavy and on_gpu is not None:
@@ -286,14 +285,16 @@ def build_demo(
                 f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}", print_exception=False
             )
 
+        size = image_size(image)  # from the header: what the job will cost, and what a heavy pair will take
+
         async def job():
             if not pair.digits:
-                eta = expected(pair, image)
+                eta = expected(pair, size)
                 progress(0.1, desc=eta or f"translating at up to {pair.limits.photo_side} px a side")
             return await in_thread(lambda: work(pair, image, direction))
 
         try:
-            result = await fair.run(request_client(request, hops), pair.cost(image_size(image)), job)
+            result = await fair.run(request_client(request, hops), pair.cost(size), job)
         except Refused as err:
             raise gr.Error(str(err), print_exception=False) from None
         except (ValueError, FileNotFoundError) as err:
