@@ -35,8 +35,8 @@ def test_rotating_the_header_does_not_change_the_client():
     seen = {client_identity(f"{i}.{i}.{i}.{i}, 198.51.100.4", "10.0.0.1", 1) for i in range(50)}
     assert seen == {"198.51.100.4"}
     # two X-Forwarded-For headers are one list, in order
-    scope = {"headers": [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"198.51.100.4")],
-             "client": ("10.0.0.1", 5)}  # fmt: skip
+    headers = [(b"x-forwarded-for", b"1.1.1.1"), (b"x-forwarded-for", b"198.51.100.4")]
+    scope = {"headers": headers, "client": ("10.0.0.1", 5)}
     assert scope_identity(scope, 1) == "198.51.100.4" and scope_identity(scope, 0) == "10.0.0.1"
 
 

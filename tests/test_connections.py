@@ -60,22 +60,25 @@ def closed(s: socket.socket, within: float) -> bool:
         return False
 
 
+def trickle(s: socket.socket, chunks: list[bytes], deadline: float = float("inf")) -> bool:
+    """Send ``chunks`` about a second apart; whether the server closed the connection before they were all sent
+    and before ``deadline`` (a monotonic time)."""
+    for chunk in chunks:
+        try:
+            s.sendall(chunk)
+        except OSError:
+            return time.monotonic() < deadline
+        if closed(s, 1.0):
+            return time.monotonic() < deadline
+        if time.monotonic() > deadline:
+            return False
+    return False
+
+
 def test_a_head_sent_a_byte_a_second_is_closed_and_logged_in_one_line(server, caplog):
     slow = socket.create_connection(("127.0.0.1", server))
     deadline = time.monotonic() + 6
-    shut = False
-    for byte in b"GET / HTTP/1.1\r\nHost: x\r\n":
-        try:
-            slow.sendall(bytes([byte]))
-        except OSError:
-            shut = True
-            break
-        if closed(slow, 1.0):
-            shut = True
-            break
-        if time.monotonic() > deadline:
-            break
-    assert shut and time.monotonic() < deadline
+    assert trickle(slow, [bytes([byte]) for byte in b"GET / HTTP/1.1\r\nHost: x\r\n"], deadline)
     assert request_ok(server)  # others are served meanwhile and after
     lines = [r.getMessage() for r in caplog.records]
     assert any("no request within 2 s" in line for line in lines) and not any("Traceback" in line for line in lines)
@@ -84,17 +87,7 @@ def test_a_head_sent_a_byte_a_second_is_closed_and_logged_in_one_line(server, ca
 def test_a_body_slower_than_the_minimum_rate_is_closed(server):
     slow = socket.create_connection(("127.0.0.1", server))
     slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-    shut = False
-    for _ in range(8):
-        try:
-            slow.sendall(b"x" * 10)
-        except OSError:
-            shut = True
-            break
-        if closed(slow, 1.0):
-            shut = True
-            break
-    assert shut
+    assert trickle(slow, [b"x" * 10] * 8)
     fast = socket.create_connection(("127.0.0.1", server), timeout=5)
     fast.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n")
     for _ in range(3):  # 1000 B/s exactly, within the grace period
