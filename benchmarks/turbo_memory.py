@@ -111,11 +111,7 @@ def random_translator(base: Path, device: torch.device, rank: int, shared=None):
 
     options = dict(base_model=str(base), unet_rank=rank, caption_tokens=77)
     with torch.device("meta"):
-        if shared is None:
-            model = OneStepTranslator(**options)
-        else:
-            with OneStepTranslator.sharing(shared):
-                model = OneStepTranslator(**options)
+        model = OneStepTranslator(**options, unet=shared)
     if shared is None:
         model.to_empty(device=device)
     else:  # the shared UNet is real already: only this direction's own parts are materialised

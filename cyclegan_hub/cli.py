@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, families
 from .io.errors import first_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -295,22 +295,7 @@ def _convert(args: argparse.Namespace) -> int:
         name=args.name,
         **({"image_size": args.image_size} if args.image_size else {}),
     )
-    turbo = {
-        k: v
-        for k, v in (
-            ("base_model", args.base_model),
-            ("base_revision", args.base_revision),
-            ("caption", args.caption),
-            ("direction", args.direction),
-            ("reverse_caption", args.reverse_caption),
-        )
-        if v is not None
-    }
-    zoo_turbo = args.zoo is not None and args.zoo.startswith("turbo/")
-    if turbo and args.checkpoint is not None and not {"base_model", "caption"} <= set(turbo):
-        raise UserError("a CycleGAN-Turbo checkpoint needs --base-model (a Hub id or a folder) and --caption")
-    if turbo and args.zoo is not None and not zoo_turbo:
-        raise UserError("--base-model, --caption and --direction go with a CycleGAN-Turbo checkpoint (turbo/...)")
+    family, settings = _family_settings(args)
     if args.zoo is not None:
         report = convert_zoo(
             args.zoo,
@@ -318,7 +303,7 @@ def _convert(args: argparse.Namespace) -> int:
             with_reverse=args.with_reverse,
             mirror=args.zoo_mirror,
             cache=args.cache_dir,
-            turbo=turbo or None,
+            settings=settings,
             **options,
         )
     else:
@@ -328,12 +313,42 @@ def _convert(args: argparse.Namespace) -> int:
             reverse=args.reverse,
             key=args.key,
             revision=args.revision,
-            turbo=turbo or None,
+            family=family,
+            settings=settings,
             **options,
         )
     for line in report:
         print(line)
     return 0
+
+
+def _family_settings(args: argparse.Namespace) -> tuple[str | None, dict]:
+    """The family whose ``convert`` options were given (its record in ``cyclegan_hub.families``) and their values;
+    (None, {}) for a CycleGAN generator. A zoo entry's family is its method's."""
+    from .convert import zoo
+
+    given = {
+        record.name: {
+            o.dest: getattr(args, o.dest) for o in record.convert_options if getattr(args, o.dest) is not None
+        }
+        for record in families.RECORDS.values()
+        if record.converter is not None
+    }
+    given = {name: values for name, values in given.items() if values}
+    if len(given) > 1:
+        raise UserError("options of more than one family were given: " + ", ".join(sorted(given)))
+    name, settings = next(iter(given.items()), (None, {}))
+    record = families.get(name) if name is not None else None
+    if args.zoo is not None:
+        owner = families.with_zoo_method(zoo.get(args.zoo).method)
+        if record is not None and owner is not record:
+            flags = ", ".join(o.flag for o in record.convert_options)
+            raise UserError(f"{flags} go with a {record.title} checkpoint, and {args.zoo} is not one")
+        return (owner.name if owner else None), settings
+    missing = [o.flag for o in record.convert_options if o.required and o.dest not in settings] if record else []
+    if missing:
+        raise UserError(f"a {record.title} checkpoint needs " + " and ".join(missing))
+    return name, settings
 
 
 def _zoo(args: argparse.Namespace) -> int:
@@ -526,20 +541,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample", help="an image of the source domain: its translation goes into the card")
     p.add_argument("--output", "-o", required=True, help="the folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    turbo = p.add_argument_group("CycleGAN-Turbo checkpoints (the authors' model_N.pkl, or --zoo turbo/NAME)")
-    turbo.add_argument(
-        "--base-model",
-        help="the base: a Hub id (stabilityai/sd-turbo) or a folder in diffusers' "
-        "layout (unet/, vae/, scheduler/, text_encoder/, tokenizer/)",
-    )
-    turbo.add_argument("--base-revision", help="the base repo's revision (default: main)")
-    turbo.add_argument("--caption", help='the direction\'s caption, e.g. "driving in the night"')
-    turbo.add_argument("--direction", choices=("a2b", "b2a"), help="which of the file's two VAEs (default: a2b)")
-    turbo.add_argument(
-        "--reverse-caption",
-        help="also convert the other direction (the file's other VAE, or "
-        "--reverse FILE) with this caption, into a run folder that `push` sends as twin repos",
-    )
+    for record in families.RECORDS.values():
+        if record.convert_options:
+            group = p.add_argument_group(f"{record.title} checkpoints (zoo entries of method {record.zoo_method})")
+            for o in record.convert_options:
+                group.add_argument(o.flag, help=o.help, choices=o.choices)
     p.set_defaults(func=_convert)
 
     p = sub.add_parser(

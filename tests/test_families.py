@@ -1,8 +1,11 @@
-"""A second model family plugs in through the public extension points only (``HubModule`` with ``Options`` and a
-``TranslationSpec``, ``families.register``) and is translated, served, trained, checkpointed and resumed like
-CycleGAN, without any CycleGAN module knowing of it."""
+"""A second model family plugs in from this one file, through the public extension points only (its record in
+``cyclegan_hub.families``, a ``HubModule`` with ``Options`` and a ``TranslationSpec``, a trainer ``Family``, a
+converter): it is translated, served, trained, checkpointed, resumed, converted and deployed with its extra like
+CycleGAN, without any module of the package knowing of it."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -12,6 +15,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cyclegan_hub import CycleGenerator, translation
+from cyclegan_hub import families as records
+from cyclegan_hub.cli import main
 from cyclegan_hub.hub.repos import load_generator
 from cyclegan_hub.models.modeling import HubModule, Options, integer, text, value_range
 from cyclegan_hub.serving.pairs import PairTranslator, load_pair
@@ -19,6 +24,7 @@ from cyclegan_hub.training import families, losses
 from cyclegan_hub.training.schema import model_section
 from cyclegan_hub.translation import TranslationSpec
 
+from .conftest import hub_env
 from .training.conftest import ROOT
 
 
@@ -88,6 +94,36 @@ TOY = families.register(
 )
 
 
+class ToyConverter:
+    """Reads a toy network's bare state dict (``torch.save``d) with the width it was built with."""
+
+    def checkpoint(self, source, output, *, reverse, revision, settings, options) -> list[str]:
+        state = torch.load(source, weights_only=True)
+        domains = dict(source_domain=options["source_domain"] or "A", target_domain=options["target_domain"] or "B")
+        net = ToyTranslator(width=int(settings["toy_width"]), **domains)
+        net.load_state_dict(state)
+        net.save_pretrained(output)
+        return [f"{source}: a toy network of width {settings['toy_width']}", f"wrote {output}"]
+
+    def zoo(self, model, output, **kwargs) -> list[str]:
+        raise AssertionError("the toy family has no zoo")
+
+
+TOY_CONVERTER = ToyConverter()
+
+TOY_RECORD = records.register(
+    records.Record(
+        name="toy",
+        title="Toy",
+        models=__name__,
+        trainer=__name__,
+        converter=f"{__name__}:TOY_CONVERTER",
+        convert_options=(records.CliOption("--toy-width", "the toy network's hidden channels", required=True),),
+        extra="toy",
+    )
+)
+
+
 def toy_pair(tmp_path):
     torch.manual_seed(0)
     g, f = ToyTranslator(source_domain="6", target_domain="9"), ToyTranslator(source_domain="9", target_domain="6")
@@ -149,3 +185,37 @@ def test_a_toy_family_trains_checkpoints_and_resumes_exactly(tmp_path, monkeypat
     assert (tmp_path / "straight" / "samples" / "step-000004.png").is_file()
     run_config = json.loads((tmp_path / "straight" / "run_config.json").read_text())
     assert run_config["model"] == {"family": "toy", "width": 3}
+
+
+def test_a_toy_checkpoint_converts_through_its_record(tmp_path, capsys):
+    net = ToyTranslator(width=3)
+    torch.save(net.state_dict(), tmp_path / "toy.pt")
+    assert main(["convert", str(tmp_path / "toy.pt"), "-o", str(tmp_path / "out"), "--toy-width", "3"]) == 0
+    assert "a toy network of width 3" in capsys.readouterr().out
+    loaded = HubModule.from_pretrained(tmp_path / "out")
+    assert type(loaded) is ToyTranslator and loaded.config["width"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), net.state_dict().values()))
+    with pytest.raises(SystemExit):  # the parser is built from the records
+        main(["convert", "--help"])
+    assert "Toy checkpoints" in capsys.readouterr().out
+
+
+def toy_cli(*args, env) -> subprocess.CompletedProcess:
+    """The CLI in a process that has imported this file (its record registered), as a user's plugin would be."""
+    code = "import sys, tests.test_families; from cyclegan_hub.cli import main; raise SystemExit(main(sys.argv[1:]))"
+    run = [sys.executable, "-c", code, *args]
+    return subprocess.run(run, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_deploy_space_installs_the_toy_familys_extra(hub, tmp_path):
+    g, f = toy_pair(tmp_path / "run")
+    (tmp_path / "run" / "toy-6to9").rename(tmp_path / "run" / "generator_AtoB")
+    (tmp_path / "run" / "toy-9to6").rename(tmp_path / "run" / "generator_BtoA")
+    env = hub_env(hub.url) | {"HF_HOME": str(tmp_path / "home")}
+    pushed = toy_cli("push", str(tmp_path / "run"), "--repo-id", "user/toy-6to9", env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    deployed = toy_cli("deploy-space", "--space-id", "user/toy-demo", "--model", "user/toy-6to9", env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    requirements = (hub.repo_path("space", "user/toy-demo") / "requirements.txt").read_text().split()
+    assert requirements[0].endswith(".whl[toy]")

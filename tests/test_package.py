@@ -21,6 +21,7 @@ FLOORS = {
     "bulk": 5,  # whole datasets translated
     "serving": 6,  # the pair server, the Gradio app, deploy-space
     "cli": 7,  # the cyclegan-hub command
+    "families": 0,  # one record per model family: where its parts are, its extra, its convert options
 }
 
 

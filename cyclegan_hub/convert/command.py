@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .. import translation
+from .. import families, translation
 from . import zoo
 from .checkpoints import (
     ConversionError,
@@ -205,34 +205,18 @@ def convert_checkpoint(
     reverse: str | None = None,
     key: str | None = None,
     revision: str | None = None,
-    turbo: dict | None = None,
+    family: str | None = None,
+    settings: dict | None = None,
     **options,
 ) -> list[str]:
     """``cyclegan-hub convert SOURCE``: a file, a folder holding one checkpoint, or a Hub repo id (``revision``);
-    ``key`` picks one network of a training checkpoint that holds several. ``options``: see ``write_converted``."""
-    if turbo is not None:  # the authors' CycleGAN-Turbo pickle: one direction, or two with --reverse-caption
-        from .turbo import RELEASED, TurboSource, write_turbo
-
-        turbo = dict(turbo)
-        found, reverse_caption = locate(checkpoint, revision), turbo.pop("reverse_caption", None)
-        back = None
-        if reverse is not None and reverse_caption is None:
-            raise ConversionError("a CycleGAN-Turbo reverse needs its caption: --reverse-caption TEXT")
-        if reverse_caption is not None:
-            other = locate(reverse, revision) if reverse is not None else found
-            own = turbo.get("direction", "a2b")
-            flipped = "b2a" if own == "a2b" else "a2b"
-            # another file: the direction it was released for (night2day.pkl: b2a), else the other VAE
-            direction = RELEASED.get(other.name, (flipped,))[0] if reverse is not None else flipped
-            back = TurboSource(other.path, direction, reverse_caption, other.provenance(), other.name)
-        return write_turbo(
-            found.path,
-            output,
-            provenance=found.provenance(),
-            stem=found.name,
-            reverse=back,
-            **turbo,
-            **_turbo_options(options),
+    ``key`` picks one network of a training checkpoint that holds several. ``family``: a family whose record names
+    a converter (``cyclegan_hub.families``), which takes the checkpoint with its ``settings`` (its ``convert``
+    options); CycleGAN generators otherwise. ``options``: see ``write_converted``."""
+    if family is not None:
+        converter = families.get(family).load("converter")
+        return converter.checkpoint(
+            checkpoint, output, reverse=reverse, revision=revision, settings=settings or {}, options=options
         )
     checkpoints = [from_source(checkpoint, key=key, revision=revision)]
     if reverse is not None:
@@ -247,40 +231,27 @@ def convert_zoo(
     with_reverse: bool = False,
     mirror: str | None = None,
     cache: str | None = None,
-    turbo: dict | None = None,
+    settings: dict | None = None,
     **options,
 ) -> list[str]:
-    """``cyclegan-hub convert --zoo NAME``: download a published model (and its reverse) and convert it."""
+    """``cyclegan-hub convert --zoo NAME``: download a published model (and its reverse) and convert it; the family
+    whose record claims the entry's method converts it, with ``settings`` (its ``convert`` options)."""
     model = zoo.get(zoo_name)
-    if model.method == zoo.TURBO:
-        from .turbo import DEFAULT_BASE, RELEASED, TurboSource, write_turbo
-
-        def released(name: str) -> TurboSource:
-            task = name.split("/")[-1]
-            path, url = zoo.fetch(zoo.get(name), mirror=mirror, folder=cache)
-            return TurboSource(path, *RELEASED[task], f"`{path.name}`, downloaded from {url}", task)
-
-        forward = released(zoo_name)
-        back = released(model.reverse) if with_reverse else None  # the authors' other file (night2day.pkl: b2a)
-        settings = {"base_model": DEFAULT_BASE, "caption": forward.caption, "direction": forward.direction}
-        settings.update({k: v for k, v in (turbo or {}).items() if k != "reverse_caption"})
-        return write_turbo(
-            forward.path,
-            output,
-            provenance=forward.provenance,
-            stem=forward.stem,
-            reverse=back,
-            **settings,
-            **_turbo_options(options),
-        )
     if with_reverse and model.reverse is None:
         raise ConversionError(f"{zoo_name} has no released reverse direction (`cyclegan-hub zoo` lists the pairs)")
+    record = families.with_zoo_method(model.method)
+    if record is not None:
+        converter = record.load("converter")
+        return converter.zoo(
+            model,
+            output,
+            with_reverse=with_reverse,
+            mirror=mirror,
+            cache=cache,
+            settings=settings or {},
+            options=options,
+        )
     checkpoints = [from_zoo(zoo_name, mirror=mirror, cache=cache)]
     if with_reverse:
         checkpoints.append(from_zoo(model.reverse, mirror=mirror, cache=cache))
     return write_converted(checkpoints, output, **options)
-
-
-def _turbo_options(options: dict) -> dict:
-    """The options of ``write_converted`` that a one-step translator's conversion takes too."""
-    return {k: v for k, v in options.items() if k in ("source_domain", "target_domain") or k == "image_size" and v}

@@ -254,3 +254,66 @@ def write_turbo(
         f"wrote {output} (generator_AtoB/, generator_BtoA/): push it with `cyclegan-hub push {output} --repo-id "
         f"user/{name}`",
     ]
+
+
+def _model_options(options: dict) -> dict:
+    """The options of ``write_converted`` that a one-step translator's conversion takes too."""
+    return {k: v for k, v in options.items() if k in ("source_domain", "target_domain") or k == "image_size" and v}
+
+
+class TurboConverter:
+    """The CycleGAN-Turbo family's converter (its record in ``cyclegan_hub.families``): the authors' pickles, and the
+    zoo's ``turbo/`` entries. ``settings``: the family's ``convert`` options that were given (base_model,
+    base_revision, caption, direction, reverse_caption); ``options``: those of ``write_converted``."""
+
+    def checkpoint(self, source, output, *, reverse, revision, settings, options) -> list[str]:
+        """One direction of a file, or two with ``reverse_caption`` (the file's other VAE, or ``reverse``)."""
+        from .checkpoints import locate
+
+        settings = dict(settings)
+        found, reverse_caption = locate(source, revision), settings.pop("reverse_caption", None)
+        back = None
+        if reverse is not None and reverse_caption is None:
+            raise ConversionError("a CycleGAN-Turbo reverse needs its caption: --reverse-caption TEXT")
+        if reverse_caption is not None:
+            other = locate(reverse, revision) if reverse is not None else found
+            own = settings.get("direction", "a2b")
+            flipped = "b2a" if own == "a2b" else "a2b"
+            # another file: the direction it was released for (night2day.pkl: b2a), else the other VAE
+            direction = RELEASED.get(other.name, (flipped,))[0] if reverse is not None else flipped
+            back = TurboSource(other.path, direction, reverse_caption, other.provenance(), other.name)
+        return write_turbo(
+            found.path,
+            output,
+            provenance=found.provenance(),
+            stem=found.name,
+            reverse=back,
+            **settings,
+            **_model_options(options),
+        )
+
+    def zoo(self, model, output, *, with_reverse, mirror, cache, settings, options) -> list[str]:
+        """A released file (and with ``with_reverse`` the authors' other one: night2day.pkl for day2night)."""
+        from . import zoo
+
+        def released(name: str) -> TurboSource:
+            task = name.split("/")[-1]
+            path, url = zoo.fetch(zoo.get(name), mirror=mirror, folder=cache)
+            return TurboSource(path, *RELEASED[task], f"`{path.name}`, downloaded from {url}", task)
+
+        forward = released(model.name)
+        back = released(model.reverse) if with_reverse else None
+        chosen = {"base_model": DEFAULT_BASE, "caption": forward.caption, "direction": forward.direction}
+        chosen.update({k: v for k, v in settings.items() if k != "reverse_caption"})
+        return write_turbo(
+            forward.path,
+            output,
+            provenance=forward.provenance,
+            stem=forward.stem,
+            reverse=back,
+            **chosen,
+            **_model_options(options),
+        )
+
+
+CONVERTER = TurboConverter()

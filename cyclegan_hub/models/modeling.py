@@ -16,7 +16,6 @@ happens here.
 from __future__ import annotations
 
 import functools
-import importlib
 import inspect
 import json
 import math
@@ -34,7 +33,7 @@ from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
 from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 from torch import nn
 
-from .. import translation
+from .. import families, translation
 from ..io.files import give_default_mode, read_json
 
 WEIGHTS_NAME = "model.safetensors"
@@ -329,25 +328,15 @@ def _refuse_pickles(model_id: str, files, missing: str = CONFIG_NAME) -> None:
 #: generator, including those written before there were other families) is the default type's.
 MODEL_TYPES: dict[str, type] = {}
 DEFAULT_MODEL_TYPE = "cyclegan"
-#: Families shipped with the package whose module needs an optional extra: imported when a config.json names them
-#: (so that loading a CycleGAN generator never imports diffusers).
-OPTIONAL_MODEL_TYPES = {"cyclegan-turbo": ("cyclegan_hub.models.turbo", "turbo")}
-
-
-def import_optional(module: str, extra: str, what: str) -> None:
-    """Import a module of the package that needs an optional extra; ValueError naming the extra when it is missing."""
-    try:
-        importlib.import_module(module)
-    except ImportError as err:
-        raise ValueError(f"{what} needs the {extra!r} extra: pip install 'cyclegan-hub[{extra}]' ({err})") from None
 
 
 def model_class(named) -> type:
-    """The Hub model class of a config.json's ``model_type``; ValueError naming the known ones otherwise."""
-    if isinstance(named, str) and named not in MODEL_TYPES and named in OPTIONAL_MODEL_TYPES:
-        import_optional(*OPTIONAL_MODEL_TYPES[named], f"a {named!r} model")
+    """The Hub model class of a config.json's ``model_type`` (its family's models, imported on first use);
+    ValueError naming the known ones otherwise."""
+    if isinstance(named, str) and named not in MODEL_TYPES and named in families.RECORDS:
+        families.get(named).load("models")
     if not isinstance(named, str) or named not in MODEL_TYPES:
-        known = ", ".join(map(repr, sorted({*MODEL_TYPES, *OPTIONAL_MODEL_TYPES})))
+        known = ", ".join(map(repr, sorted({*MODEL_TYPES, *families.RECORDS})))
         raise ValueError(f"model_type {named!r} is not one of {known}")
     return MODEL_TYPES[named]
 
@@ -363,6 +352,11 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
     #: The name of a family of translators (``model_type`` in config.json; None for other networks). A family
     #: other than the default writes it into config.json, and ``HubModule.from_pretrained`` loads by it.
     model_type: ClassVar[str | None] = None
+    #: Keyword arguments of ``__init__`` that are not config (diffusers' ``ignore_for_config``): objects a caller
+    #: hands over at build time, such as a network shared by two models or the precision to read a base in. They
+    #: reach the declared ``__init__`` as keywords when given, are never written to config.json, and
+    #: ``from_pretrained`` passes them on.
+    runtime: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs):
         if cls.__dict__.get("model_type"):
@@ -374,9 +368,12 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
             declared = cls.__init__
 
             def __init__(self, *args, **kwargs):
+                runtime = {name: kwargs.pop(name) for name in cls.runtime if name in kwargs}
                 config = cls.options.bind(cls.__name__, args, kwargs)
                 cls.check_config(config)
-                declared(self, **cls.options.normalize(config))
+                if isinstance(self._hub_mixin_config, dict):  # the mixin keeps what was passed, for config.json
+                    self._hub_mixin_config = {k: v for k, v in self._hub_mixin_config.items() if k not in runtime}
+                declared(self, **cls.options.normalize(config), **runtime)
 
             __init__.__signature__ = cls.options.signature()
             __init__.__doc__ = declared.__doc__
@@ -473,6 +470,7 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
                 token=token,
                 local_files_only=local_files_only,
             )
+        runtime = {name: model_kwargs.pop(name) for name in cls.runtime if name in model_kwargs}
         try:
             cls.check_config(model_kwargs)
         except ValueError as err:
@@ -480,7 +478,7 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
         header = read_safetensors_header(weights_file)
         try:
             with torch.device("meta"):  # shapes only: nothing is allocated before the weights are known to fit
-                skeleton = cls(**model_kwargs)
+                skeleton = cls(**model_kwargs, **runtime)
         except TypeError as err:  # a config key this version does not know
             raise ValueError(f"config.json of {model_id} does not describe a {cls.__name__}: {err}") from None
         problems = check_weights_header(skeleton.state_dict(), header)
@@ -494,7 +492,7 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
         bad = non_finite(state)
         if bad is not None:
             raise ValueError(f"{WEIGHTS_NAME} of {model_id} holds NaN or infinite values (in {bad}); refused")
-        model = cls(**model_kwargs)
+        model = cls(**model_kwargs, **runtime)
         model.load_state_dict(state, strict=strict)
         model.to(map_location)
         model.eval()

@@ -22,8 +22,6 @@ This module needs the ``turbo`` extra (diffusers, peft, transformers); nothing i
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import copy
 import os
 
@@ -88,10 +86,6 @@ CAPTION_KEY = "caption_embedding"
 MAX_TOKENS = 512
 MAX_BASE_PARAMETERS = 4_000_000_000
 
-# A pair trained together shares one UNet (and its adapter): the reverse direction is built inside ``sharing``.
-_SHARED_UNET: contextvars.ContextVar[nn.Module | None] = contextvars.ContextVar("shared_unet", default=None)
-# ``from_pretrained(..., base_dtype=torch.float16)``: the base is read in that precision while it is set.
-_BASE_DTYPE: contextvars.ContextVar[torch.dtype | None] = contextvars.ContextVar("base_dtype", default=None)
 #: The variant files diffusers repos publish per precision (sd-turbo: ``*.fp16.safetensors``).
 VARIANTS = {torch.float16: "fp16", torch.bfloat16: "bf16"}
 
@@ -122,11 +116,10 @@ def _building_skeleton() -> bool:
     return torch.get_default_device().type == "meta"
 
 
-def _load_component(cls, base: str, subfolder: str, revision: str | None):
+def _load_component(cls, base: str, subfolder: str, revision: str | None, dtype: torch.dtype | None):
     """A base component: its config only when building on the meta device, else its weights (safetensors only; in
-    ``base_dtype``, from the base's variant files of that precision where it has them)."""
+    ``dtype``, from the base's variant files of that precision where it has them)."""
     where = dict(subfolder=subfolder) | ({} if os.path.isdir(base) else {"revision": revision})
-    dtype = _BASE_DTYPE.get()
     try:
         if _building_skeleton():
             return cls.from_config(cls.load_config(base, **where))
@@ -221,13 +214,18 @@ class OneStepTranslator(
         value_range=value_range((-1.0, 1.0), "[low, high] of the network's input and output"),
     )
 
-    def __init__(self, **config):
+    #: ``unet``: the UNet (already adapted) of the pair's other direction, shared as the authors' two directions
+    #: share one; ``base_dtype``: read the base in float16 or bfloat16 (``from_pretrained(..., base_dtype=...)``).
+    runtime = ("unet", "base_dtype")
+
+    def __init__(self, *, unet: nn.Module | None = None, base_dtype: torch.dtype | None = None, **config):
         super().__init__()
         self.config = config
         base, revision = config["base_model"], config["base_revision"]
-        shared = _SHARED_UNET.get()
-        self.unet = shared if shared is not None else _load_component(UNet2DConditionModel, base, "unet", revision)
-        self.vae = _load_component(AutoencoderKL, base, "vae", revision)
+        self.unet = (
+            unet if unet is not None else _load_component(UNet2DConditionModel, base, "unet", revision, base_dtype)
+        )
+        self.vae = _load_component(AutoencoderKL, base, "vae", revision, base_dtype)
         scheduler = _load_scheduler(base, revision)
         if config["timestep"] >= scheduler.config.num_train_timesteps:
             raise ValueError(
@@ -248,7 +246,7 @@ class OneStepTranslator(
             conv = nn.Conv2d(cin, cout, kernel_size=1, bias=False)
             nn.init.constant_(conv.weight, SKIP_INIT)
             setattr(decoder, f"skip_conv_{index}", conv)
-        if shared is None:
+        if unet is None:
             self.unet.requires_grad_(False)
             self.unet.lora_targets = unet_lora_targets(self.unet)
             self.unet.add_adapter(
@@ -297,11 +295,7 @@ class OneStepTranslator(
         precision, from its variant files where it has them, and casts the adapter to match."""
         if base_dtype is not None and base_dtype not in VARIANTS:
             raise ValueError(f"base_dtype is torch.float16 or torch.bfloat16, got {base_dtype!r}")
-        token = _BASE_DTYPE.set(base_dtype)
-        try:
-            model = super()._from_pretrained(**kwargs)
-        finally:
-            _BASE_DTYPE.reset(token)
+        model = super()._from_pretrained(base_dtype=base_dtype, **kwargs)
         return model.to(base_dtype) if base_dtype is not None else model
 
     def generate_model_card(self, *args, **kwargs):
@@ -317,17 +311,6 @@ class OneStepTranslator(
         return card
 
     # ---- building a pair --------------------------------------------------------------------------------------
-
-    @classmethod
-    @contextlib.contextmanager
-    def sharing(cls, unet: nn.Module):
-        """Build translators inside this block on ``unet`` (already adapted) instead of loading the base's: the two
-        directions of a pair trained together share one UNet, as the authors' do."""
-        token = _SHARED_UNET.set(unet)
-        try:
-            yield
-        finally:
-            _SHARED_UNET.reset(token)
 
     def set_caption_embedding(self, embedding: torch.Tensor) -> None:
         """The text encoder's output for the caption, ``[1, tokens, width]`` (or ``[tokens, width]``)."""

@@ -25,8 +25,9 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, families
 from ..hub.repos import _hub_call
+from ..models.modeling import DEFAULT_MODEL_TYPE
 from .app import SPACE_SCRIPT
 from .pairs import load_pair
 
@@ -166,13 +167,22 @@ def space_card(space_id: str, pairs: list[tuple[str, str, str, str]], hardware: 
     return str(SpaceCard.from_template(data, template_str="---\n{{ card_data }}\n---\n\n" + body))
 
 
-def space_requirements(wheel: str, heavy: bool, hardware: str) -> str:
-    """The Space's requirements.txt: this package's wheel (with the ``turbo`` extra when a one-step pair is served),
-    the gradio that was tested, and ``spaces`` on ZeroGPU hardware (its ``spaces.GPU`` attaches the GPU per call)."""
-    lines = [f"./{wheel}[turbo]" if heavy else f"./{wheel}", f"gradio=={gradio_version()}"]
+def space_requirements(wheel: str, extras: list[str], hardware: str) -> str:
+    """The Space's requirements.txt: this package's wheel with the ``extras`` of the families it serves (their
+    records' ``extra``), the gradio that was tested, and ``spaces`` on ZeroGPU hardware (its ``spaces.GPU``
+    attaches the GPU per call)."""
+    wanted = f"[{','.join(sorted(set(extras)))}]" if extras else ""
+    lines = [f"./{wheel}{wanted}", f"gradio=={gradio_version()}"]
     if hardware.startswith("zero-"):
         lines.append("spaces")
     return "\n".join(lines) + "\n"
+
+
+def family_extra(model) -> str | None:
+    """The pip extra of ``model``'s family (its record in ``cyclegan_hub.families``); None for a family without one
+    or a model class no record names."""
+    named = type(model).model_type or DEFAULT_MODEL_TYPE
+    return families.RECORDS[named].extra if named in families.RECORDS else None
 
 
 def gradio_version() -> str:
@@ -201,11 +211,11 @@ def deploy_space(
     token = token or get_token()
     if not token:
         raise ValueError("no Hugging Face token: set HF_TOKEN or log in with `hf auth login`")
-    pairs, heavy = [], False
+    pairs, extras = [], set()
     for spec in models:
         (forward, reverse), (g, f) = load_pair(spec, failure="{repo} cannot be served", token=token)
         pairs.append((forward, reverse, g.config["source_domain"], g.config["target_domain"]))
-        heavy = heavy or g.translation_spec.heavy or f.translation_spec.heavy
+        extras |= {e for e in (family_extra(g), family_extra(f)) if e}
 
     api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="cyclegan-space-") as tmp:
@@ -216,7 +226,7 @@ def deploy_space(
         root = source_checkout()
         wheel = build_wheel(root, Path(tmp) / "dist") if root is not None else installed_wheel(Path(tmp))
         shutil.copyfile(wheel, folder / wheel.name)
-        (folder / "requirements.txt").write_text(space_requirements(wheel.name, heavy, hardware))
+        (folder / "requirements.txt").write_text(space_requirements(wheel.name, sorted(extras), hardware))
         _hub_call(
             lambda: api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True),
             space_id,

@@ -10,16 +10,15 @@ and its objective, without editing the loop or any CycleGAN module.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .. import families as records
 from ..models.cyclegan import CycleGenerator
 from ..models.discriminator import PatchDiscriminator
-from ..models.modeling import import_optional
 from .losses import ImagePool
 from .objective import LOSS_NAMES, Networks, Weights, cyclegan_step
 from .schema import model_section
@@ -72,25 +71,23 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
-#: Families shipped with the package whose module needs an optional extra: imported when a config names them.
-OPTIONAL_FAMILIES = {"cyclegan-turbo": ("cyclegan_hub.training.turbo", "turbo")}
 
 
 def register(family: Family) -> Family:
-    """Make ``family`` available as ``[model] family = "<name>"``."""
+    """Make ``family``'s trainer available as ``[model] family = "<name>"`` (its record, ``cyclegan_hub.families``,
+    names the module that calls this)."""
     FAMILIES[family.name] = family
     return family
 
 
 def get(name: str) -> Family:
-    """The family called ``name``; ValueError listing the known ones (and the nearest) otherwise."""
-    if name not in FAMILIES and name in OPTIONAL_FAMILIES:
-        import_optional(*OPTIONAL_FAMILIES[name], f"the {name!r} family")
+    """The trainer of the family called ``name`` (its module imported on first use); ValueError listing the known
+    families (and the nearest) otherwise, or naming the extra its trainer needs."""
     if name not in FAMILIES:
-        close = difflib.get_close_matches(name, [*FAMILIES, *OPTIONAL_FAMILIES], n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        valid = ", ".join(map(repr, {**FAMILIES, **OPTIONAL_FAMILIES}))
-        raise ValueError(f"unknown model family {name!r}{hint}; valid: {valid}")
+        record = records.get(name)
+        if record.trainer is None:
+            raise ValueError(f"the {record.title} family ({name!r}) cannot be trained here")
+        record.load("trainer")
     return FAMILIES[name]
 
 

@@ -81,10 +81,9 @@ def _networks(config) -> dict[str, nn.Module]:
     shared["base_model"] = base_location(shared["base_model"])
     captions = {"G": m.caption_b or b, "F": m.caption_a or a}
     g = OneStepTranslator(source_domain=a, target_domain=b, caption=captions["G"], image_size=d.image_size, **shared)
-    with OneStepTranslator.sharing(g.unet):
-        f = OneStepTranslator(
-            source_domain=b, target_domain=a, caption=captions["F"], image_size=d.image_size, **shared
-        )
+    f = OneStepTranslator(
+        source_domain=b, target_domain=a, caption=captions["F"], image_size=d.image_size, unet=g.unet, **shared
+    )
     for name, net in (("G", g), ("F", f)):
         net.set_caption_embedding(embed_caption(shared["base_model"], captions[name], shared["base_revision"]))
         if m.gradient_checkpointing:

@@ -255,7 +255,7 @@ def test_requirements_follow_the_pairs_and_the_hardware():
 
     wheel = "cyclegan_hub-0.1.0-py3-none-any.whl"
     pinned = f"gradio=={gradio.__version__}"
-    assert space_requirements(wheel, False, "cpu-basic").split() == [f"./{wheel}", pinned]
+    assert space_requirements(wheel, [], "cpu-basic").split() == [f"./{wheel}", pinned]
     # a one-step pair needs the turbo extra; ZeroGPU hardware needs the spaces package for spaces.GPU
-    assert space_requirements(wheel, True, "zero-a10g").split() == [f"./{wheel}[turbo]", pinned, "spaces"]
-    assert space_requirements(wheel, True, "t4-small").split() == [f"./{wheel}[turbo]", pinned]
+    assert space_requirements(wheel, ["turbo"], "zero-a10g").split() == [f"./{wheel}[turbo]", pinned, "spaces"]
+    assert space_requirements(wheel, ["turbo"], "t4-small").split() == [f"./{wheel}[turbo]", pinned]
