@@ -66,7 +66,7 @@ def cpu_model() -> tuple[str, str]:
                 ("avx2", "AVX2"),
             )
             if flag in flags
-        ),  # fmt: skip
+        ),
         "no AVX2",
     )
     return model or platform.machine(), isa

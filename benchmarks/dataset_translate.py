@@ -49,11 +49,25 @@ def measure(generator, dataset, image_column: str, batch: int, workers: int) -> 
     bare_forward(generator, tensors[:batch], batch)  # warm up
     bare = bare_forward(generator, tensors, batch)
     with tempfile.TemporaryDirectory() as tmp:
-        report = translate_to_folder(generator, dataset, tmp, shard_rows=500, progress=False, batch_size=batch,
-                                     workers=workers, image_column=image_column)  # fmt: skip
+        report = translate_to_folder(
+            generator,
+            dataset,
+            tmp,
+            shard_rows=500,
+            progress=False,
+            batch_size=batch,
+            workers=workers,
+            image_column=image_column,
+        )
     full = report.rows_in / report.seconds
-    return {"rows": len(tensors), "batch": batch, "workers": workers, "bare_rows_per_s": round(bare, 1),
-            "dataset_rows_per_s": round(full, 1), "ratio": round(full / bare, 3)}  # fmt: skip
+    return {
+        "rows": len(tensors),
+        "batch": batch,
+        "workers": workers,
+        "bare_rows_per_s": round(bare, 1),
+        "dataset_rows_per_s": round(full, 1),
+        "ratio": round(full / bare, 3),
+    }
 
 
 def photos(count: int, size: int = 256):
@@ -94,8 +108,14 @@ def main():
             torch.nn.init.kaiming_normal_(m.weight)
     rows["photos_256"] = measure(photo_model, photos(args.photos), "image", 1, args.workers)
     result = {"benchmark": "dataset_translate", "rows": rows, "machine": machine()}
-    emit(result, "; ".join(f"{k}: {v['dataset_rows_per_s']} rows/s = {v['ratio']}x the bare forward "
-                           f"({v['bare_rows_per_s']} rows/s)" for k, v in rows.items()), args.output)  # fmt: skip
+    emit(
+        result,
+        "; ".join(
+            f"{k}: {v['dataset_rows_per_s']} rows/s = {v['ratio']}x the bare forward ({v['bare_rows_per_s']} rows/s)"
+            for k, v in rows.items()
+        ),
+        args.output,
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ WIDTHS = (12, 18, 26)
 
 
 def _arc(cx, cy, rx, ry, start, end, steps=40):
-    return [(cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
-            for a in np.linspace(start, end, steps)]  # fmt: skip
+    return [
+        (cx + rx * math.cos(math.radians(a)), cy + ry * math.sin(math.radians(a)))
+        for a in np.linspace(start, end, steps)
+    ]
 
 
 def six_strokes(style: int) -> list[list[tuple[float, float]]]:
@@ -91,12 +93,18 @@ def main():
     sheet = Image.fromarray(np.concatenate([np.pad(r, ((2, 2), (0, 0)), constant_values=128) for r in rows]))
     sheet = sheet.resize((sheet.width * args.scale, sheet.height * args.scale), Image.Resampling.NEAREST)
     sheet.save(args.output)
-    result = {"benchmark": "drawn_digits", "drawings_per_digit": total[6],
-              "read_as_target": {"6 -> 9": correct[6] / total[6], "9 -> 6": correct[9] / total[9]},
-              "sheet": args.output, "machine": machine()}  # fmt: skip
+    result = {
+        "benchmark": "drawn_digits",
+        "drawings_per_digit": total[6],
+        "read_as_target": {"6 -> 9": correct[6] / total[6], "9 -> 6": correct[9] / total[9]},
+        "sheet": args.output,
+        "machine": machine(),
+    }
     print(json.dumps(result, indent=2))
-    print(f"drawn digits read as the target: 6 -> 9 {correct[6]}/{total[6]}, 9 -> 6 {correct[9]}/{total[9]}; "
-          f"sheet: {args.output} (rows: 6s then 9s, brush {', '.join(map(str, WIDTHS))}; each: drawing | translated | round trip)")  # fmt: skip
+    print(
+        f"drawn digits read as the target: 6 -> 9 {correct[6]}/{total[6]}, 9 -> 6 {correct[9]}/{total[9]}; "
+        f"sheet: {args.output} (rows: 6s then 9s, brush {', '.join(map(str, WIDTHS))}; each: drawing | translated | round trip)"
+    )
 
 
 if __name__ == "__main__":

@@ -41,13 +41,30 @@ def reached(log: list[dict], target: float) -> tuple[dict | None, dict | None]:
     return first, held
 
 
-def run_variant(name: str, extra: list[str], steps: int | None, eval_every: int, workdir: Path,
-                timeout: float | None, checkout: Path = ROOT) -> dict:  # fmt: skip
+def run_variant(
+    name: str,
+    extra: list[str],
+    steps: int | None,
+    eval_every: int,
+    workdir: Path,
+    timeout: float | None,
+    checkout: Path = ROOT,
+) -> dict:
     """One run of ``checkout``'s trainer (this repository, or another checkout of it: "before" in a comparison)."""
     out = workdir / name
-    cmd = [sys.executable, str(checkout / "training" / "train.py"), "--config",
-           str(checkout / "training" / "configs" / "mnist-6to9.toml"), "--output-dir", str(out),
-           "--checkpoint-every", "100000", "--set", f"train.eval_every={eval_every}", *extra]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(checkout / "training" / "train.py"),
+        "--config",
+        str(checkout / "training" / "configs" / "mnist-6to9.toml"),
+        "--output-dir",
+        str(out),
+        "--checkpoint-every",
+        "100000",
+        "--set",
+        f"train.eval_every={eval_every}",
+        *extra,
+    ]
     if steps is not None:
         cmd += ["--max-steps", str(steps)]
     env = {**os.environ, "PYTHONPATH": str(checkout)}

@@ -300,13 +300,23 @@ def main():
                 row = hostile_run(proc, url, args.hostile, args.clients[0], images, Path(tmp))
             finally:
                 stop_app(proc)
-        result = {"benchmark": "space_load_hostile", "row": row, "server_pinned_to_one_core": pinned,
-                  "machine": machine()}  # fmt: skip
-        emit(result, (f"{row['completed']} visitor requests in {row['seconds']:.0f} s under attack: p99 "
-                      f"{row['p99_ms']} ms = {row['p99_over_idle']}x idle, {row['p99_over_calm']}x the same visitors without "
-                      f"attackers; {row['hostile_refused']} hostile refused, "
-                      f"{row['server_5xx']} 5xx; RSS {row['rss_start_mb']} -> peak {row['rss_peak_mb']} -> "
-                      f"{row['rss_end_mb']} MB"), args.output)  # fmt: skip
+        result = {
+            "benchmark": "space_load_hostile",
+            "row": row,
+            "server_pinned_to_one_core": pinned,
+            "machine": machine(),
+        }
+        emit(
+            result,
+            (
+                f"{row['completed']} visitor requests in {row['seconds']:.0f} s under attack: p99 "
+                f"{row['p99_ms']} ms = {row['p99_over_idle']}x idle, {row['p99_over_calm']}x the same visitors without "
+                f"attackers; {row['hostile_refused']} hostile refused, "
+                f"{row['server_5xx']} 5xx; RSS {row['rss_start_mb']} -> peak {row['rss_peak_mb']} -> "
+                f"{row['rss_end_mb']} MB"
+            ),
+            args.output,
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         try:

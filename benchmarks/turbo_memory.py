@@ -248,8 +248,18 @@ def main(argv=None) -> int:
     report = {"machine": machine(), "scale": args.scale, "precision": args.precision, "rank": args.rank, "rows": []}
     with tempfile.TemporaryDirectory(prefix="turbo-base-") as tmp:
         base = write_configs(Path(tmp), args.scale)
-        common = ["--base", str(base), "--device", args.device, "--rank", str(args.rank), "--precision",
-                  args.precision, "--steps", str(args.steps)]  # fmt: skip
+        common = [
+            "--base",
+            str(base),
+            "--device",
+            args.device,
+            "--rank",
+            str(args.rank),
+            "--precision",
+            args.precision,
+            "--steps",
+            str(args.steps),
+        ]
         for size in args.sizes:
             row = {"size": size}
             for label, flag in (("off", []), ("on", ["--checkpointing"])):

@@ -11,10 +11,38 @@ from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from peft import LoraConfig
 from peft.utils import get_peft_model_state_dict
 
-L_GREP = ["to_k", "to_q", "to_v", "to_out.0", "conv", "conv1", "conv2", "conv_in", "conv_shortcut", "conv_out",
-          "proj_out", "proj_in", "ff.net.2", "ff.net.0.proj"]  # fmt: skip
-VAE_TARGETS = ["conv1", "conv2", "conv_in", "conv_shortcut", "conv", "conv_out", "skip_conv_1", "skip_conv_2",
-               "skip_conv_3", "skip_conv_4", "to_k", "to_q", "to_v", "to_out.0"]  # fmt: skip
+L_GREP = [
+    "to_k",
+    "to_q",
+    "to_v",
+    "to_out.0",
+    "conv",
+    "conv1",
+    "conv2",
+    "conv_in",
+    "conv_shortcut",
+    "conv_out",
+    "proj_out",
+    "proj_in",
+    "ff.net.2",
+    "ff.net.0.proj",
+]
+VAE_TARGETS = [
+    "conv1",
+    "conv2",
+    "conv_in",
+    "conv_shortcut",
+    "conv",
+    "conv_out",
+    "skip_conv_1",
+    "skip_conv_2",
+    "skip_conv_3",
+    "skip_conv_4",
+    "to_k",
+    "to_q",
+    "to_v",
+    "to_out.0",
+]
 
 
 def my_vae_encoder_fwd(self, sample):
@@ -154,18 +182,23 @@ class AuthorsTurbo(torch.nn.Module):
             ("default_decoder", "sd_decoder", "l_target_modules_decoder"),
             ("default_others", "sd_other", "l_modules_others"),
         ):
-            conf = LoraConfig(r=sd["rank_unet"], init_lora_weights="gaussian", target_modules=sd[targets],
-                              lora_alpha=sd["rank_unet"])  # fmt: skip
+            conf = LoraConfig(
+                r=sd["rank_unet"], init_lora_weights="gaussian", target_modules=sd[targets], lora_alpha=sd["rank_unet"]
+            )
             unet.add_adapter(conf, adapter_name=adapter)
-        for adapter, key in (("default_encoder", "sd_encoder"), ("default_decoder", "sd_decoder"),
-                             ("default_others", "sd_other")):  # fmt: skip
+        for adapter, key in (
+            ("default_encoder", "sd_encoder"),
+            ("default_decoder", "sd_decoder"),
+            ("default_others", "sd_other"),
+        ):
             for n, p in unet.named_parameters():
                 name_sd = n.replace(f".{adapter}.weight", ".weight")
                 if "lora" in n and adapter in n:
                     p.data.copy_(sd[key][name_sd])
         unet.set_adapter(["default_encoder", "default_decoder", "default_others"])
-        vae_lora_config = LoraConfig(r=sd["rank_vae"], init_lora_weights="gaussian",
-                                     target_modules=sd["vae_lora_target_modules"])  # fmt: skip
+        vae_lora_config = LoraConfig(
+            r=sd["rank_vae"], init_lora_weights="gaussian", target_modules=sd["vae_lora_target_modules"]
+        )
         vae.add_adapter(vae_lora_config, adapter_name="vae_skip")
         vae.decoder.gamma = 1
         vae_b2a = copy.deepcopy(vae)
@@ -186,7 +219,7 @@ class AuthorsTurbo(torch.nn.Module):
             [
                 self.sched.step(model_pred[i], timesteps[i], x_enc[i], return_dict=True).prev_sample
                 for i in range(x.shape[0])
-            ]  # fmt: skip
+            ]
         )
         return self.vae_dec(x_out, direction=direction)
 
@@ -197,7 +230,8 @@ def caption_embedding(base, caption):
 
     tokenizer = AutoTokenizer.from_pretrained(base, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(base, subfolder="text_encoder")
-    ids = tokenizer(caption, max_length=tokenizer.model_max_length, padding="max_length", truncation=True,
-                    return_tensors="pt").input_ids  # fmt: skip
+    ids = tokenizer(
+        caption, max_length=tokenizer.model_max_length, padding="max_length", truncation=True, return_tensors="pt"
+    ).input_ids
     with torch.no_grad():
         return text_encoder(ids)[0]

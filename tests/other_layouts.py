@@ -39,17 +39,28 @@ class _Block(nn.Module):
 class HugGANGenerator(nn.Module):
     def __init__(self, channels: int = 3, blocks: int = 9, features: int = 64):
         super().__init__()
-        layers = [nn.ReflectionPad2d(channels), nn.Conv2d(channels, features, 7), nn.InstanceNorm2d(features),
-                  nn.ReLU(inplace=True)]  # fmt: skip
+        layers = [
+            nn.ReflectionPad2d(channels),
+            nn.Conv2d(channels, features, 7),
+            nn.InstanceNorm2d(features),
+            nn.ReLU(inplace=True),
+        ]
         width = features
         for _ in range(2):
-            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(width * 2),
-                       nn.ReLU(inplace=True)]  # fmt: skip
+            layers += [
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
+                nn.InstanceNorm2d(width * 2),
+                nn.ReLU(inplace=True),
+            ]
             width *= 2
         layers += [_Block(width, "block") for _ in range(blocks)]
         for _ in range(2):
-            layers += [nn.Upsample(scale_factor=2), nn.Conv2d(width, width // 2, 3, stride=1, padding=1),
-                       nn.InstanceNorm2d(width // 2), nn.ReLU(inplace=True)]  # fmt: skip
+            layers += [
+                nn.Upsample(scale_factor=2),
+                nn.Conv2d(width, width // 2, 3, stride=1, padding=1),
+                nn.InstanceNorm2d(width // 2),
+                nn.ReLU(inplace=True),
+            ]
             width //= 2
         layers += [nn.ReflectionPad2d(channels), nn.Conv2d(width, channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -91,13 +102,21 @@ class CUTGenerator(nn.Module):
         layers = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, ngf, 7), nn.InstanceNorm2d(ngf), nn.ReLU(True)]
         for i in range(2):
             mult = 2**i
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=1, padding=1), nn.InstanceNorm2d(ngf * mult * 2),
-                       nn.ReLU(True), Downsample(ngf * mult * 2)]  # fmt: skip
+            layers += [
+                nn.Conv2d(ngf * mult, ngf * mult * 2, 3, stride=1, padding=1),
+                nn.InstanceNorm2d(ngf * mult * 2),
+                nn.ReLU(True),
+                Downsample(ngf * mult * 2),
+            ]
         layers += [_OfficialBlock(ngf * 4) for _ in range(n_blocks)]
         for i in range(2):
             mult = 2 ** (2 - i)
-            layers += [Upsample(ngf * mult), nn.Conv2d(ngf * mult, ngf * mult // 2, 3, stride=1, padding=1),
-                       nn.InstanceNorm2d(ngf * mult // 2), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                Upsample(ngf * mult),
+                nn.Conv2d(ngf * mult, ngf * mult // 2, 3, stride=1, padding=1),
+                nn.InstanceNorm2d(ngf * mult // 2),
+                nn.ReLU(True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
@@ -116,13 +135,19 @@ class AitorzipGenerator(nn.Module):
         model = [nn.ReflectionPad2d(3), nn.Conv2d(input_nc, features, 7), nn.InstanceNorm2d(features), nn.ReLU(True)]
         width = features
         for _ in range(2):
-            model += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1), nn.InstanceNorm2d(width * 2),
-                      nn.ReLU(inplace=True)]  # fmt: skip
+            model += [
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1),
+                nn.InstanceNorm2d(width * 2),
+                nn.ReLU(inplace=True),
+            ]
             width *= 2
         model += [_OfficialBlock(width) for _ in range(n_residual_blocks)]
         for _ in range(2):
-            model += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
-                      nn.InstanceNorm2d(width // 2), nn.ReLU(inplace=True)]  # fmt: skip
+            model += [
+                nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
+                nn.InstanceNorm2d(width // 2),
+                nn.ReLU(inplace=True),
+            ]
             width //= 2
         model += [nn.ReflectionPad2d(3), nn.Conv2d(features, output_nc, 7), nn.Tanh()]
         self.model = nn.Sequential(*model)
@@ -143,12 +168,18 @@ class LornatangGenerator(nn.Module):
             nn.ReLU(True),
         ]
         for mult in (1, 2):
-            layers += [nn.Conv2d(channels * mult, channels * mult * 2, 3, 2, 1), nn.InstanceNorm2d(channels * mult * 2),
-                       nn.ReLU(True)]  # fmt: skip
+            layers += [
+                nn.Conv2d(channels * mult, channels * mult * 2, 3, 2, 1),
+                nn.InstanceNorm2d(channels * mult * 2),
+                nn.ReLU(True),
+            ]
         layers += [_Block(channels * 4, "res") for _ in range(blocks)]
         for mult in (4, 2):
-            layers += [nn.ConvTranspose2d(channels * mult, channels * mult // 2, 3, 2, 1, 1),
-                       nn.InstanceNorm2d(channels * mult // 2), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                nn.ConvTranspose2d(channels * mult, channels * mult // 2, 3, 2, 1, 1),
+                nn.InstanceNorm2d(channels * mult // 2),
+                nn.ReLU(True),
+            ]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
@@ -161,17 +192,27 @@ class AffineNormGenerator(nn.Module):
 
     def __init__(self, channels=3, blocks=6, features=16):
         super().__init__()
-        layers = [nn.ReflectionPad2d(3), nn.Conv2d(channels, features, 7, bias=False),
-                  nn.InstanceNorm2d(features, affine=True), nn.ReLU(True)]  # fmt: skip
+        layers = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(channels, features, 7, bias=False),
+            nn.InstanceNorm2d(features, affine=True),
+            nn.ReLU(True),
+        ]
         width = features
         for _ in range(2):
-            layers += [nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=False),
-                       nn.InstanceNorm2d(width * 2, affine=True), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                nn.Conv2d(width, width * 2, 3, stride=2, padding=1, bias=False),
+                nn.InstanceNorm2d(width * 2, affine=True),
+                nn.ReLU(True),
+            ]
             width *= 2
         layers += [_Block(width, "block", affine=True, bias=False) for _ in range(blocks)]
         for _ in range(2):
-            layers += [nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
-                       nn.InstanceNorm2d(width // 2, affine=True), nn.ReLU(True)]  # fmt: skip
+            layers += [
+                nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1, bias=False),
+                nn.InstanceNorm2d(width // 2, affine=True),
+                nn.ReLU(True),
+            ]
             width //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)

@@ -37,8 +37,14 @@ def imagefolder(root, count=12, bad=(5,)):
 
 
 def cli(*args, env=None, **kwargs):
-    return subprocess.run([sys.executable, "-m", "cyclegan_hub.cli", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=env or {**os.environ, "HF_DATASETS_OFFLINE": "1"}, **kwargs)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cyclegan_hub.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env or {**os.environ, "HF_DATASETS_OFFLINE": "1"},
+        **kwargs,
+    )
 
 
 def rows(folder):
@@ -49,8 +55,19 @@ def rows(folder):
 def test_a_local_imagefolder_is_translated_row_for_row_with_every_column(tmp_path):
     source = imagefolder(tmp_path / "in")
     spec = f'{{path="imagefolder", data_dir="{source}"}}'
-    done = cli("translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "out"),
-               "--shard-rows", "5", "--reverse-model", str(ROOT / "space" / "models" / "mnist-9to6"))  # fmt: skip
+    done = cli(
+        "translate",
+        "--model",
+        str(MODEL),
+        "--dataset",
+        spec,
+        "--output",
+        str(tmp_path / "out"),
+        "--shard-rows",
+        "5",
+        "--reverse-model",
+        str(ROOT / "space" / "models" / "mnist-9to6"),
+    )
     assert done.returncode == 0, done.stderr
     original = datasets.load_dataset("imagefolder", data_dir=str(source), split="train").cast_column(
         "image", datasets.Image(decode=False)
@@ -59,8 +76,13 @@ def test_a_local_imagefolder_is_translated_row_for_row_with_every_column(tmp_pat
     assert "rows in 12, rows out 11, skipped 1" in done.stdout
     assert f"skipped row {bad}: 005.png is not an image in a format read here" in done.stdout
     translated = datasets.load_dataset(str(tmp_path / "out"), split="train")
-    assert translated.column_names == ["image", "label", "translated", "translated_round_trip",
-                                       "translated_cycle_error"]  # fmt: skip
+    assert translated.column_names == [
+        "image",
+        "label",
+        "translated",
+        "translated_round_trip",
+        "translated_cycle_error",
+    ]
     kept = [row for i, row in enumerate(original) if i != bad]
     assert translated.num_rows == len(kept) == 11
     g = CycleGenerator.from_pretrained(MODEL)
@@ -138,26 +160,59 @@ def test_the_python_api_gives_datasets_for_lists_and_streams(tmp_path):
     assert all(row["nine"].size == (12, 16) for row in stream)
     with pytest.raises(ValueError, match=r"row 1: "):
         broken = datasets.Dataset.from_dict({"image": [{"bytes": b"\x89PNG", "path": None}] * 2})
-        list(translate_dataset(g, broken.cast_column("image", datasets.Image(decode=False)), on_error="stop",
-                               batch_size=1, start=1))  # fmt: skip
+        list(
+            translate_dataset(
+                g, broken.cast_column("image", datasets.Image(decode=False)), on_error="stop", batch_size=1, start=1
+            )
+        )
 
 
 def test_two_processes_write_what_one_writes(tmp_path):
     source = imagefolder(tmp_path / "in", count=14, bad=())
     spec = f'{{path="imagefolder", data_dir="{source}"}}'
-    one = cli("translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "one"),
-              "--shard-rows", "3")  # fmt: skip
+    one = cli(
+        "translate", "--model", str(MODEL), "--dataset", spec, "--output", str(tmp_path / "one"), "--shard-rows", "3"
+    )
     assert one.returncode == 0, one.stderr
     # accelerate's launcher, two processes on the CPU (DDP over gloo), as a user starts them
     env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-                str(_port()), "-m"]  # fmt: skip
+    launcher = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_port()),
+        "-m",
+    ]
     two = subprocess.run(
-        [*launcher, "cyclegan_hub.cli", "translate", "--model", str(MODEL), "--dataset", spec, "--output",
-         str(tmp_path / "two"), "--shard-rows", "3"],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=180,
-    )  # fmt: skip
+        [
+            *launcher,
+            "cyclegan_hub.cli",
+            "translate",
+            "--model",
+            str(MODEL),
+            "--dataset",
+            spec,
+            "--output",
+            str(tmp_path / "two"),
+            "--shard-rows",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=180,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
     assert "process 1/2" in two.stdout and "process 2/2" in two.stdout
     shards = sorted(p.name for p in (tmp_path / "one" / "data").iterdir())
@@ -172,9 +227,13 @@ def test_a_run_killed_mid_way_resumes_to_exactly_the_uninterrupted_rows(tmp_path
     whole = cli(*args, "--output", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "cyclegan_hub.cli", *args, "--output", str(out), "--batch-size",
-                             "1"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "HF_DATASETS_OFFLINE": "1"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cyclegan_hub.cli", *args, "--output", str(out), "--batch-size", "1"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "HF_DATASETS_OFFLINE": "1"},
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "data").glob("*.parquet"))) < 3:
         time.sleep(0.02)
@@ -213,14 +272,25 @@ def test_a_hub_parquet_dataset_is_translated_and_pushed_as_a_dataset_repo(hub, o
     ds = datasets.Dataset.from_dict({"image": images, "label": [6, 9, 6, 6, 9], "id": list("abcde")})
     (repo / "data").mkdir()
     ds.cast_column("image", datasets.Image()).to_parquet(str(repo / "data" / "train-00000-of-00001.parquet"))
-    (repo / "README.md").write_text("---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
-                                    "    path: data/*.parquet\n---\n# digits\n")  # fmt: skip
+    (repo / "README.md").write_text(
+        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n"
+        "    path: data/*.parquet\n---\n# digits\n"
+    )
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "digits")
     home = {"HF_HOME": str(tmp_path / "home")}
     out = tmp_path / "out"
-    args = ["translate", "--model", str(MODEL), "--dataset", '{path="user/digits", filter="label == 6"}', "--output",
-            str(out), "--shard-rows", "2"]  # fmt: skip
+    args = [
+        "translate",
+        "--model",
+        str(MODEL),
+        "--dataset",
+        '{path="user/digits", filter="label == 6"}',
+        "--output",
+        str(out),
+        "--shard-rows",
+        "2",
+    ]
     read = cli(*args, env=hub_env(olah, token=None) | home)
     assert read.returncode == 0, read.stderr[-2000:]
     assert "rows in 3, rows out 3, skipped 0" in read.stdout
@@ -231,17 +301,31 @@ def test_a_hub_parquet_dataset_is_translated_and_pushed_as_a_dataset_repo(hub, o
     assert pushed.returncode == 0, pushed.stderr[-2000:]
     assert "2 kept from an earlier run" in pushed.stdout and "pushed user/digits-translated" in pushed.stdout
     files = sorted(git(hub.repo_path("dataset", "user/digits-translated"), "ls-files").splitlines())
-    assert files == [".gitattributes", "README.md", "data/train-00000.parquet", "data/train-00001.parquet",
-                     "examples.png"]  # fmt: skip
+    assert files == [
+        ".gitattributes",
+        "README.md",
+        "data/train-00000.parquet",
+        "data/train-00001.parquet",
+        "examples.png",
+    ]
     back = subprocess.run(
-        [sys.executable, "-c", "import datasets, json; d = datasets.load_dataset('user/digits-translated', "
-         "split='train'); print(json.dumps({'id': list(d['id']), 'label': list(d['label']), "
-         "'sizes': [im.size for im in d['translated']]}))"],
-        env=hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "home2")}, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import datasets, json; d = datasets.load_dataset('user/digits-translated', "
+            "split='train'); print(json.dumps({'id': list(d['id']), 'label': list(d['label']), "
+            "'sizes': [im.size for im in d['translated']]}))",
+        ],
+        env=hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "home2")},
+        capture_output=True,
+        text=True,
         timeout=180,
-    )  # fmt: skip
+    )
     assert back.returncode == 0, back.stderr[-2000:]
     import json
 
-    assert json.loads(back.stdout.strip().splitlines()[-1]) == {"id": ["a", "c", "d"], "label": [6, 6, 6],
-                                                                "sizes": [[12, 14]] * 3}  # fmt: skip
+    assert json.loads(back.stdout.strip().splitlines()[-1]) == {
+        "id": ["a", "c", "d"],
+        "label": [6, 6, 6],
+        "sizes": [[12, 14]] * 3,
+    }

@@ -166,8 +166,19 @@ def test_the_convert_command_writes_a_loadable_folder_with_a_true_card(tmp_path,
     torch.save(official.state_dict(), tmp_path / "summer2winter_yosemite.pth")
     Image.new("RGB", (80, 60), (40, 140, 40)).save(tmp_path / "meadow.png")
     out = tmp_path / "converted"
-    assert main(["convert", str(tmp_path / "summer2winter_yosemite.pth"), "--sample", str(tmp_path / "meadow.png"),
-                 "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "summer2winter_yosemite.pth"),
+                "--sample",
+                str(tmp_path / "meadow.png"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "ResNet-6 generator, 3 -> 3 channels, 8 base channels, instance norm, summer -> winter" in printed
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors", "sample.png"]

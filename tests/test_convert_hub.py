@@ -34,8 +34,15 @@ def test_a_huggan_repo_converts_by_repo_id_and_from_pretrained_says_how(hub, tmp
     from PIL import Image
 
     Image.new("RGB", (40, 30)).save(tmp_path / "street.png")
-    loaded = cli("translate", "--model", "huggan/sim2real_cyclegan", str(tmp_path / "street.png"),
-                 "--output", str(tmp_path / "x.png"), env=env)  # fmt: skip
+    loaded = cli(
+        "translate",
+        "--model",
+        "huggan/sim2real_cyclegan",
+        str(tmp_path / "street.png"),
+        "--output",
+        str(tmp_path / "x.png"),
+        env=env,
+    )
     assert loaded.returncode == 1, loaded.stderr
     assert loaded.stderr.strip().splitlines() == [
         "cyclegan-hub: error: huggan/sim2real_cyclegan holds a pickled checkpoint (pytorch_model.bin) and no config.json; "
@@ -44,8 +51,17 @@ def test_a_huggan_repo_converts_by_repo_id_and_from_pretrained_says_how(hub, tmp
     ]
 
     out = tmp_path / "converted" / "sim2real_cyclegan"
-    done = cli("convert", "huggan/sim2real_cyclegan", "--source-domain", "sim", "--target-domain", "real",
-               "--output", str(out), env=env)  # fmt: skip
+    done = cli(
+        "convert",
+        "huggan/sim2real_cyclegan",
+        "--source-domain",
+        "sim",
+        "--target-domain",
+        "real",
+        "--output",
+        str(out),
+        env=env,
+    )
     assert done.returncode == 0, done.stderr
     assert "pytorch_model.bin: ResNet-2 generator (HugGAN / eriklindernoren layout)" in done.stdout
     card = (out / "README.md").read_text()
@@ -61,8 +77,12 @@ def test_a_repo_id_that_does_not_exist_is_one_line(hub, tmp_path):
     env = hub_env(hub.url, token=None) | {"HF_HOME": str(tmp_path / "home")}
     done = subprocess.run(
         [sys.executable, "-m", "cyclegan_hub.cli", "convert", "nobody/nothing", "--output", str(tmp_path / "out")],
-        env=env, capture_output=True, text=True, timeout=120, cwd=ROOT,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert done.returncode == 1
     assert (
         done.stderr.strip()

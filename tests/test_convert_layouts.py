@@ -161,8 +161,15 @@ def test_a_lornatang_checkpoint_converts_its_weights_or_their_ema(tmp_path, caps
     trained = randomized(LornatangGenerator(channels=8, blocks=2), seed=1)
     averaged = randomized(LornatangGenerator(channels=8, blocks=2), seed=2)
     optimizer = torch.optim.Adam(trained.parameters())
-    torch.save({"epoch": 12, "state_dict": trained.state_dict(), "ema_state_dict": averaged.state_dict(),
-                "optimizer": optimizer.state_dict()}, tmp_path / "g_A2B-last.pth.tar")  # fmt: skip
+    torch.save(
+        {
+            "epoch": 12,
+            "state_dict": trained.state_dict(),
+            "ema_state_dict": averaged.state_dict(),
+            "optimizer": optimizer.state_dict(),
+        },
+        tmp_path / "g_A2B-last.pth.tar",
+    )
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     for key, original in ((None, trained), ("ema_state_dict", averaged)):
         out = tmp_path / f"out-{key}"

@@ -89,8 +89,9 @@ def test_the_converted_layouts_options_export_to_onnx(options, tmp_path):
                 module.bias.uniform_(-0.5, 0.5)
     diffs = export_onnx(g, tmp_path / "g.onnx")
     assert max(diffs.values()) <= 1e-4
-    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (37, 29, g.config["in_channels"]),
-                                                              dtype=np.uint8).squeeze())  # fmt: skip
+    image = Image.fromarray(
+        np.random.default_rng(1).integers(0, 255, (37, 29, g.config["in_channels"]), dtype=np.uint8).squeeze()
+    )
     a = np.asarray(g.translate(image, precision="fp32"), int)  # the session is fp32: compare like with like
     b = np.asarray(OnnxGenerator(tmp_path / "g.onnx").translate(image), int)
     assert a.shape == b.shape == np.asarray(image).shape and np.abs(a - b).max() <= 1

@@ -33,8 +33,11 @@ def test_a_config_asking_for_a_million_blocks_is_refused_before_anything_is_buil
 
     built = []
     real = cyclegan_hub.models.cyclegan.ResnetBlock.__init__
-    monkeypatch.setattr(cyclegan_hub.models.cyclegan.ResnetBlock, "__init__",
-                        lambda self, *a, **k: built.append(1) or real(self, *a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        cyclegan_hub.models.cyclegan.ResnetBlock,
+        "__init__",
+        lambda self, *a, **k: built.append(1) or real(self, *a, **k),
+    )
     edit_config(folder, n_blocks=1_000_000)
     with pytest.raises(ValueError, match=r"n_blocks must be an integer from 0 to 32, got 1000000"):
         CycleGenerator.from_pretrained(folder)

@@ -81,14 +81,34 @@ def test_convert_and_translate_from_the_command_line(base, released, tmp_path, c
     assert "# CycleGAN-Turbo translator: day → night" in card and "img2img-turbo" in card
 
     day = tmp_path / "night2day"
-    args = ["convert", str(path), "--base-model", str(base), "--caption", "driving in the day", "--direction",
-            "b2a", "--output", str(day)]  # fmt: skip
+    args = [
+        "convert",
+        str(path),
+        "--base-model",
+        str(base),
+        "--caption",
+        "driving in the day",
+        "--direction",
+        "b2a",
+        "--output",
+        str(day),
+    ]
     assert main(args) == 0
     assert json.loads((day / "config.json").read_text())["source_domain"] == "night"
     # both directions at once: a run folder that push sends as twin repos, each equal to its own conversion
     pair = tmp_path / "day-night"
-    args = ["convert", str(path), "--base-model", str(base), "--caption", CAPTION, "--reverse-caption",
-            "driving in the day", "--output", str(pair)]  # fmt: skip
+    args = [
+        "convert",
+        str(path),
+        "--base-model",
+        str(base),
+        "--caption",
+        CAPTION,
+        "--reverse-caption",
+        "driving in the day",
+        "--output",
+        str(pair),
+    ]
     assert main(args) == 0
     assert "push it with `cyclegan-hub push" in capsys.readouterr().out
     for folder, single in (("generator_AtoB", night), ("generator_BtoA", day)):
@@ -143,8 +163,12 @@ def test_conversion_refuses_what_does_not_fit(base, released, tmp_path, capsys):
         convert_turbo(checkpoint, base_model=str(other_base), caption=CAPTION)
     assert main(["convert", str(path), "--base-model", str(base), "-o", str(tmp_path / "o")]) == 1
     assert "a CycleGAN-Turbo checkpoint needs --caption" in capsys.readouterr().err
-    assert main(["convert", str(path), "--base-model", str(tmp_path / "none"), "--caption", "x",
-                 "-o", str(tmp_path / "o")]) == 1  # fmt: skip
+    assert (
+        main(
+            ["convert", str(path), "--base-model", str(tmp_path / "none"), "--caption", "x", "-o", str(tmp_path / "o")]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "cannot load the base model's unet/" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
@@ -156,8 +180,21 @@ def test_a_pickle_that_would_run_code_is_refused(base, tmp_path, capsys):
             return (print, ("pwned",))
 
     torch.save({"rank_unet": Evil()}, tmp_path / "evil.pkl")
-    assert main(["convert", str(tmp_path / "evil.pkl"), "--base-model", str(base), "--caption", "x",
-                 "-o", str(tmp_path / "o")]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "evil.pkl"),
+                "--base-model",
+                str(base),
+                "--caption",
+                "x",
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
     captured = capsys.readouterr()
     assert "pwned" not in captured.out and "nothing in the file is run" in captured.err
 
@@ -171,8 +208,19 @@ def test_the_zoo_names_the_authors_checkpoints_and_converts_one(base, released, 
     path, _ = released
     files = {f"/~img2img-turbo/models/{name}.pkl": path.read_bytes() for name in ("day2night", "night2day")}
     with FileServer(files) as server:
-        args = ["convert", "--zoo", "turbo/day2night", "--zoo-mirror", server.url, "--cache-dir", str(tmp_path / "c"),
-                "--base-model", str(base), "--output", str(tmp_path / "z")]  # fmt: skip
+        args = [
+            "convert",
+            "--zoo",
+            "turbo/day2night",
+            "--zoo-mirror",
+            server.url,
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--base-model",
+            str(base),
+            "--output",
+            str(tmp_path / "z"),
+        ]
         assert main(args) == 0, capsys.readouterr().err
         assert main([*args[:-1], str(tmp_path / "pair"), "--with-reverse"]) == 0, capsys.readouterr().err
     config = json.loads((tmp_path / "z" / "config.json").read_text())

@@ -113,13 +113,25 @@ def test_zoo_lists_every_name_with_its_source_and_license(capsys):
 
 def test_a_zoo_pair_downloads_and_converts_as_twin_generators(zoo_server, nets, tmp_path, capsys):
     out = tmp_path / "runs" / "horse2zebra"
-    args = ["convert", "--zoo", "horse2zebra", "--with-reverse", "--zoo-mirror", zoo_server.url,
-            "--cache-dir", str(tmp_path / "cache"), "--output", str(out)]  # fmt: skip
+    args = [
+        "convert",
+        "--zoo",
+        "horse2zebra",
+        "--with-reverse",
+        "--zoo-mirror",
+        zoo_server.url,
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--output",
+        str(out),
+    ]
     assert main(args) == 0, capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["card.json", "generator_AtoB", "generator_BtoA", "samples"]
     x = torch.rand(1, 3, 64, 80) * 2 - 1
-    for folder, original, domains in (("generator_AtoB", "horse2zebra", ("horse", "zebra")),
-                                      ("generator_BtoA", "zebra2horse", ("zebra", "horse"))):  # fmt: skip
+    for folder, original, domains in (
+        ("generator_AtoB", "horse2zebra", ("horse", "zebra")),
+        ("generator_BtoA", "zebra2horse", ("zebra", "horse")),
+    ):
         g = CycleGenerator.from_pretrained(out / folder)
         assert (g.config["source_domain"], g.config["target_domain"]) == domains
         with torch.inference_mode():
@@ -139,8 +151,22 @@ def test_a_zoo_pair_downloads_and_converts_as_twin_generators(zoo_server, nets, 
 
 def test_cut_comes_out_of_its_tar_in_memory(zoo_server, nets, tmp_path, capsys):
     out = tmp_path / "cut"
-    assert main(["convert", "--zoo", "cut/horse2zebra", "--zoo-mirror", zoo_server.url, "--cache-dir",
-                 str(tmp_path / "cache"), "--output", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "convert",
+                "--zoo",
+                "cut/horse2zebra",
+                "--zoo-mirror",
+                zoo_server.url,
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert "latest_net_G.pth: ResNet-2 generator (CUT / FastCUT layout)" in capsys.readouterr().out
     g = CycleGenerator.from_pretrained(out)
     x = torch.rand(1, 3, 48, 72) * 2 - 1
@@ -150,15 +176,37 @@ def test_cut_comes_out_of_its_tar_in_memory(zoo_server, nets, tmp_path, capsys):
     # nothing was extracted by name: the cache holds the tar and nothing else, nothing appeared above it
     assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == ["pretrained_models.tar"]
     assert not (tmp_path / "outside.pth").exists() and not (tmp_path.parent / "outside.pth").exists()
-    assert main(["convert", "--zoo", "cut/horse2zebra", "--with-reverse", "--zoo-mirror", zoo_server.url,
-                 "--output", str(tmp_path / "x")]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "convert",
+                "--zoo",
+                "cut/horse2zebra",
+                "--with-reverse",
+                "--zoo-mirror",
+                zoo_server.url,
+                "--output",
+                str(tmp_path / "x"),
+            ]
+        )
+        == 1
+    )
     assert "cut/horse2zebra has no released reverse direction" in capsys.readouterr().err
 
 
 def test_an_interrupted_download_resumes_and_leaves_no_output(zoo_server, nets, tmp_path, capsys):
     cache, out = tmp_path / "cache", tmp_path / "horse2zebra"
-    args = ["convert", "--zoo", "horse2zebra", "--zoo-mirror", zoo_server.url, "--cache-dir", str(cache),
-            "--output", str(out)]  # fmt: skip
+    args = [
+        "convert",
+        "--zoo",
+        "horse2zebra",
+        "--zoo-mirror",
+        zoo_server.url,
+        "--cache-dir",
+        str(cache),
+        "--output",
+        str(out),
+    ]
     zoo_server.drop_after = 10_000
     assert main(args) == 1
     err = capsys.readouterr().err.strip()
@@ -174,8 +222,22 @@ def test_an_interrupted_download_resumes_and_leaves_no_output(zoo_server, nets, 
 def test_a_file_over_the_cap_is_refused_before_its_body(zoo_server, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(zoo, "MAX_MODEL_BYTES", 50_000)
     zoo_server.announce = 10**12  # a server that says 1 TB is coming
-    assert main(["convert", "--zoo", "zebra2horse", "--zoo-mirror", zoo_server.url, "--cache-dir",
-                 str(tmp_path / "cache"), "--output", str(tmp_path / "out")]) == 1  # fmt: skip
+    assert (
+        main(
+            [
+                "convert",
+                "--zoo",
+                "zebra2horse",
+                "--zoo-mirror",
+                zoo_server.url,
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert "zebra2horse.pth is 953674 MB, above the limit of 0 MB; not downloaded" in err
     assert not (tmp_path / "cache" / "zebra2horse.pth.part").exists() and not (tmp_path / "out").exists()

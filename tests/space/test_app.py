@@ -349,8 +349,14 @@ def two_pair_app(tmp_path_factory):
     folder = tmp_path_factory.mktemp("converted")
     torch.save(randomized(CUTGenerator(ngf=4, n_blocks=2), 0).state_dict(), folder / "latest_net_G.pth")
     torch.save(randomized(HugGANGenerator(3, blocks=2, features=4), 1).state_dict(), folder / "G_BA_200.pth")
-    convert_checkpoint(str(folder / "latest_net_G.pth"), folder / "h2z", reverse=str(folder / "G_BA_200.pth"),
-                       source_domain="horse", target_domain="zebra", name="horse2zebra")  # fmt: skip
+    convert_checkpoint(
+        str(folder / "latest_net_G.pth"),
+        folder / "h2z",
+        reverse=str(folder / "G_BA_200.pth"),
+        source_domain="horse",
+        target_domain="zebra",
+        name="horse2zebra",
+    )
     proc, url = start_app({"CYCLEGAN_MODELS": str(folder / "h2z")})
     yield url
     stop_app(proc)

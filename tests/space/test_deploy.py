@@ -225,8 +225,12 @@ def test_an_installed_package_deploys_a_wheel_of_its_own_recorded_files(tmp_path
     """Without a checkout (installed from a wheel), deploy-space rebuilds the wheel from what the installed
     distribution records: the package's files and its metadata, nothing else from site-packages."""
     target = tmp_path / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                              str(ROOT)], capture_output=True, text=True, timeout=600)  # fmt: skip
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert install.returncode == 0, install.stderr[-2000:]
     (target / "cyclegan_hub" / "stray.py").write_text("# not recorded by the distribution\n")
     code = (
@@ -236,8 +240,9 @@ def test_an_installed_package_deploys_a_wheel_of_its_own_recorded_files(tmp_path
         "print('\\n'.join(sorted(zipfile.ZipFile(wheel).namelist())))"
     )
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(target)}
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     names = result.stdout.split()
     tracked = sorted(git(ROOT, "ls-files", "cyclegan_hub").splitlines())

@@ -127,8 +127,13 @@ def test_bodies_over_the_cap_are_refused_before_they_are_read(app):
             yield chunk
 
     try:
-        connection.request("POST", "/gradio_api/queue/join", body=body(), encode_chunked=True,
-                           headers={"Content-Type": "application/json"})  # fmt: skip
+        connection.request(
+            "POST",
+            "/gradio_api/queue/join",
+            body=body(),
+            encode_chunked=True,
+            headers={"Content-Type": "application/json"},
+        )
         response = connection.getresponse()
         assert response.status == 413
     except (BrokenPipeError, ConnectionResetError):

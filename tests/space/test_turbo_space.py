@@ -37,8 +37,13 @@ def turbo_run(tmp_path_factory):
     base = make_base(folder / "tiny-sd-turbo")
     torch.save(make_checkpoint(base, rank_unet=4, rank_vae=4, seed=2), folder / "day2night.pkl")
     run = folder / "day2night-run"
-    write_turbo(folder / "day2night.pkl", run, base_model=str(base), caption="driving in the night",
-                reverse=TurboSource(folder / "day2night.pkl", "b2a", "driving in the day"))  # fmt: skip
+    write_turbo(
+        folder / "day2night.pkl",
+        run,
+        base_model=str(base),
+        caption="driving in the night",
+        reverse=TurboSource(folder / "day2night.pkl", "b2a", "driving in the day"),
+    )
     return run
 
 
@@ -103,16 +108,21 @@ def test_push_and_pull_through_the_local_hub(hub, olah, turbo_run, tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", upload, base], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    result = cli("push", str(turbo_run), "--repo-id", "user/day2night", "--base-model-id", "user/tiny-sd-turbo",
-                 env=env)  # fmt: skip
+    result = cli(
+        "push", str(turbo_run), "--repo-id", "user/day2night", "--base-model-id", "user/tiny-sd-turbo", env=env
+    )
     assert result.returncode == 0, result.stderr
     for repo in ("user/day2night", "user/night2day"):
         config = json.loads((hub.repo_path("model", repo) / "config.json").read_text())
         assert config["base_model"] == "user/tiny-sd-turbo" and str(tmp_path) not in json.dumps(config)
     for repo in ("user/day2night", "user/night2day"):
         files = sorted(git(hub.repo_path("model", repo), "ls-files").splitlines())
-        assert [f for f in files if f != "sample.png"] == [".gitattributes", "README.md", "config.json",
-                                                           "model.safetensors"]  # fmt: skip
+        assert [f for f in files if f != "sample.png"] == [
+            ".gitattributes",
+            "README.md",
+            "config.json",
+            "model.safetensors",
+        ]
         card = (hub.repo_path("model", repo) / "README.md").read_text()
         assert "CycleGAN-Turbo translator" in card and "[user/" in card and "base_model: user/tiny-sd-turbo" in card
         assert base not in card
@@ -123,17 +133,21 @@ def test_push_and_pull_through_the_local_hub(hub, olah, turbo_run, tmp_path):
         "print(type(m).__name__, int(np.asarray(m.translate(x), dtype=np.int64).sum()))"
     )
     outputs = []
-    for model, environment in ((str(turbo_run / "generator_AtoB"), dict(os.environ)),
-                               ("user/day2night", hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "pull")})):  # fmt: skip
-        done = subprocess.run([sys.executable, "-c", pull, model], env=environment, capture_output=True, text=True,
-                              timeout=180, cwd=ROOT)  # fmt: skip
+    for model, environment in (
+        (str(turbo_run / "generator_AtoB"), dict(os.environ)),
+        ("user/day2night", hub_env(olah, token=None) | {"HF_HOME": str(tmp_path / "pull")}),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", pull, model], env=environment, capture_output=True, text=True, timeout=180, cwd=ROOT
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         outputs.append(done.stdout.split())
     assert outputs[0] == outputs[1] and outputs[0][0] == "OneStepTranslator"  # the base, too, came through the Hub
 
     # deploy-space checks the hardware before loading anything (the hardware request and the requirements of a
     # one-step pair: test_deploy.py)
-    result = cli("deploy-space", "--space-id", "user/turbo-demo", "--model", "user/day2night", "--hardware",
-                 "a-big-gpu", env=env)  # fmt: skip
+    result = cli(
+        "deploy-space", "--space-id", "user/turbo-demo", "--model", "user/day2night", "--hardware", "a-big-gpu", env=env
+    )
     assert result.returncode == 1 and "unknown Space hardware 'a-big-gpu'; valid: cpu-basic" in result.stderr
     assert json.loads((turbo_run / "generator_AtoB" / "config.json").read_text())["model_type"] == "cyclegan-turbo"

@@ -451,8 +451,11 @@ def test_the_converted_layouts_options_train_too(tmp_path):
     options = ['model.downsampling="antialias"', 'model.upsampling="antialias"', 'model.norm="instance_affine"']
     run_train(*TINY, "--max-steps", "2", "--output-dir", str(out), *(a for o in options for a in ("--set", o)))
     g = CycleGenerator.from_pretrained(out / "generator_AtoB")
-    assert (g.config["downsampling"], g.config["upsampling"], g.config["norm"]) == ("antialias", "antialias",
-                                                                                     "instance_affine")  # fmt: skip
+    assert (g.config["downsampling"], g.config["upsampling"], g.config["norm"]) == (
+        "antialias",
+        "antialias",
+        "instance_affine",
+    )
     scales = [m.weight for m in g.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
     assert scales and all(s is not None for s in scales)
     first = _checkpoint(out, 2)[0]

@@ -90,8 +90,16 @@ def test_a_one_step_run_trains_checkpoints_and_resumes_exactly(base, tmp_path, m
     from training import train as train_module
 
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    args = ["--config", write_config(tmp_path, base), "--max-steps", "4", "--set", "train.ema=true",
-            "--set", "data.eval_images=2"]  # fmt: skip
+    args = [
+        "--config",
+        write_config(tmp_path, base),
+        "--max-steps",
+        "4",
+        "--set",
+        "train.ema=true",
+        "--set",
+        "data.eval_images=2",
+    ]
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "straight")]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "2"]) == 0
     assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--resume", "latest"]) == 0
@@ -122,12 +130,29 @@ def test_settings_the_family_cannot_take_are_one_line(base, tmp_path, capsys):
     config = write_config(tmp_path, base)
     assert train_module.cli(["--config", config, "--set", "data.channels=1", "--output-dir", str(tmp_path / "r")]) == 1
     assert "translates RGB images: data.channels = 3" in capsys.readouterr().err
-    assert train_module.cli(["--config", config, "--set", "model.discriminator='stylegan'",
-                             "--output-dir", str(tmp_path / "r")]) == 1  # fmt: skip
+    assert (
+        train_module.cli(
+            ["--config", config, "--set", "model.discriminator='stylegan'", "--output-dir", str(tmp_path / "r")]
+        )
+        == 1
+    )
     assert "model.discriminator" in capsys.readouterr().err
     missing = tmp_path / "no-clip"
-    assert train_module.cli(["--config", config, "--set", "model.discriminator='clip'", "--set",
-                             f"model.clip_model='{missing}'", "--output-dir", str(tmp_path / "r")]) == 1  # fmt: skip
+    assert (
+        train_module.cli(
+            [
+                "--config",
+                config,
+                "--set",
+                "model.discriminator='clip'",
+                "--set",
+                f"model.clip_model='{missing}'",
+                "--output-dir",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith(f"train.py: error: cannot load the CLIP image encoder {missing}")
 
@@ -137,8 +162,15 @@ def test_the_clip_discriminator_trains_its_heads_on_a_frozen_encoder(base, tmp_p
 
     clip = tmp_path / "tiny-clip"
     torch.manual_seed(0)
-    config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-                              image_size=32, patch_size=8, projection_dim=16)  # fmt: skip
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=16,
+    )
     CLIPVisionModelWithProjection(config).save_pretrained(clip)
     extra = f'discriminator = "clip"\nclip_model = "{clip}"\n'
     config = configs.load(write_config(tmp_path, base, extra), ["train.gan_mode='vanilla'"])
