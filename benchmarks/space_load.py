@@ -107,11 +107,11 @@ def hostile_run(proc, url: str, seconds: float, clients: int, images: list[Path]
 
     from gradio_client import Client, handle_file
 
-    from tests.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
     from tests.space.raw import post as _post
     from tests.space.raw import queue as _queue
     from tests.space.raw import upload as _upload
     from tests.space.test_limits import _sketch_event
+    from tests.support.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
 
     files = {
         "ico.ico": ico_over_png(huge_png(13000)),

@@ -64,7 +64,7 @@ def tiny_rgb():
 
 @pytest.fixture
 def hub(tmp_path):
-    from .hub_server import HubServer
+    from tests.support.hub_server import HubServer
 
     with HubServer(tmp_path / "mirrors", TOKENS) as server:
         yield server

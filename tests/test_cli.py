@@ -6,8 +6,7 @@ import pytest
 from PIL import Image
 
 from cyclegan_hub.cli import main
-
-from .image_cases import BAD_FILES
+from tests.support.image_cases import BAD_FILES
 
 
 @pytest.fixture

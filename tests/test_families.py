@@ -23,9 +23,8 @@ from cyclegan_hub.serving.pairs import PairTranslator, load_pair
 from cyclegan_hub.training import families, losses
 from cyclegan_hub.training.schema import model_section
 from cyclegan_hub.translation import TranslationSpec
-
-from .conftest import hub_env
-from .training.conftest import ROOT
+from tests.conftest import hub_env
+from tests.training.conftest import ROOT
 
 
 class ToyTranslator(HubModule, library_name="toy-translation", tags=["toy"]):

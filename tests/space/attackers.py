@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..hostile_images import huge_png
-from .raw import queue, rss_mb, upload, uploaded
+from tests.space.raw import queue, rss_mb, upload, uploaded
+from tests.support.hostile_images import huge_png
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "space" / "examples"
 

@@ -13,9 +13,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
 from cyclegan_hub.models.mnist_classifier import classify_digits
-
-from ..image_cases import BAD_FILES, animated_gif
-from .conftest import CHROMIUM_FLAGS, ROOT, chromium_path
+from tests.space.conftest import CHROMIUM_FLAGS, ROOT, chromium_path
+from tests.support.image_cases import BAD_FILES, animated_gif
 
 pytestmark = pytest.mark.slow
 EXAMPLES = ROOT / "space" / "examples"
@@ -321,8 +320,7 @@ def test_sixteen_concurrent_worst_case_uploads_stay_inside_the_memory_budget(app
 def test_the_app_deletes_old_uploads_and_outputs():
     from cyclegan_hub.serving.app import DELETE_CACHE, build_demo
     from cyclegan_hub.serving.pairs import PairTranslator
-
-    from ..test_serving import tiny
+    from tests.serving.test_pairs import tiny
 
     demo = build_demo([PairTranslator(tiny("6", "9"), tiny("9", "6"))])
     assert demo.delete_cache == DELETE_CACHE == (1800, 3600)
@@ -340,10 +338,9 @@ def test_space_script_is_the_library_script():
 @pytest.fixture(scope="module")
 def two_pair_app(tmp_path_factory):
     from cyclegan_hub.convert.command import convert_checkpoint
-    from tests.official_layout import randomized
-    from tests.other_layouts import CUTGenerator, HugGANGenerator
-
-    from .conftest import start_app, stop_app
+    from tests.space.conftest import start_app, stop_app
+    from tests.support.official_layout import randomized
+    from tests.support.other_layouts import CUTGenerator, HugGANGenerator
 
     # a pair of two other implementations' layouts: CUT one way, HugGAN / eriklindernoren the other
     folder = tmp_path_factory.mktemp("converted")

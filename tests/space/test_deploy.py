@@ -11,9 +11,9 @@ import gradio
 import pytest
 import yaml
 
-from ..conftest import ROOT, cli, hub_env
-from ..hub_server import git
-from .conftest import start_app, stop_app
+from tests.conftest import ROOT, cli, hub_env
+from tests.space.conftest import start_app, stop_app
+from tests.support.hub_server import git
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def push_converted_pair(tmp_path, env) -> None:
     """A tiny official-layout horse <-> zebra pair, converted and pushed as twin repos."""
     import torch
 
-    from tests.official_layout import ResnetGenerator, randomized
+    from tests.support.official_layout import ResnetGenerator, randomized
 
     for seed, name in enumerate(("horse2zebra", "zebra2horse")):
         torch.save(randomized(ResnetGenerator(ngf=4, n_blocks=2), seed).state_dict(), tmp_path / f"{name}.pth")
@@ -133,7 +133,7 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     try:
         from gradio_client import Client, handle_file
 
-        from .test_app import read_digit
+        from tests.space.test_app import read_digit
 
         client = Client(url, verbose=False)
         translated, reconstructed, _ = client.predict(
@@ -171,7 +171,7 @@ def test_the_space_folder_installs_as_its_requirements_say(tmp_path):
     try:
         from gradio_client import Client, handle_file
 
-        from .test_app import read_digit
+        from tests.space.test_app import read_digit
 
         translated, _, _ = Client(url, verbose=False).predict(
             handle_file(folder / "examples" / "6-test0.png"), "6 -> 9", api_name="/translate"

@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("gradio_client")
 
-from .attackers import (
+from tests.space.attackers import (
     address,
     big_photo,
     departing_uploads,
@@ -27,8 +27,8 @@ from .attackers import (
     upload_flood,
     visit,
 )
-from .conftest import ROOT, start_app, stop_app
-from .raw import event_index, post, queue, upload, uploaded
+from tests.space.conftest import ROOT, start_app, stop_app
+from tests.space.raw import event_index, post, queue, upload, uploaded
 
 TEMP_CAP = 24 * 2**20
 HEAD_TIMEOUT = 3

@@ -15,11 +15,10 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
 from cyclegan_hub import CycleGenerator
-
-from ..hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
-from ..image_cases import float_tiff
-from .conftest import ROOT, start_app, stop_app
-from .raw import config, post, queue, rss_mb, upload
+from tests.space.conftest import ROOT, start_app, stop_app
+from tests.space.raw import config, post, queue, rss_mb, upload
+from tests.support.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
+from tests.support.image_cases import float_tiff
 
 EXAMPLES = ROOT / "space" / "examples"
 HOSTILE_LABEL = "<img src=http://127.0.0.1:9/pixel.gif> [win](http://e.vil)"
@@ -176,8 +175,8 @@ def test_markup_in_a_models_domain_names_creates_and_fetches_nothing_in_a_browse
     planted addresses and no element is made from it, before and after the translation."""
     from PIL import Image
 
-    from .conftest import CHROMIUM_FLAGS
-    from .test_app import _browser, open_page
+    from tests.space.conftest import CHROMIUM_FLAGS
+    from tests.space.test_app import _browser, open_page
 
     _, url = app
     sync_api, browser_path = _browser()

@@ -18,12 +18,12 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from ..authors_turbo import make_checkpoint
-from ..conftest import cli, hub_env
-from ..hub_server import git
-from ..turbo_base import make_base
-from .conftest import CHROMIUM_FLAGS, ROOT, start_app, stop_app
-from .test_app import EXAMPLES, _browser, open_page, read_digit
+from tests.conftest import cli, hub_env
+from tests.space.conftest import CHROMIUM_FLAGS, ROOT, start_app, stop_app
+from tests.space.test_app import EXAMPLES, _browser, open_page, read_digit
+from tests.support.authors_turbo import make_checkpoint
+from tests.support.hub_server import git
+from tests.support.turbo_base import make_base
 
 FAKE_SPACES = ROOT / "tests" / "space" / "fake_spaces"
 

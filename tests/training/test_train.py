@@ -14,9 +14,8 @@ from safetensors.torch import load_file
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.training import config as configs
 from cyclegan_hub.training import families
+from tests.training.conftest import ROOT, TINY, TRAIN, run_train
 from training import train as train_module
-
-from .conftest import ROOT, TINY, TRAIN, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -339,7 +338,7 @@ def test_ema_trains_where_torchvision_cannot_be_imported(tmp_path):
 
 
 def test_init_from_an_official_checkpoint_starts_from_its_weights(tmp_path):
-    from tests.official_layout import NLayerDiscriminator, ResnetGenerator, randomized
+    from tests.support.official_layout import NLayerDiscriminator, ResnetGenerator, randomized
 
     official = tmp_path / "official"
     official.mkdir()

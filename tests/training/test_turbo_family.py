@@ -18,9 +18,8 @@ from cyclegan_hub.hub.repos import load_generator
 from cyclegan_hub.models.turbo import OneStepTranslator
 from cyclegan_hub.training import config as configs
 from cyclegan_hub.training.families import StepParts
-
-from ..turbo_base import make_base
-from .conftest import ROOT
+from tests.support.turbo_base import make_base
+from tests.training.conftest import ROOT
 
 DATA = ROOT / "training" / "data" / "mnist-6-9"
 
@@ -193,7 +192,7 @@ def test_the_clip_discriminator_trains_its_heads_on_a_frozen_encoder(base, tmp_p
 def test_two_processes_train_the_shared_adapter_as_one_process_does(base, tmp_path):
     """G and F share one UNet adapter under two DDP wrappers: 2 processes x batch 1 reach the weights of 1 process x
     batch 2 (the same samples). LoRA's B matrices start at zero, so their size is the size of the update."""
-    from .conftest import run_train
+    from tests.training.conftest import run_train
 
     config = write_config(tmp_path, base)
     common = ["--config", config, "--max-steps", "2", "--checkpoint-every", "2"]

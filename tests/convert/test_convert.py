@@ -11,8 +11,7 @@ import torch
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
 from cyclegan_hub.convert.checkpoints import ConversionError, read_checkpoint
 from cyclegan_hub.convert.layouts import convert_state, detect, measure_equality, reference_forward
-
-from .official_layout import (
+from tests.support.official_layout import (
     NLayerDiscriminator,
     ResnetGenerator,
     UnetGenerator,

@@ -19,9 +19,8 @@ from cyclegan_hub.convert.checkpoints import ConversionError
 from cyclegan_hub.convert.turbo import convert_turbo, read_turbo
 from cyclegan_hub.models.modeling import HubModule
 from cyclegan_hub.models.turbo import OneStepTranslator
-
-from .authors_turbo import AuthorsTurbo, caption_embedding, make_checkpoint
-from .turbo_base import make_base
+from tests.support.authors_turbo import AuthorsTurbo, caption_embedding, make_checkpoint
+from tests.support.turbo_base import make_base
 
 CAPTION = "driving in the night"
 
@@ -200,7 +199,7 @@ def test_a_pickle_that_would_run_code_is_refused(base, tmp_path, capsys):
 
 
 def test_the_zoo_names_the_authors_checkpoints_and_converts_one(base, released, tmp_path, capsys):
-    from .test_zoo import FileServer
+    from tests.convert.test_zoo import FileServer
 
     assert main(["zoo"]) == 0
     listing = capsys.readouterr().out
@@ -250,7 +249,7 @@ def test_a_base_too_large_is_refused_from_its_configs_before_any_weight_is_read(
 
 
 def test_the_base_loads_in_bf16_from_its_variant_files_where_it_has_them(released, tmp_path):
-    from .turbo_base import tiny_unet
+    from tests.support.turbo_base import tiny_unet
 
     base = make_base(tmp_path / "base", text_encoder=True)
     torch.manual_seed(9)

@@ -6,8 +6,7 @@ import os
 import pytest
 
 from cyclegan_hub.io.files import atomic_write, atomic_write_json, inside, read_file, read_json, replace_folder
-
-from .conftest import no_hang
+from tests.conftest import no_hang
 
 
 def test_read_file_refuses_devices_folders_links_and_oversized_files(tmp_path):

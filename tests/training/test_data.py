@@ -16,8 +16,7 @@ from cyclegan_hub.training.data import (
     parse_filter,
     training_batch,
 )
-
-from .image_cases import truncated_png
+from tests.support.image_cases import truncated_png
 
 
 def gray(value, size=(12, 10)):

@@ -12,8 +12,7 @@ from safetensors.torch import save_file
 from cyclegan_hub import CycleGenerator, PatchDiscriminator
 from cyclegan_hub.hub.repos import load_generator
 from cyclegan_hub.io.imaging import pad_to_multiple
-
-from .conftest import no_hang
+from tests.conftest import no_hang
 
 
 @pytest.fixture

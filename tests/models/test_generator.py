@@ -7,8 +7,14 @@ from PIL import Image
 
 from cyclegan_hub import ARCHITECTURES, CycleGenerator
 from cyclegan_hub.hub.repos import load_generator
-
-from .image_cases import BAD_FILES, animated_gif, exif_rotated_jpeg, float_tiff, images_of_every_mode, png_bytes
+from tests.support.image_cases import (
+    BAD_FILES,
+    animated_gif,
+    exif_rotated_jpeg,
+    float_tiff,
+    images_of_every_mode,
+    png_bytes,
+)
 
 
 def test_paper_defaults_are_resnet9_rgb():

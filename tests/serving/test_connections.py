@@ -11,8 +11,7 @@ import pytest
 uvicorn = pytest.importorskip("uvicorn")
 
 from cyclegan_hub.serving import connections
-
-from .conftest import free_port
+from tests.conftest import free_port
 
 
 async def echo(scope, receive, send):

@@ -12,7 +12,7 @@ from cyclegan_hub.models.mnist_classifier import WEIGHTS_PATH, classify_digits, 
 
 datasets = pytest.importorskip("datasets")
 
-DATASET_DIR = Path(__file__).resolve().parents[1] / "training" / "data" / "mnist-6-9"
+DATASET_DIR = Path(__file__).resolve().parents[2] / "training" / "data" / "mnist-6-9"
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def test_a_format_2_checkpoint_written_before_any_optimizer_still_resumes_exactl
     """tests/data/checkpoint-format2: written by the release before this format (Adam only). Today's code reads every
     tensor as the file holds it, and 2 more steps from it give the bits that 2 more steps give from the same state
     saved in today's format. Both sides are computed here: the last bits of a step depend on the CPU's kernels."""
-    data = Path(__file__).parent / "data" / "checkpoint-format2"
+    data = Path(__file__).parents[1] / "data" / "checkpoint-format2"
     run = tmp_path / "run"
     shutil.copytree(data, run)
     folder = run / "checkpoints" / "step-000002"

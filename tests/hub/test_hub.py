@@ -10,10 +10,9 @@ import pytest
 import yaml
 
 from cyclegan_hub.hub.repos import twin_repo_id
-
-from .conftest import cli, hub_env
-from .hub_server import HubServer, git
-from .training.conftest import ROOT, TINY, run_train
+from tests.conftest import cli, hub_env
+from tests.support.hub_server import HubServer, git
+from tests.training.conftest import ROOT, TINY, run_train
 
 pytestmark = pytest.mark.slow
 

@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 
 from cyclegan_hub.io import imaging
-
-from .image_cases import BAD_FILES, images_of_every_mode
+from tests.support.image_cases import BAD_FILES, images_of_every_mode
 
 
 @pytest.mark.parametrize("name", list(BAD_FILES))
@@ -79,8 +78,7 @@ def test_the_image_gate_refuses_containers_and_unbounded_structures_before_decod
     """An .ico that hides a 13000x13000 PNG behind a 16x16 directory entry, a JPEG of 2000 scans and a PNG of 30000
     chunks are refused from their structure, in one line, before a pixel is decoded."""
     from cyclegan_hub.io.imaging import WEB_FORMATS, open_image
-
-    from .hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
+    from tests.support.hostile_images import huge_png, ico_over_png, many_chunk_png, many_scan_jpeg
 
     cases = {
         "ico": (ico_over_png(huge_png(3000)), "is not an image in a format read here (PNG, JPEG, WEBP, GIF, BMP)"),

@@ -6,7 +6,7 @@ import pytest
 
 from cyclegan_hub.training import config as configs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MNIST = ROOT / "training" / "configs" / "mnist-6to9.toml"
 
 

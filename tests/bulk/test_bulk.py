@@ -16,8 +16,7 @@ datasets = pytest.importorskip("datasets")
 
 from cyclegan_hub import CycleGenerator, translate_dataset
 from cyclegan_hub.bulk.translate import Report
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 MODEL = ROOT / "space" / "models" / "mnist-6to9"
 
@@ -263,8 +262,8 @@ def _port():
 def test_a_hub_parquet_dataset_is_translated_and_pushed_as_a_dataset_repo(hub, olah, tmp_path):
     """Read from the Hub (olah in front of the local Hub server), translated, pushed (the real huggingface_hub
     client to the local server), and read back by ``load_dataset`` from the Hub: the same rows in the same order."""
-    from .conftest import hub_env
-    from .hub_server import git
+    from tests.conftest import hub_env
+    from tests.support.hub_server import git
 
     hub.create_repo("dataset", "user/digits")
     repo = hub.repo_path("dataset", "user/digits")

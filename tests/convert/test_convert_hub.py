@@ -8,11 +8,10 @@ import sys
 import torch
 
 from cyclegan_hub import CycleGenerator
-
-from .conftest import ROOT, cli, hub_env
-from .hub_server import git
-from .official_layout import randomized
-from .other_layouts import HugGANGenerator
+from tests.conftest import ROOT, cli, hub_env
+from tests.support.hub_server import git
+from tests.support.official_layout import randomized
+from tests.support.other_layouts import HugGANGenerator
 
 
 def _huggan_repo(hub, repo_id: str) -> tuple[torch.nn.Module, str]:

@@ -13,9 +13,8 @@ import torch
 from cyclegan_hub import CycleGenerator
 from cyclegan_hub.cli import main
 from cyclegan_hub.convert import zoo
-
-from .official_layout import ResnetGenerator, randomized
-from .other_layouts import CUTGenerator
+from tests.support.official_layout import ResnetGenerator, randomized
+from tests.support.other_layouts import CUTGenerator
 
 
 class FileServer:

@@ -15,9 +15,14 @@ from cyclegan_hub.cli import main
 from cyclegan_hub.convert import checkpoints
 from cyclegan_hub.convert.checkpoints import ConversionError, read_checkpoint
 from cyclegan_hub.convert.layouts import convert_state, reference_forward
-
-from .official_layout import randomized
-from .other_layouts import AffineNormGenerator, AitorzipGenerator, CUTGenerator, HugGANGenerator, LornatangGenerator
+from tests.support.official_layout import randomized
+from tests.support.other_layouts import (
+    AffineNormGenerator,
+    AitorzipGenerator,
+    CUTGenerator,
+    HugGANGenerator,
+    LornatangGenerator,
+)
 
 LAYOUTS = {
     # name: (network, the file name it is published as, what convert reports)
