@@ -18,7 +18,8 @@ from cyclegan_hub import CycleGenerator, translation
 from cyclegan_hub import families as records
 from cyclegan_hub.cli import main
 from cyclegan_hub.hub.repos import load_generator
-from cyclegan_hub.models.modeling import HubModule, Options, integer, text, value_range
+from cyclegan_hub.models.modeling import HubModule
+from cyclegan_hub.models.options import Options, integer, text, value_range
 from cyclegan_hub.serving.pairs import PairTranslator, load_pair
 from cyclegan_hub.training import families, losses
 from cyclegan_hub.training.schema import model_section

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..io.tensors import non_finite
 from ..models.cyclegan import CycleGenerator
 from ..models.discriminator import PatchDiscriminator
-from ..models.modeling import non_finite
 from .checkpoints import ConversionError
 
 UNUSED_NORM_STATS = ("running_mean", "running_var", "num_batches_tracked")

@@ -29,8 +29,9 @@ from huggingface_hub.errors import (
 from ..io.errors import first_line
 from ..io.files import own_file, read_json
 from ..io.imaging import open_image
+from ..io.tensors import read_safetensors_header
 from ..models.cyclegan import CycleGenerator
-from ..models.modeling import HubModule, read_safetensors_header
+from ..models.modeling import HubModule
 from ..training.checkpoint_files import CheckpointError, checkpoint_files, latest_checkpoint, local_checkpoint
 from .cards import DIRECTIONS, CardInputs, write_generator
 

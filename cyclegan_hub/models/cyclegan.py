@@ -22,7 +22,8 @@ from .layers import (
     make_norm,
     upsample_block,
 )
-from .modeling import HubModule, Options, choice, integer, number, text, value_range
+from .modeling import HubModule
+from .options import Options, choice, integer, number, text, value_range
 
 #: Models trained at this size or more are photo models: ``precision="auto"`` runs them in bf16 where the CPU has it.
 PHOTO_SIZE = 128

@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from .layers import NORMS, conv_bias, init_weights, make_norm
-from .modeling import HubModule, Options, choice, integer
+from .modeling import HubModule
+from .options import Options, choice, integer
 
 
 class PatchDiscriminator(

@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from ..io.files import atomic_write_text, read_json, replace_folder
-from ..models.modeling import check_weights_header, read_safetensors_header, save_tensors
+from ..io.tensors import check_weights_header, read_safetensors_header, save_tensors
 from .checkpoint_files import STATE_JSON, CheckpointError, CheckpointFiles, checkpoints_folder, prune, rank_file
 from .checkpoint_schema import (
     FORMAT,

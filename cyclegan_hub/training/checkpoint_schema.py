@@ -9,6 +9,7 @@ import re
 
 import torch
 
+from ..models.options import fits
 from .checkpoint_files import MAX_PROCESSES
 from .rng import rng_header
 
@@ -17,6 +18,8 @@ FORMAT = 3
 READABLE_FORMATS = (2, 3)
 #: A slot of an optimizer's per-parameter state, as its name appears in a tensor key.
 SLOT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+#: The largest count (a step, an optimizer's step count) or per-parameter number a checkpoint may hold.
+MAX_COUNT = 2**62
 _TENSOR_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
 
 
@@ -77,19 +80,6 @@ def check_process_header(header: dict, state) -> list[str]:
     return problems
 
 
-def _number(value, low=-math.inf, high=math.inf) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and low <= value <= high
-    )
-
-
-def _whole(value, low=0, high=2**62) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
-
-
 def _trusted_numbers(saved: dict, current: dict, where: str) -> tuple[dict, str | None]:
     """The hyper-parameters a checkpoint may set in a parameter group, for any optimizer: the numbers (and pairs of
     numbers, such as Adam's betas) that this run's group has too, each finite and bounded; switches (fused,
@@ -101,11 +91,13 @@ def _trusted_numbers(saved: dict, current: dict, where: str) -> tuple[dict, str 
             continue
         if isinstance(ours, (int, float)):
             low = 1e-30 if key == "eps" else 0 if key in ("lr", "initial_lr", "weight_decay") else -1e3
-            if not _number(value, low, 1e3):
+            if not fits(value, "float", low, 1e3):
                 return {}, f"{where}.{key} must be a number from {low} to 1000, got {value!r}"
         elif isinstance(ours, (list, tuple)) and all(isinstance(v, (int, float)) for v in ours):
             low, high = (0, 0.999999) if key == "betas" else (-1e3, 1e3)
-            if not (isinstance(value, list) and len(value) == len(ours) and all(_number(v, low, high) for v in value)):
+            if not (
+                isinstance(value, list) and len(value) == len(ours) and all(fits(v, "float", low, high) for v in value)
+            ):
                 return {}, f"{where}.{key} must be {len(ours)} numbers from {low} to {high}, got {value!r}"
             value = type(ours)(value)
         else:
@@ -117,11 +109,11 @@ def _trusted_numbers(saved: dict, current: dict, where: str) -> tuple[dict, str 
 def check_meta(meta: dict, state) -> str | None:
     """The first problem of a training_state.json for the ``TrainingState`` ``state``, or None. Every value that reaches an optimizer, a scheduler
     or the loop is checked here; the rest of the file is ignored."""
-    if meta.get("format") not in READABLE_FORMATS:
+    if not fits(meta.get("format"), "choice", choices=READABLE_FORMATS):
         return f"format {meta.get('format')!r} is not a checkpoint format this version reads ({FORMAT})"
-    if not _whole(meta.get("step")):
+    if not fits(meta.get("step"), "int", 0, MAX_COUNT):
         return f"step must be a whole number >= 0, got {meta.get('step')!r}"
-    if not _whole(meta.get("num_processes"), 1, MAX_PROCESSES):
+    if not fits(meta.get("num_processes"), "int", 1, MAX_PROCESSES):
         return f"num_processes must be a whole number from 1 to {MAX_PROCESSES}, got {meta.get('num_processes')!r}"
     optimizers = meta.get("optimizers")
     if not isinstance(optimizers, dict) or set(optimizers) != set(state.optimizers):
@@ -153,7 +145,7 @@ def check_meta(meta: dict, state) -> str | None:
             pid, _, slot = key.partition(".")
             if not (pid.isdigit() and int(pid) < count and SLOT.match(slot)):
                 return f"optimizers.{name}.values has an entry {key!r} for no parameter of this run"
-            if not (value is None or isinstance(value, bool) or _number(value, -(2**62), 2**62)):
+            if not (value is None or isinstance(value, bool) or fits(value, "float", -MAX_COUNT, MAX_COUNT)):
                 return f"optimizers.{name}.values.{key} must be a number, true, false or null"
         optimizers[name] = {"class": saved["class"], "param_groups": trusted, "values": values}
     schedulers = meta.get("schedulers")
@@ -170,17 +162,17 @@ def check_meta(meta: dict, state) -> str | None:
             if (
                 not isinstance(values, list)
                 or len(values) != len(current.get(key, []))
-                or not all(_number(v, 0, 1e3) for v in values)
+                or not all(fits(v, "float", 0, 1e3) for v in values)
             ):
                 return f"schedulers.{name}.{key} must be {len(current.get(key, []))} learning rate(s)"
-        if not _whole(saved.get("_step_count"), 0):
+        if not fits(saved.get("_step_count"), "int", 0, MAX_COUNT):
             return f"schedulers.{name}._step_count must be a whole number"
         for key, value in current.items():
             if isinstance(value, bool) and not isinstance(saved.get(key, value), bool):
                 return f"schedulers.{name}.{key} must be true or false"
     scaler = meta.get("scaler")
     if scaler is not None:
-        if not isinstance(scaler, dict) or not all(_number(v, 0) or isinstance(v, bool) for v in scaler.values()):
+        if not isinstance(scaler, dict) or not all(fits(v, "float", 0) or isinstance(v, bool) for v in scaler.values()):
             return "scaler must hold non-negative numbers"
     return None
 

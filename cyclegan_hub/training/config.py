@@ -10,7 +10,6 @@ valid name, a value of the wrong type or out of range with the valid ones, and s
 from __future__ import annotations
 
 import difflib
-import math
 import os
 import sys
 import typing
@@ -24,7 +23,7 @@ else:  # pragma: no cover
 
 import torch
 
-from ..models.modeling import check_text
+from ..models.options import check_text, problem
 from . import families
 from .data import DomainSpec
 from .losses import GAN_MODES
@@ -310,20 +309,23 @@ def _check_value(owner: type, spec, value, name: str):
     if value is None and type(None) in allowed:
         return None
     if meta.get("choices") is not None:
-        if value not in meta["choices"] or isinstance(value, bool) != any(
-            isinstance(c, bool) and c == value for c in meta["choices"]
-        ):
+        if problem(value, "choice", choices=meta["choices"]):
             shown = ", ".join(_toml(c) for c in meta["choices"])
             raise ConfigError(f"{name} = {_toml(value)}: use one of {shown}")
         return value
     if bool in allowed and isinstance(value, bool):
         return value
-    if int in allowed and isinstance(value, int) and not isinstance(value, bool):
-        return _in_range(value, meta, name)
-    if float in allowed and isinstance(value, (int, float)) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            raise ConfigError(f"{name} = {value}: use a finite number")
-        return _in_range(float(value), meta, name)
+    for kind, python in (("int", int), ("float", float)):  # a whole number is checked as one first
+        if python in allowed:
+            low, high, high_open = meta.get("low"), meta.get("high"), bool(meta.get("high_open"))
+            why = problem(value, kind, low, high, high_open=high_open)
+            if why == "finite":
+                raise ConfigError(f"{name} = {value}: use a finite number")
+            if why == "range":
+                bound = f"below {high}" if high_open else f"to {high}"
+                raise ConfigError(f"{name} = {python(value)}: use a value from {low} {bound}")
+            if why is None:
+                return python(value)
     if str in allowed and isinstance(value, str):
         return value
     if list[str] in allowed and isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -331,16 +333,6 @@ def _check_value(owner: type, spec, value, name: str):
     wanted = {bool: "true or false", int: "a whole number", float: "a number", str: "a text in quotes"}
     kinds = " or ".join(wanted[t] for t in allowed if t in wanted)
     raise ConfigError(f"{name} = {_toml(value)}: expected {kinds}")
-
-
-def _in_range(value, meta, name):
-    low, high = meta.get("low"), meta.get("high")
-    if (low is not None and value < low) or (
-        high is not None and (value >= high if meta.get("high_open") else value > high)
-    ):
-        bound = f"below {high}" if meta.get("high_open") else f"to {high}"
-        raise ConfigError(f"{name} = {value}: use a value from {low} {bound}")
-    return value
 
 
 def _toml(value) -> str:
@@ -361,7 +353,7 @@ def check(config: TrainingConfig) -> None:
             )
     for name in ("domain_a", "domain_b"):
         try:
-            check_text({f"{name}.label": getattr(config, name).label}, f"{name}.label")
+            check_text(f"{name}.label", getattr(config, name).label)
         except ValueError as err:
             raise ConfigError(str(err)) from None
     if config.domain_a.label == config.domain_b.label:

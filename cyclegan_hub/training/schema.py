@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, field, make_dataclass
 
-from ..models.modeling import Option
+from ..models.options import Option
 
 
 def key(default=MISSING, doc: str = "", *, low=None, high=None, choices=None, path: bool = False, high_open=False):

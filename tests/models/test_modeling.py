@@ -142,7 +142,7 @@ def test_labels_are_plain_text_and_malformed_headers_are_one_line(tmp_path):
     import struct
 
     from cyclegan_hub import CycleGenerator
-    from cyclegan_hub.models.modeling import read_safetensors_header
+    from cyclegan_hub.io.tensors import read_safetensors_header
 
     for label, code in (("\x1b[31mred", "U+001B"), ("six\u202e", "U+202E"), ("a\u200bb", "U+200B")):
         with pytest.raises(
