@@ -272,7 +272,7 @@ class OneStepTranslator(
         self.register_buffer(CAPTION_KEY, torch.zeros(1, config["caption_tokens"], width))
         for name, parameter in self.named_parameters():
             parameter.requires_grad_(_is_trained(name))
-        self.saved = sorted([name for name, _ in self.named_parameters() if _is_trained(name)] + [CAPTION_KEY])
+        self.saved = sorted([name for name, _ in self.named_parameters() if _is_saved(name)] + [CAPTION_KEY])
         # Loaded as part of a larger module (an EMA copy in a training checkpoint), the base's tensors are not
         # expected: they come from the base model, never from a checkpoint.
         self.register_load_state_dict_post_hook(_base_is_not_missing)
@@ -288,6 +288,8 @@ class OneStepTranslator(
             heavy=True,
         )
         self.gradient_checkpointing = False
+        #: Latents in training mode (``.train()``): a posterior sample, as the authors train; ``encode`` otherwise.
+        self.train_encode = "sample"
 
     @classmethod
     def _from_pretrained(cls, *, base_dtype: torch.dtype | None = None, **kwargs):
@@ -378,7 +380,8 @@ class OneStepTranslator(
         if self.vae.quant_conv is not None:
             h = self.vae.quant_conv(h)
         posterior = DiagonalGaussianDistribution(h)
-        latents = posterior.sample(generator) if self.config["encode"] == "sample" else posterior.mean
+        mode = self.train_encode if self.training else self.config["encode"]
+        latents = posterior.sample(generator) if mode == "sample" else posterior.mean
         return latents * self.scaling_factor, skips
 
     def denoise(self, latents: torch.Tensor) -> torch.Tensor:
@@ -425,8 +428,15 @@ def _base_is_not_missing(module: OneStepTranslator, incompatible) -> None:
 
 
 def _is_trained(name: str) -> bool:
-    """Whether a parameter is one that training changes (and save_pretrained writes)."""
-    return ".lora_" in name or name.startswith("unet.conv_in.") or ".skip_conv_" in name
+    """Whether training changes a parameter: the adapters and the UNet's ``conv_in``. The skip convolutions' own
+    weights stay frozen, as peft leaves them in the authors' training (their adapters train)."""
+    return ".lora_" in name or name.startswith("unet.conv_in.")
+
+
+def _is_saved(name: str) -> bool:
+    """Whether save_pretrained writes a parameter: what training changes, and the skip convolutions (a converted
+    checkpoint's may differ from the initial 1e-5)."""
+    return _is_trained(name) or ".skip_conv_" in name
 
 
 def _load_scheduler(base: str, revision: str | None):

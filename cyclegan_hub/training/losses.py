@@ -41,17 +41,17 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, mod
 
     The factor 0.5 is the paper's "we divide the objective by 2 while optimizing D", which slows D relative to G.
     """
+    return 0.5 * (critic_loss(real_logits, True, mode) + critic_loss(fake_logits, False, mode))
+
+
+def critic_loss(logits: torch.Tensor, real: bool, mode: str = "lsgan") -> torch.Tensor:
+    """One side of ``discriminator_loss`` (unhalved): ``logits`` judged as real (``real=True``) or as fake."""
     check_gan_mode(mode)
     if mode == "lsgan":
-        real = F.mse_loss(real_logits, torch.ones_like(real_logits))
-        fake = F.mse_loss(fake_logits, torch.zeros_like(fake_logits))
-    elif mode == "vanilla":
-        real = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-        fake = F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-    else:
-        real = F.relu(1 - real_logits).mean()
-        fake = F.relu(1 + fake_logits).mean()
-    return 0.5 * (real + fake)
+        return F.mse_loss(logits, torch.ones_like(logits) if real else torch.zeros_like(logits))
+    if mode == "vanilla":
+        return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits) if real else torch.zeros_like(logits))
+    return F.relu(1 - logits).mean() if real else F.relu(1 + logits).mean()
 
 
 def generator_adversarial_loss(fake_logits: torch.Tensor, mode: str = "lsgan") -> torch.Tensor:

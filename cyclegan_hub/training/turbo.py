@@ -14,6 +14,7 @@ the adapters, ``conv_in`` and the skips train; ``gradient_checkpointing`` recomp
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import make_dataclass, replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..models.clip_discriminator import CLIPDiscriminator, load_encoder
+from ..models.clip_discriminator import POLICY, CLIPDiscriminator, check_policy, load_encoder, multilevel_sigmoid
 from ..models.discriminator import PatchDiscriminator
 from ..models.turbo import OneStepTranslator, base_location, embed_caption
 from . import losses
@@ -65,6 +66,25 @@ TurboModel = make_dataclass(
             ),
         ),
         *((o.train, o.python_type, option_key(o)) for o in _CRITIC),
+        (
+            "augment",
+            str,
+            key(
+                POLICY,
+                "the CLIP critic's DiffAugment policy, on every call of it (the authors': color,translation,cutout; "
+                "empty: none)",
+            ),
+        ),
+        (
+            "train_encode",
+            str,
+            key(
+                "sample",
+                "latents in training: a sample of the VAE posterior (the authors') or its mean; a translator's own "
+                "`encode` decides at inference",
+                choices=("sample", "mean"),
+            ),
+        ),
         ("lambda_gan", float, key(0.5, "weight of the GAN loss (the authors': 0.5)", low=0.0, high=100.0)),
         ("weight_decay", float, key(1e-2, "AdamW weight decay (the authors': 1e-2)", low=0.0, high=1.0)),
         ("max_grad_norm", float, key(10.0, "gradient clipping of each update (the authors': 10)", low=0.0, high=1e6)),
@@ -85,12 +105,15 @@ def _networks(config) -> dict[str, nn.Module]:
         source_domain=b, target_domain=a, caption=captions["F"], image_size=d.image_size, unet=g.unet, **shared
     )
     for name, net in (("G", g), ("F", f)):
+        net.train()
+        net.train_encode = m.train_encode
         net.set_caption_embedding(embed_caption(shared["base_model"], captions[name], shared["base_revision"]))
         if m.gradient_checkpointing:
             net.enable_gradient_checkpointing()
     if m.discriminator == "clip":  # both judge with one frozen encoder; only their heads train
         encoder = load_encoder(m.clip_model)
-        return {"G": g, "F": f, "D_A": CLIPDiscriminator(encoder), "D_B": CLIPDiscriminator(encoder)}
+        critics = {name: CLIPDiscriminator(encoder, policy=m.augment) for name in ("D_A", "D_B")}
+        return {"G": g, "F": f, **critics}
     critic = {o.name: getattr(m, o.train) for o in _CRITIC} | {"in_channels": 3}
     return {"G": g, "F": f, "D_A": PatchDiscriminator(**critic), "D_B": PatchDiscriminator(**critic)}
 
@@ -108,14 +131,31 @@ def _optimizers(nets, config, device) -> dict[str, torch.optim.Optimizer]:
     return {"G": torch.optim.AdamW(generator_parameters(nets), **adamw), "D": torch.optim.AdamW(critics, **adamw)}
 
 
+def _critic_judges(m, mode: str):
+    """(critic, images, real) -> the critic's loss for judging ``images`` real or fake: the vision-aided critic's
+    multilevel sigmoid loss, or a PatchGAN's ``gan_mode`` loss (the generator's side through
+    ``generator_adversarial_loss``, which differs for hinge)."""
+    if m.discriminator == "clip":
+        return lambda critic, images, real: multilevel_sigmoid(critic(images), real)
+
+    def patchgan(critic, images, real, generator=False):
+        if generator:
+            return losses.generator_adversarial_loss(critic(images), mode)
+        return losses.critic_loss(critic(images), real, mode)
+
+    return patchgan
+
+
 def _step(parts: StepParts):
     nets, t, m = parts.nets, parts.config.train, parts.config.model
     G, F, D_A, D_B = nets["G"], nets["F"], nets["D_A"], nets["D_B"]
     opt_g, opt_d = parts.optimizers["G"], parts.optimizers["D"]
     params_g = generator_parameters(parts.plain)
     params_d = [*parts.plain["D_A"].parameters(), *parts.plain["D_B"].parameters()]
-    mode, lam_cycle, lam_gan = t.gan_mode, t.lambda_cycle, m.lambda_gan
+    lam_cycle, lam_gan = t.lambda_cycle, m.lambda_gan
     lam_idt = t.lambda_cycle * t.lambda_identity
+    judge = _critic_judges(m, t.gan_mode)
+    fool = judge if m.discriminator == "clip" else functools.partial(judge, generator=True)
 
     def update(loss, optimizer, params):
         parts.backward(loss)
@@ -131,11 +171,8 @@ def _step(parts: StepParts):
         update(loss_cycle, opt_g, params_g)
         # GAN: the generators against the discriminators (whose gradients from here are dropped)
         with parts.autocast():
-            fake_b, fake_a = G(real_a), F(real_b)
-            loss_gan = lam_gan * (
-                losses.generator_adversarial_loss(D_B(fake_b), mode)
-                + losses.generator_adversarial_loss(D_A(fake_a), mode)
-            )
+            fake_a, fake_b = F(real_b), G(real_a)
+            loss_gan = lam_gan * (fool(D_B, fake_b, True) + fool(D_A, fake_a, True))
         update(loss_gan, opt_g, params_g)
         opt_d.zero_grad(set_to_none=True)
         # identity: each generator fed its target domain changes nothing
@@ -144,12 +181,18 @@ def _step(parts: StepParts):
             with parts.autocast():
                 loss_idt = lam_idt * (losses.identity_loss(G(real_b), real_b) + losses.identity_loss(F(real_a), real_a))
             update(loss_idt, opt_g, params_g)
-        # discriminators: on the fakes, then on reals (the loss halved, as the authors do)
+        # discriminators, as the authors: one update on the fakes, then one on the reals, each loss halved (every
+        # call in their order, B's critic first, so that the augmentations draw the same random numbers)
         fake_a, fake_b = fake_a.detach(), fake_b.detach()
         with parts.autocast():
-            loss_d_a = losses.discriminator_loss(D_A(real_a), D_A(fake_a), mode)
-            loss_d_b = losses.discriminator_loss(D_B(real_b), D_B(fake_b), mode)
-        update(lam_gan * (loss_d_a + loss_d_b), opt_d, params_d)
+            d_b_fake = judge(D_B, fake_b, False)
+            d_a_fake = judge(D_A, fake_a, False)
+        update(lam_gan * 0.5 * (d_b_fake + d_a_fake), opt_d, params_d)
+        with parts.autocast():
+            d_b_real = judge(D_B, real_b, True)
+            d_a_real = judge(D_A, real_a, True)
+        update(lam_gan * 0.5 * (d_b_real + d_a_real), opt_d, params_d)
+        loss_d_a, loss_d_b = 0.5 * (d_a_fake + d_a_real), 0.5 * (d_b_fake + d_b_real)
         return torch.stack([x.detach().float() for x in (loss_cycle, loss_gan, loss_idt, loss_d_a, loss_d_b)])
 
     return step
@@ -157,6 +200,7 @@ def _step(parts: StepParts):
 
 def _check(config) -> None:
     t, d = config.train, config.data
+    check_policy(config.model.augment)
     if d.channels != 3:
         raise ValueError(f"the one-step family translates RGB images: data.channels = 3, not {d.channels}")
     if d.image_size % 8:
@@ -172,15 +216,20 @@ def _describe(config) -> list[str]:
     base = f"`{Path(m.base_model).name}` (a local folder)" if os.path.isdir(m.base_model) else f"`{m.base_model}`"
     if m.discriminator == "clip":
         clip = f"`{Path(m.clip_model).name}`" if os.path.isdir(m.clip_model) else f"`{m.clip_model}`"
-        critics = f"heads on the frozen CLIP image encoder {clip} (two token grids and the image embedding)"
+        augment = f"DiffAugment `{m.augment}` on every call" if m.augment else "no augmentation"
+        critics = (
+            f'the authors\' "vision-aided" critic: heads on the frozen CLIP image encoder {clip} (two token grids '
+            f"and the image embedding), {augment}, multilevel sigmoid loss"
+        )
     else:
-        critics = f"PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels"
+        critics = f"PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels, `{config.train.gan_mode}` loss"
     return [
         f"- translators: CycleGAN-Turbo on {base}, UNet LoRA rank {m.unet_rank} (shared by both "
-        f"directions), VAE LoRA rank {m.vae_rank} per direction, timestep {m.timestep}; gradient checkpointing "
-        f"{'on' if m.gradient_checkpointing else 'off'}",
-        f"- discriminators: {critics}; GAN x {m.lambda_gan}, "
+        f"directions), VAE LoRA rank {m.vae_rank} per direction, timestep {m.timestep}; latents in training: the "
+        f"posterior's {m.train_encode}; gradient checkpointing {'on' if m.gradient_checkpointing else 'off'}",
+        f"- discriminators: {critics}, updated on fakes then on reals; GAN x {m.lambda_gan}, "
         f"AdamW weight decay {m.weight_decay}, gradients clipped at {m.max_grad_norm}",
+        "- no LPIPS term (the authors': cycle x10, identity x1)",
     ]
 
 
