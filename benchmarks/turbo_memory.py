@@ -6,8 +6,10 @@ what one training step costs in memory and time, and what a translation costs.
     python benchmarks/turbo_memory.py --scale tiny --sizes 32 --translate-size 64     # the script's own check
 
 Every training configuration runs in a fresh child process (so that each peak is its own): it reports the memory of
-the weights alone ("build"), then of one full step of the authors' objective (cycle, GAN, identity generator updates, then the
-discriminators) with gradient checkpointing off and on. Peak memory is the child's peak RSS on a CPU and
+the weights alone ("build"), then of one full step of the shipped recipe, the authors' (cycle and identity updates
+with L1 and LPIPS on a VGG16, the GAN update against their vision-aided critics on a CLIP ViT-B/32, each critic's
+DiffAugment included, then the critics on fakes and on reals; CLIP and VGG16 also built with random weights) with
+gradient checkpointing off and on. Peak memory is the child's peak RSS on a CPU and
 ``torch.cuda.max_memory_allocated`` on a GPU; the figure of merit is the ratio of checkpointing on to off, from the
 same run. Translation latency is the median of a few 1-image translations at ``--translate-size``, against the
 paper's ResNet-9 CycleGAN generator at the same size in the same process (its ratio says how much heavier the
@@ -84,6 +86,27 @@ TINY = {
         layers_per_block=1,
     ),
 }
+#: The vision-aided critic's CLIP image encoder: ViT-B/32 (openai/clip-vit-base-patch32), or a tiny one.
+CLIP = {
+    "full": dict(
+        hidden_size=768,
+        intermediate_size=3072,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        image_size=224,
+        patch_size=32,
+        projection_dim=512,
+    ),
+    "tiny": dict(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=16,
+    ),
+}
 SCHEDULER = dict(
     _class_name="DDPMScheduler",
     beta_schedule="scaled_linear",
@@ -102,7 +125,21 @@ def write_configs(folder: Path, scale: str) -> Path:
         (folder / name).mkdir(parents=True, exist_ok=True)
         filename = "scheduler_config.json" if name == "scheduler" else "config.json"
         (folder / name / filename).write_text(json.dumps(config))
+    (folder / "clip").mkdir(exist_ok=True)
+    (folder / "clip" / "config.json").write_text(json.dumps(CLIP[scale]))
+    write_lpips_trunk(folder / "vgg16")
     return folder
+
+
+def write_lpips_trunk(folder: Path) -> None:
+    """LPIPS's VGG16 trunk with random weights, as ``lpips_model`` reads it (``model.safetensors``)."""
+    from safetensors.torch import save_file
+
+    from cyclegan_hub.training.perceptual import vgg16_trunk
+
+    folder.mkdir(exist_ok=True)
+    state = {f"features.{k}": v.contiguous() for k, v in vgg16_trunk().state_dict().items()}
+    save_file(state, folder / "model.safetensors")
 
 
 def random_translator(base: Path, device: torch.device, rank: int, shared=None):
@@ -143,7 +180,9 @@ def peak_memory(device: torch.device) -> float:
 
 def child(args) -> dict:
     """One configuration, in this (fresh) process: build, then ``--mode`` (build / step)."""
-    from cyclegan_hub.models.discriminator import PatchDiscriminator
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    from cyclegan_hub.models.clip_discriminator import POLICY, CLIPDiscriminator
     from cyclegan_hub.training import turbo
     from cyclegan_hub.training.families import StepParts
 
@@ -151,7 +190,9 @@ def child(args) -> dict:
     base = Path(args.base)
     g = random_translator(base, device, args.rank)
     f = random_translator(base, device, args.rank, shared=g.unet)
-    nets = {"G": g, "F": f, "D_A": PatchDiscriminator().to(device), "D_B": PatchDiscriminator().to(device)}
+    clip = CLIPVisionModelWithProjection(CLIPVisionConfig.from_json_file(base / "clip" / "config.json"))
+    clip = clip.to(device).eval().requires_grad_(False)
+    nets = {"G": g, "F": f, "D_A": CLIPDiscriminator(clip).to(device), "D_B": CLIPDiscriminator(clip).to(device)}
     if args.checkpointing:
         g.enable_gradient_checkpointing()
         f.enable_gradient_checkpointing()
@@ -159,9 +200,20 @@ def child(args) -> dict:
     result = {"build_gib": round(built, 2)}
     if args.mode == "build":
         return result
-    config = SimpleNamespace(
-        train=SimpleNamespace(lr=1e-5, beta1=0.9, beta2=0.999, gan_mode="lsgan", lambda_cycle=1.0, lambda_identity=1.0),
-        model=SimpleNamespace(weight_decay=1e-2, lambda_gan=0.5, max_grad_norm=10.0),
+    config = SimpleNamespace(  # the shipped config's (training/configs/horse2zebra-turbo.toml)
+        train=SimpleNamespace(
+            lr=1e-5, beta1=0.9, beta2=0.999, gan_mode="vanilla", lambda_cycle=1.0, lambda_identity=1.0
+        ),
+        model=SimpleNamespace(
+            weight_decay=1e-2,
+            lambda_gan=0.5,
+            max_grad_norm=10.0,
+            discriminator="clip",
+            augment=POLICY,
+            lambda_cycle_lpips=10.0,
+            lambda_idt_lpips=1.0,
+            lpips_model=str(base / "vgg16"),
+        ),
     )
     optimizers = turbo._optimizers(nets, config, device)
     dtype = {"fp32": None, "bf16": torch.bfloat16}[args.precision]

@@ -197,7 +197,7 @@ class CLIPDiscriminator(nn.Module):
             tokens = out.hidden_states[level][:, 1:]  # patch tokens (the class token dropped), as a grid
             grid = tokens.transpose(1, 2).reshape(tokens.shape[0], -1, self.grid, self.grid)
             logits.append(head(grid).squeeze(1))
-        logits.append(self.embedding_head(out.image_embeds.float()))
+        logits.append(self.embedding_head(out.image_embeds.to(self.mean.dtype)))
         return logits
 
     def loss(self, images: torch.Tensor, real: bool) -> torch.Tensor:

@@ -27,6 +27,7 @@ from ..models.discriminator import PatchDiscriminator
 from ..models.turbo import OneStepTranslator, base_location, embed_caption
 from . import losses
 from .families import Family, StepParts, register
+from .perceptual import TRUNK, load_lpips, lpips_distance
 from .schema import key, option_key
 
 LOSS_NAMES = ("cycle", "G_gan", "identity", "D_A", "D_B")
@@ -86,6 +87,21 @@ TurboModel = make_dataclass(
             ),
         ),
         ("lambda_gan", float, key(0.5, "weight of the GAN loss (the authors': 0.5)", low=0.0, high=100.0)),
+        (
+            "lambda_cycle_lpips",
+            float,
+            key(10.0, "weight of LPIPS in the cycle loss (the authors': 10; 0: off)", low=0.0, high=1000.0),
+        ),
+        (
+            "lambda_idt_lpips",
+            float,
+            key(1.0, "weight of LPIPS in the identity loss (the authors': 1; 0: off)", low=0.0, high=1000.0),
+        ),
+        (
+            "lpips_model",
+            str,
+            key(TRUNK, "LPIPS's VGG16 trunk: a Hub id (timm's safetensors of torchvision's weights) or a folder"),
+        ),
         ("weight_decay", float, key(1e-2, "AdamW weight decay (the authors': 1e-2)", low=0.0, high=1.0)),
         ("max_grad_norm", float, key(10.0, "gradient clipping of each update (the authors': 10)", low=0.0, high=1e6)),
         ("gradient_checkpointing", bool, key(False, "recompute activations in the backward pass: less memory")),
@@ -155,7 +171,22 @@ def _step(parts: StepParts):
     lam_cycle, lam_gan = t.lambda_cycle, m.lambda_gan
     lam_idt = t.lambda_cycle * t.lambda_identity
     judge = _critic_judges(m, t.gan_mode)
+    lam_cycle_lpips, lam_idt_lpips = m.lambda_cycle_lpips, m.lambda_idt_lpips
+    perceptual = load_lpips(m.lpips_model) if lam_cycle_lpips or lam_idt_lpips else None
+
+    def distance(x, y, weight):
+        """The L1 distance, plus ``weight`` times LPIPS (the authors' cycle and identity terms)."""
+        if perceptual is None or weight == 0:
+            return losses.cycle_loss(x, y), None
+        perceptual.to(x.device)
+        return losses.cycle_loss(x, y), weight * lpips_distance(perceptual, x, y)
+
     fool = judge if m.discriminator == "clip" else functools.partial(judge, generator=True)
+
+    def term(output, target, weight, weight_lpips):
+        """One image's cycle or identity term, as the authors sum it: weight x L1 (+ weight_lpips x LPIPS)."""
+        l1, perceptual_term = distance(output, target, weight_lpips)
+        return weight * l1 if perceptual_term is None else weight * l1 + perceptual_term
 
     def update(loss, optimizer, params):
         parts.backward(loss)
@@ -167,7 +198,8 @@ def _step(parts: StepParts):
     def step(real_a: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         # cycle: A -> B -> A and B -> A -> B
         with parts.autocast():
-            loss_cycle = lam_cycle * (losses.cycle_loss(F(G(real_a)), real_a) + losses.cycle_loss(G(F(real_b)), real_b))
+            loss_cycle = term(F(G(real_a)), real_a, lam_cycle, lam_cycle_lpips)
+            loss_cycle = loss_cycle + term(G(F(real_b)), real_b, lam_cycle, lam_cycle_lpips)
         update(loss_cycle, opt_g, params_g)
         # GAN: the generators against the discriminators (whose gradients from here are dropped)
         with parts.autocast():
@@ -179,7 +211,8 @@ def _step(parts: StepParts):
         loss_idt = torch.zeros((), device=real_a.device)
         if lam_idt > 0:
             with parts.autocast():
-                loss_idt = lam_idt * (losses.identity_loss(G(real_b), real_b) + losses.identity_loss(F(real_a), real_a))
+                loss_idt = term(G(real_b), real_b, lam_idt, lam_idt_lpips)
+                loss_idt = loss_idt + term(F(real_a), real_a, lam_idt, lam_idt_lpips)
             update(loss_idt, opt_g, params_g)
         # discriminators, as the authors: one update on the fakes, then one on the reals, each loss halved (every
         # call in their order, B's critic first, so that the augmentations draw the same random numbers)
@@ -229,7 +262,8 @@ def _describe(config) -> list[str]:
         f"posterior's {m.train_encode}; gradient checkpointing {'on' if m.gradient_checkpointing else 'off'}",
         f"- discriminators: {critics}, updated on fakes then on reals; GAN x {m.lambda_gan}, "
         f"AdamW weight decay {m.weight_decay}, gradients clipped at {m.max_grad_norm}",
-        "- no LPIPS term (the authors': cycle x10, identity x1)",
+        f"- cycle: L1 x {config.train.lambda_cycle} + LPIPS (VGG) x {m.lambda_cycle_lpips}; identity: L1 x "
+        f"{config.train.lambda_cycle * config.train.lambda_identity} + LPIPS x {m.lambda_idt_lpips}",
     ]
 
 

@@ -13,6 +13,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.utils import spectral_norm
 
+#: Their ``.float()`` casts (a CLIP in float16 to the float32 heads) cast to this, so that a test can run in float64.
+HEADS_DTYPE = [torch.float32]
+
 # ---- DiffAugment (data-efficient-gans' DiffAugment_pytorch.py) ----------------------------------------------------
 
 
@@ -155,7 +158,7 @@ class MultiLevelDViT(nn.Module):
         final_pred = []
         for i in range(self.level - 1):
             final_pred.append(self.decoder[i](x[i]).squeeze(1))
-        h = self.decoder[-1](x[-1].float())
+        h = self.decoder[-1](x[-1].to(HEADS_DTYPE[0]))
         out = self.out(h)
         final_pred.append(out)
         return final_pred
@@ -220,9 +223,9 @@ class CLIP(torch.nn.Module):
         x = x - self.image_mean[:, None, None].to(x.device)
         x /= self.image_std[:, None, None].to(x.device)
         x = self.forward_custom(x)
-        x[0] = x[0][:, 1:, :].permute(0, 2, 1).reshape(-1, self.width, self.grid, self.grid).float()
-        x[1] = x[1][:, 1:, :].permute(0, 2, 1).reshape(-1, self.width, self.grid, self.grid).float()
-        x[2] = x[2].float()
+        x[0] = x[0][:, 1:, :].permute(0, 2, 1).reshape(-1, self.width, self.grid, self.grid).to(HEADS_DTYPE[0])
+        x[1] = x[1][:, 1:, :].permute(0, 2, 1).reshape(-1, self.width, self.grid, self.grid).to(HEADS_DTYPE[0])
+        x[2] = x[2].to(HEADS_DTYPE[0])
         return x
 
 

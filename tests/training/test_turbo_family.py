@@ -4,6 +4,7 @@ checkpoint stores the shared UNet adapter once, and the exported pair loads as o
 
 import contextlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from cyclegan_hub.hub.repos import load_generator
 from cyclegan_hub.models.turbo import OneStepTranslator
 from cyclegan_hub.training import config as configs
 from cyclegan_hub.training.families import StepParts
+from tests.support.authors_lpips import make_trunk
 from tests.support.turbo_base import make_base
 from tests.training.conftest import ROOT
 
@@ -26,7 +28,10 @@ DATA = ROOT / "training" / "data" / "mnist-6-9"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
-    return make_base(tmp_path_factory.mktemp("turbo-train") / "tiny-sd-turbo")
+    """A tiny base, with a VGG16 trunk of random weights beside it for LPIPS (``write_config`` points at it)."""
+    folder = tmp_path_factory.mktemp("turbo-train")
+    make_trunk(folder / "vgg16")
+    return make_base(folder / "tiny-sd-turbo")
 
 
 def write_config(folder, base, extra: str = "") -> str:
@@ -36,7 +41,8 @@ def write_config(folder, base, extra: str = "") -> str:
         f'[domain_b]\nlabel = "9"\npath = "{DATA}"\nfilter = "label == 9"\n'
         "[data]\nimage_size = 16\nload_size = 16\nchannels = 3\nflip = false\neval_images = 4\n"
         f'[model]\nfamily = "cyclegan-turbo"\nbase_model = "{base}"\nunet_rank = 4\nd_base_channels = 8\n'
-        f'd_layers = 2\ncaption_a = "a six"\ncaption_b = "a nine"\n{extra}'
+        f'd_layers = 2\ncaption_a = "a six"\ncaption_b = "a nine"\nlpips_model = "{Path(base).parent / "vgg16"}"\n'
+        f"{extra}"
         "[train]\nbatch_size = 2\nlog_every = 1\nsample_every = 2\ncheckpoint_every = 2\nlr = 1e-3\nbeta1 = 0.9\n"
         "lambda_cycle = 1.0\nlambda_identity = 1.0\n"
     )
