@@ -204,7 +204,7 @@ def _step(parts: StepParts):
         # GAN: the generators against the discriminators (whose gradients from here are dropped)
         with parts.autocast():
             fake_a, fake_b = F(real_b), G(real_a)
-            loss_gan = lam_gan * (fool(D_B, fake_b, True) + fool(D_A, fake_a, True))
+            loss_gan = lam_gan * fool(D_B, fake_b, True) + lam_gan * fool(D_A, fake_a, True)
         update(loss_gan, opt_g, params_g)
         opt_d.zero_grad(set_to_none=True)
         # identity: each generator fed its target domain changes nothing
@@ -220,11 +220,11 @@ def _step(parts: StepParts):
         with parts.autocast():
             d_b_fake = judge(D_B, fake_b, False)
             d_a_fake = judge(D_A, fake_a, False)
-        update(lam_gan * 0.5 * (d_b_fake + d_a_fake), opt_d, params_d)
+        update((lam_gan * d_b_fake + lam_gan * d_a_fake) * 0.5, opt_d, params_d)
         with parts.autocast():
             d_b_real = judge(D_B, real_b, True)
             d_a_real = judge(D_A, real_a, True)
-        update(lam_gan * 0.5 * (d_b_real + d_a_real), opt_d, params_d)
+        update((lam_gan * d_b_real + lam_gan * d_a_real) * 0.5, opt_d, params_d)
         loss_d_a, loss_d_b = 0.5 * (d_a_fake + d_a_real), 0.5 * (d_b_fake + d_b_real)
         return torch.stack([x.detach().float() for x in (loss_cycle, loss_gan, loss_idt, loss_d_a, loss_d_b)])
 
