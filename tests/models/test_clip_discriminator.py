@@ -6,23 +6,14 @@ import torch
 
 from cyclegan_hub.models.clip_discriminator import POLICY, CLIPDiscriminator, diff_augment
 from tests.support import authors_critic
+from tests.support.turbo_base import tiny_clip
 
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
 def encoder():
-    config = transformers.CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=12,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    return transformers.CLIPVisionModelWithProjection(config).eval().requires_grad_(False)
+    return tiny_clip(12).eval().requires_grad_(False)
 
 
 @pytest.mark.parametrize("shape", [(3, 3, 32, 32), (2, 3, 27, 40), (1, 3, 64, 64)])

@@ -87,3 +87,21 @@ def make_base(folder: Path, seed: int = 0, text_encoder: bool = True) -> Path:
     if text_encoder:
         tiny_text_encoder(folder)
     return folder
+
+
+def tiny_clip(layers: int = 12, seed: int = 0):
+    """A CLIP image encoder of ViT-B/32's shape in miniature (random weights): 16 patches, width 32, ``layers``
+    blocks (12, as ViT-B/32, puts the vision-aided critic's taps after blocks 4 and 8)."""
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    config = CLIPVisionConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        image_size=32,
+        patch_size=8,
+        projection_dim=16,
+    )
+    torch.manual_seed(seed)
+    return CLIPVisionModelWithProjection(config)

@@ -20,7 +20,7 @@ from cyclegan_hub.models.turbo import OneStepTranslator
 from cyclegan_hub.training import config as configs
 from cyclegan_hub.training.families import StepParts
 from tests.support.authors_lpips import make_trunk
-from tests.support.turbo_base import make_base
+from tests.support.turbo_base import make_base, tiny_clip
 from tests.training.conftest import ROOT
 
 DATA = ROOT / "training" / "data" / "mnist-6-9"
@@ -163,20 +163,8 @@ def test_settings_the_family_cannot_take_are_one_line(base, tmp_path, capsys):
 
 
 def test_the_clip_discriminator_trains_its_heads_on_a_frozen_encoder(base, tmp_path):
-    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
-
     clip = tmp_path / "tiny-clip"
-    torch.manual_seed(0)
-    config = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=16,
-    )
-    CLIPVisionModelWithProjection(config).save_pretrained(clip)
+    tiny_clip(3).save_pretrained(clip)
     extra = f'discriminator = "clip"\nclip_model = "{clip}"\n'
     config = configs.load(write_config(tmp_path, base, extra), ["train.gan_mode='vanilla'"])
     torch.manual_seed(0)

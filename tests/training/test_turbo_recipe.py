@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
-transformers = pytest.importorskip("transformers")
+pytest.importorskip("transformers")
 
 import torch
 from safetensors.torch import load_file
@@ -21,7 +21,7 @@ from cyclegan_hub.training.families import StepParts
 from tests.support import authors_critic, authors_lpips
 from tests.support.authors_turbo import caption_embedding
 from tests.support.authors_turbo_training import AuthorsTraining
-from tests.support.turbo_base import make_base
+from tests.support.turbo_base import make_base, tiny_clip
 from tests.training.conftest import ROOT
 
 DATA = ROOT / "training" / "data" / "mnist-6-9"
@@ -43,17 +43,7 @@ ARGS = dict(
 def parts(tmp_path_factory):
     folder = tmp_path_factory.mktemp("recipe")
     trunk = authors_lpips.make_trunk(folder / "vgg16")
-    config = transformers.CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=12,
-        num_attention_heads=4,
-        image_size=32,
-        patch_size=8,
-        projection_dim=16,
-    )
-    torch.manual_seed(0)
-    transformers.CLIPVisionModelWithProjection(config).save_pretrained(folder / "clip")
+    tiny_clip(12).save_pretrained(folder / "clip")
     return make_base(folder / "base"), trunk, folder / "clip", folder
 
 
