@@ -18,6 +18,7 @@ import html
 import io
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -251,31 +252,178 @@ def build_demo(
         raise ValueError("no pair to serve: name one (CYCLEGAN_MODELS, --pair, or the Space card's models)")
     by_direction = {label: pair for pair in pairs for label in pair.directions}
     by_name = {pair.name: pair for pair in pairs}
-    first = pairs[0]
-    gpu = zero_gpu()
-    # A heavy pair (one-step diffusion) runs inside spaces.GPU where the package is there: on ZeroGPU hardware the
-    # call gets a GPU, elsewhere it is the plain call.
-    on_gpu = gpu(lambda pair, image, direction: pair.translate(image, direction, direct=True)) if gpu else None
-
+    on_gpu = heavy_on_gpu()
     fair, hops = FairShare(share), trusted_hops()
     temp = TempCap(upload_folder(), limits.temp_bytes, limits.temp_age)
+    translate = make_translate(by_direction, fair, hops, temp, on_gpu)
+    with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
+        ui = build_layout(pairs, limits)
+        wire_events(ui, pairs, translate, make_announce(by_direction), make_pick(by_name))
+        add_examples(ui, examples, by_direction, translate)
+    # A bounded queue whose events go straight to the fair share, which admits a few per client and runs them
+    # round-robin; each pair's translator batches the ones that run together.
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=16)
+    demo.limits, demo.fair_share, demo.temp_cap = limits, fair, temp
+    return demo
 
-    def expected(pair: PairTranslator, size: tuple[int, int] | None) -> str:
-        """What a heavy pair on a CPU will cost for an image of ``size``, said before it starts ('' otherwise)."""
-        seconds = pair.estimate(size) if pair.heavy and size else None
-        if seconds is None:
-            return ""
-        return f"This one-step diffusion pair runs on the CPU here: about {seconds:.0f} s for this image."
+
+# ---- the page: its components, their events, the examples -------------------------------------------------------
+
+
+@dataclass
+class Components:
+    """The components of the page that events read or write."""
+
+    picker: gr.Dropdown
+    source: UploadedImage
+    sketch: BoundedSketchpad
+    direction: DirectionRadio
+    button: gr.Button
+    translated: gr.Image
+    reconstructed: gr.Image
+    cycle_error: gr.Textbox
+    ran_at: gr.HTML
+    info: gr.State
+
+
+def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Components:
+    """The page, made inside the Blocks: the title and the explanation; the pair picker (shown for more than one
+    pair), the input (an image, or a drawing) and the direction; the translation, the round trip and its error."""
+    first = pairs[0]
+    titles = " · ".join(pair.name for pair in pairs)
+    classes = ["digit"] if first.digits else []
+    gr.HTML(f"<h1>CycleGAN: {as_text(titles)}</h1>")
+    gr.Markdown(ABOUT)
+    with gr.Row():
+        with gr.Column():
+            picker = gr.Dropdown([pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1)
+            with gr.Tab("Image"):
+                source = UploadedImage(
+                    label="Input",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    image_mode=None,
+                    format="png",
+                    height=280,
+                    elem_classes=classes,
+                )
+                source.limits = limits
+            with gr.Tab("Draw"):
+                sketch = BoundedSketchpad(
+                    label="Pick the brush, draw, then press Translate",
+                    type="filepath",
+                    image_mode="RGB",
+                    canvas_size=(280, 280),
+                    brush=gr.Brush(default_size=18, colors=["#000000"]),
+                )
+                sketch.limits = limits
+            direction = DirectionRadio(list(first.directions), value=next(iter(first.directions)), label="Direction")
+            button = gr.Button("Translate", variant="primary")
+            gr.Markdown(
+                f"Photos are translated at up to {limits.photo_side} pixels on the longer side (on a CPU: "
+                f"a few seconds); uploads up to {limits.max_bytes // 2**20} MB and "
+                f"{limits.max_pixels / 1e6:.0f} megapixels."
+            )
+        with gr.Column():
+            translated = gr.Image(
+                label="Translated", format="png", type="pil", interactive=False, height=280, elem_classes=classes
+            )
+            reconstructed = gr.Image(
+                label="Round trip (reconstruction)",
+                format="png",
+                type="pil",
+                interactive=False,
+                height=280,
+                elem_classes=classes,
+            )
+            cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
+            ran_at = gr.HTML("")  # the size a translation ran at, or a heavy pair's expected time
+    info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
+    return Components(picker, source, sketch, direction, button, translated, reconstructed, cycle_error, ran_at, info)
+
+
+def wire_events(ui: Components, pairs: list[PairTranslator], translate, announce, pick) -> None:
+    """What the page does: picking a pair sets its directions and styles; a drawing becomes the input; a heavy
+    pair's expected time is shown as soon as there is an image; Translate (the API's ``/translate``) runs, then
+    shows the size it ran at."""
+    ui.picker.change(
+        pick,
+        ui.picker,
+        [ui.direction, ui.source, ui.translated, ui.reconstructed],
+        api_name=False,
+        show_progress="hidden",
+    )
+    ui.sketch.change(use_drawing, ui.sketch, ui.source, api_name=False, show_progress="hidden")
+    if any(pair.heavy for pair in pairs):  # the time a heavy pair will take, as soon as the image is there
+        for trigger in (ui.source.change, ui.direction.change):
+            trigger(announce, [ui.source, ui.direction], ui.ran_at, api_name=False, show_progress="hidden")
+    ui.button.click(
+        translate,
+        [ui.source, ui.direction],
+        [ui.translated, ui.reconstructed, ui.cycle_error, ui.info],
+        api_name="translate",
+        concurrency_limit=QUEUE_SIZE,  # events wait in the fair share (async, no thread), not in Gradio's queue
+    ).then(lambda note: note, ui.info, ui.ran_at, api_name=False, show_progress="hidden")
+
+
+def add_examples(ui: Components, examples: Path | None, by_direction: dict, translate) -> None:
+    """The images of ``examples``: ``<domain>-<name>.png`` is translated from ``<domain>``, by the first pair that
+    starts there; translated once, when first asked for, and cached."""
+    files = sorted(examples.glob("*.png")) if examples is not None and examples.is_dir() else []
+    if not files:
+        return
+    start = {label.split(" -> ")[0]: label for label in reversed(list(by_direction))}
+    rows = [[str(p), start[p.stem.split("-")[0]]] for p in files if p.stem.split("-")[0] in start]
+    if rows:
+        gr.Examples(
+            rows,
+            [ui.source, ui.direction],
+            [ui.translated, ui.reconstructed, ui.cycle_error, ui.info],
+            fn=translate,
+            cache_examples=True,
+            cache_mode="lazy",
+        )
+
+
+# ---- the callbacks, each made from what it needs ------------------------------------------------------------------
+
+
+def heavy_on_gpu():
+    """A heavy pair's (one-step diffusion) translation inside ``spaces.GPU`` where the package is there: on
+    ZeroGPU hardware the call gets a GPU, elsewhere it is the plain call. None without the package."""
+    gpu = zero_gpu()
+    return gpu(lambda pair, image, direction: pair.translate(image, direction, direct=True)) if gpu else None
+
+
+def expected_time(pair: PairTranslator, size: tuple[int, int] | None) -> str:
+    """What a heavy pair on a CPU will cost for an image of ``size``, said before it starts ('' otherwise)."""
+    seconds = pair.estimate(size) if pair.heavy and size else None
+    if seconds is None:
+        return ""
+    return f"This one-step diffusion pair runs on the CPU here: about {seconds:.0f} s for this image."
+
+
+def make_announce(by_direction: dict[str, PairTranslator]):
+    """The callback that says what a heavy pair will cost for the image there ('' for any other pair)."""
 
     def announce(image, direction: str) -> str:
         pair = by_direction.get(direction)
-        return expected(pair, image_size(image)) if pair is not None and pair.heavy else ""
+        return expected_time(pair, image_size(image)) if pair is not None and pair.heavy else ""
 
-    def work(pair: PairTranslator, image, direction: str):
-        if pair.heavy and on_gpu is not None:
-            return on_gpu(pair, image, direction)
-        with temp.holding(image):
-            return pair.translate(image, direction)
+    return announce
+
+
+def run_translation(pair: PairTranslator, image, direction: str, temp: TempCap, on_gpu):
+    """One translation, on a worker thread: a heavy pair on the GPU when there is one, any other holding its
+    upload in the temporary files' cap while it runs."""
+    if pair.heavy and on_gpu is not None:
+        return on_gpu(pair, image, direction)
+    with temp.holding(image):
+        return pair.translate(image, direction)
+
+
+def make_translate(by_direction: dict[str, PairTranslator], fair: FairShare, hops: int, temp: TempCap, on_gpu):
+    """The callback of Translate and of the API's ``/translate``, run in the client's fair share."""
 
     async def translate(image, direction: str, request: gr.Request, progress=gr.Progress()):
         """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
@@ -289,9 +437,9 @@ def build_demo(
 
         async def job():
             if not pair.digits:
-                eta = expected(pair, size)
+                eta = expected_time(pair, size)
                 progress(0.1, desc=eta or f"translating at up to {pair.limits.photo_side} px a side")
-            return await in_thread(lambda: work(pair, image, direction))
+            return await in_thread(lambda: run_translation(pair, image, direction, temp, on_gpu))
 
         try:
             result = await fair.run(request_client(request, hops), pair.cost(size), job)
@@ -305,103 +453,24 @@ def build_demo(
         note = f"{as_text(direction)}: ran at {width}x{height} in {result.seconds:.2f} s"
         return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}", note
 
+    return translate
+
+
+def make_pick(by_name: dict[str, PairTranslator]):
+    """The callback of the pair picker: the pair's directions, the first chosen, and its style on the images."""
+
     def pick(name: str):
         pair = by_name[name]
         directions = list(pair.directions)
         classes = ["digit"] if pair.digits else []
         return gr.update(choices=directions, value=directions[0]), *(gr.update(elem_classes=classes) for _ in range(3))
 
-    def use_drawing(sketch: dict | None) -> str | None:
-        """The sketchpad's composite becomes the input image."""
-        return sketch.get("composite") if sketch else None
+    return pick
 
-    titles = " · ".join(pair.name for pair in pairs)
-    classes = ["digit"] if first.digits else []
-    with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
-        gr.HTML(f"<h1>CycleGAN: {as_text(titles)}</h1>")
-        gr.Markdown(ABOUT)
-        with gr.Row():
-            with gr.Column():
-                picker = gr.Dropdown(
-                    [pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1
-                )
-                with gr.Tab("Image"):
-                    source = UploadedImage(
-                        label="Input",
-                        type="filepath",
-                        sources=["upload", "clipboard", "webcam"],
-                        image_mode=None,
-                        format="png",
-                        height=280,
-                        elem_classes=classes,
-                    )
-                    source.limits = limits
-                with gr.Tab("Draw"):
-                    sketch = BoundedSketchpad(
-                        label="Pick the brush, draw, then press Translate",
-                        type="filepath",
-                        image_mode="RGB",
-                        canvas_size=(280, 280),
-                        brush=gr.Brush(default_size=18, colors=["#000000"]),
-                    )
-                    sketch.limits = limits
-                direction = DirectionRadio(
-                    list(first.directions), value=next(iter(first.directions)), label="Direction"
-                )
-                button = gr.Button("Translate", variant="primary")
-                gr.Markdown(
-                    f"Photos are translated at up to {limits.photo_side} pixels on the longer side (on a CPU: "
-                    f"a few seconds); uploads up to {limits.max_bytes // 2**20} MB and "
-                    f"{limits.max_pixels / 1e6:.0f} megapixels."
-                )
-            with gr.Column():
-                translated = gr.Image(
-                    label="Translated", format="png", type="pil", interactive=False, height=280, elem_classes=classes
-                )
-                reconstructed = gr.Image(
-                    label="Round trip (reconstruction)",
-                    format="png",
-                    type="pil",
-                    interactive=False,
-                    height=280,
-                    elem_classes=classes,
-                )
-                cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
-                ran_at = gr.HTML("")  # the size a translation ran at, or a heavy pair's expected time
-        info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
-        picker.change(
-            pick, picker, [direction, source, translated, reconstructed], api_name=False, show_progress="hidden"
-        )
-        sketch.change(use_drawing, sketch, source, api_name=False, show_progress="hidden")
-        if any(pair.heavy for pair in pairs):  # the time a heavy pair will take, as soon as the image is there
-            for trigger in (source.change, direction.change):
-                trigger(announce, [source, direction], ran_at, api_name=False, show_progress="hidden")
-        button.click(
-            translate,
-            [source, direction],
-            [translated, reconstructed, cycle_error, info],
-            api_name="translate",
-            concurrency_limit=QUEUE_SIZE,  # events wait in the fair share (async, no thread), not in Gradio's queue
-        ).then(lambda note: note, info, ran_at, api_name=False, show_progress="hidden")
-        files = sorted(examples.glob("*.png")) if examples is not None and examples.is_dir() else []
-        if files:
-            # examples/<domain>-<name>.png is translated from <domain>, by the first pair that starts there
-            start = {label.split(" -> ")[0]: label for label in reversed(list(by_direction))}
-            rows = [[str(p), start[p.stem.split("-")[0]]] for p in files if p.stem.split("-")[0] in start]
-            if rows:
-                gr.Examples(
-                    rows,
-                    [source, direction],
-                    [translated, reconstructed, cycle_error, info],
-                    fn=translate,
-                    cache_examples=True,
-                    cache_mode="lazy",
-                )
-    # A bounded queue whose events go straight to the fair share, which admits a few per client and runs them
-    # round-robin; each pair's translator batches the ones that run together.
-    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=16)
-    demo.limits, demo.fair_share, demo.temp_cap = limits, fair, temp
-    return demo
+
+def use_drawing(sketch: dict | None) -> str | None:
+    """The sketchpad's composite becomes the input image."""
+    return sketch.get("composite") if sketch else None
 
 
 def launch(
