@@ -19,9 +19,10 @@ is read (``cyclegan_hub.training.config``, whose reference is in the README). Th
 ``eval_log.jsonl``, ``run_config.json``, ``card.json``, ``samples/``, ``logs/`` (TensorBoard) and ``checkpoints/``
 (``cyclegan_hub.training.checkpoint``: every piece of state, safetensors + JSON, written atomically).
 
-The script reads top to bottom: setup (config, data, the family's networks, optimizers and schedules, processes,
-the training state, resume), then one loop that calls the family's step (``[model] family``, registered in
-``cyclegan_hub.training.families``; CycleGAN by default) and logs, samples, evaluates and checkpoints.
+The script reads top to bottom: ``main`` calls the setup, one function a stage (config, processes, data, the
+family's networks, optimizers and schedules, the training state, resume), then ``train``, the loop that calls the
+family's step (``[model] family``, registered in ``cyclegan_hub.training.families``; CycleGAN by default) and logs,
+samples, evaluates and checkpoints.
 
 CycleGAN's recipe (Zhu et al., 2017; the step is ``cyclegan_hub.training.objective.cyclegan_step``): Adam 2e-4, betas
 (0.5, 0.999); cycle weight 10; identity weight 0.5 x cycle, G fed the target domain; least-squares GAN loss; a pool
@@ -36,7 +37,10 @@ import errno
 import math
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -156,34 +160,93 @@ def check_hub_login(config: configs.TrainingConfig) -> None:
 def main(args: argparse.Namespace) -> int:
     launched = time.time()  # the clock of eval_log.jsonl: time to quality includes loading data and compiling
     config = load_config(args)
-    run_dir, t, size, family = config.output_dir, config.train, config.data.image_size, config.family
-    prepare_run_dir(run_dir, args)
+    prepare_run_dir(config.output_dir, args)
     check_hub_login(config)
+    accelerator = make_accelerator(config)
+    domains, sampler, previews = load_data(config, accelerator)
+    nets, optimizers, schedulers = build_networks(config, args, accelerator)
+    state, step_fn = prepare_state(config, accelerator, nets, optimizers, schedulers)
+    eval_log = EvalLog(config.output_dir / "eval_log.jsonl", launched)
+    run = Run(config, accelerator, domains, sampler, previews, state, step_fn, eval_log)
+    if args.resume:
+        resume(run, args.resume)
+    train(run)
 
+    # ---- export the pair (EMA weights when on), evaluate, write the cards, push ----
+    accelerator.wait_for_everyone()
+    if run.is_main:
+        finish(config, run.state, config.output_dir, run.processes, domains, run.eval_log, accelerator.print)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return 0
+
+
+# ---- the setup of main: processes, data, networks, the training state, resume ----------------------------------------
+
+
+@dataclass
+class Run:
+    """What the loop works with, made by the setup: the config, the processes, the two domains with their sampler
+    and preview images, the training state (the plain networks, their optimizers, schedules, pools and EMA), the
+    family's step and the evaluation log."""
+
+    config: configs.TrainingConfig
+    accelerator: Any
+    domains: tuple[data.TrainingDomain, data.TrainingDomain]
+    sampler: data.UnpairedSampler
+    previews: list[torch.Tensor]
+    state: TrainingState
+    step_fn: Callable
+    eval_log: EvalLog
+
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def processes(self) -> int:
+        return self.accelerator.num_processes
+
+    @property
+    def rank(self) -> int:
+        return self.accelerator.process_index
+
+
+def make_accelerator(config: configs.TrainingConfig):
+    """The processes and devices of the run (DDP when launched on several), logging to TensorBoard in the run."""
     from accelerate import Accelerator
-    from accelerate.utils import gather_object, set_seed
 
+    t = config.train
     try:
-        accelerator = Accelerator(
+        return Accelerator(
             mixed_precision=t.mixed_precision,
             cpu=not torch.cuda.is_available(),
             log_with="tensorboard",
-            project_dir=str(run_dir),
+            project_dir=str(config.output_dir),
         )
     except ValueError as err:
         raise TrainingError(f"cannot use mixed precision {t.mixed_precision!r} here: {err}") from None
-    is_main, device, say = accelerator.is_main_process, accelerator.device, accelerator.print
-    processes, rank = accelerator.num_processes, accelerator.process_index
 
-    # ---- data: two independent domains, decoded once into memory ----
+
+def load_data(config: configs.TrainingConfig, accelerator):
+    """The two independent domains, decoded once into memory (on the GPU when they fit), this process's sampler
+    of them, and each domain's preview images."""
+    t, device = config.train, accelerator.device
     with accelerator.main_process_first():
-        a, b = (load_domain(config, key, say) for key in ("A", "B"))
+        a, b = (load_domain(config, key, accelerator.print) for key in ("A", "B"))
     if device.type == "cuda" and a.images.numel() + b.images.numel() < 4 * 2**30:
         a.images, b.images = a.images.to(device), b.images.to(device)  # crops and batches never wait for the host
+    processes, rank = accelerator.num_processes, accelerator.process_index
     sampler = data.UnpairedSampler(len(a.images), len(b.images), t.batch_size, t.seed, processes, rank)
-    previews = [preview_images(domain, size) for domain in (a, b)]
+    previews = [preview_images(domain, config.data.image_size) for domain in (a, b)]
+    return (a, b), sampler, previews
 
-    # ---- the family's networks, optimizers and schedules ----
+
+def build_networks(config: configs.TrainingConfig, args: argparse.Namespace, accelerator):
+    """The family's networks (seeded; from an official checkpoint when asked), their optimizers and schedules."""
+    from accelerate.utils import set_seed
+
+    t, family, say = config.train, config.family, accelerator.print
     set_seed(t.seed)
     try:
         nets = family.build(config)
@@ -191,16 +254,21 @@ def main(args: argparse.Namespace) -> int:
         raise TrainingError(str(err)) from None
     if args.init_from_official:
         init_official(nets, args, family, say)
-    say(family.summary(nets, size))
-    optimizers = family.optimizers(nets, config, device)
+    say(family.summary(nets, config.data.image_size))
+    optimizers = family.optimizers(nets, config, accelerator.device)
     schedulers = {name: LambdaLR(opt, config.lr_factor) for name, opt in optimizers.items()}
     if t.max_steps > t.lr_constant_steps + t.lr_decay_steps:
         say(f"note: the learning rate reaches 0 at step {t.lr_constant_steps + t.lr_decay_steps}, before {t.max_steps}")
     if t.channels_last:  # NHWC: faster convolutions on tensor cores
         for net in nets.values():
             net.to(memory_format=torch.channels_last)
+    return nets, optimizers, schedulers
 
-    # ---- processes and devices: wrap for DDP (and compile); the state and the exports use the plain networks ----
+
+def prepare_state(config: configs.TrainingConfig, accelerator, nets: dict, optimizers: dict, schedulers: dict):
+    """(the training state, the family's step): the networks and optimizers wrapped for DDP (and compiled) for the
+    step; the state and the exports use the plain networks."""
+    t, family = config.train, config.family
     prepared = accelerator.prepare(*nets.values(), *optimizers.values())
     wrapped = dict(zip(nets, prepared[: len(nets)]))
     optimizers = dict(zip(optimizers, prepared[len(nets) :]))
@@ -217,90 +285,122 @@ def main(args: argparse.Namespace) -> int:
         ema={name: make_ema(plain[name], t.ema_decay) for name in ("G", "F")} if t.ema else {},
     )
     parts = StepParts(wrapped, plain, optimizers, state.pools, config, accelerator.autocast, accelerator.backward)
-    step_fn = family.make_step(parts)
-    eval_log = EvalLog(run_dir / "eval_log.jsonl", launched)
+    return state, family.make_step(parts)
 
-    # ---- resume ----
-    if args.resume:
-        try:
-            source = resolve_checkpoint(run_dir, args.resume)
-            state.load(source, rank, device)
-        except (CheckpointError, ValueError, FileNotFoundError) as err:
-            raise TrainingError(str(err)) from None
-        say(f"resumed from {source.name} at step {state.step}")
-        if is_main:
-            eval_log.trim(state.step)
 
-    # ---- train ----
+def resume(run: Run, which: str) -> None:
+    """Continue from checkpoint ``which`` ('latest', a folder or a Hub repo); later evaluations are dropped."""
+    try:
+        source = resolve_checkpoint(run.config.output_dir, which)
+        run.state.load(source, run.rank, run.accelerator.device)
+    except (CheckpointError, ValueError, FileNotFoundError) as err:
+        raise TrainingError(str(err)) from None
+    run.accelerator.print(f"resumed from {source.name} at step {run.state.step}")
+    if run.is_main:
+        run.eval_log.trim(run.state.step)
+
+
+# ---- the loop: a step, then log, check for divergence, sample, evaluate, checkpoint -----------------------------------
+
+
+def train(run: Run) -> None:
+    """Steps until ``train.max_steps``, each followed by what is due at its count."""
+    config, state, is_main = run.config, run.state, run.is_main
+    t, run_dir = config.train, config.output_dir
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         files.atomic_write_json(run_dir / "run_config.json", config.to_dict())
-    accelerator.init_trackers("logs", config=config.flat())
+    run.accelerator.init_trackers("logs", config=config.flat())
     progress = tqdm(total=t.max_steps, initial=state.step, disable=not is_main, desc="train", dynamic_ncols=True)
-    value_range = list(plain["G"].translation_spec.value_range)
-    batch = dict(size=size, flip=config.data.flip, device=device, value_range=value_range)
-    running, last_good, start_time, start_step = [], None, time.time(), state.step
+    value_range = list(state.nets["G"].translation_spec.value_range)
+    batch = dict(
+        size=config.data.image_size, flip=config.data.flip, device=run.accelerator.device, value_range=value_range
+    )
+    running, last_good, started = [], None, (time.time(), state.step)
     while state.step < t.max_steps:
+        running.append(training_step(run, batch))
         step = state.step
-        idx_a, idx_b = sampler.indices(step)
-        aug = torch.Generator().manual_seed(t.seed * 7_919 + step * processes + rank)
-        real_a = data.training_batch(a.images, idx_a, generator=aug, strokes=config.data.stroke_augment, **batch)
-        real_b = data.training_batch(b.images, idx_b, generator=aug, strokes=config.data.stroke_augment, **batch)
-        if t.channels_last:
-            real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
-        if t.compile == "reduce-overhead":
-            torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused from here on
-        running.append(step_fn(real_a, real_b))
-        for scheduler in schedulers.values():
-            scheduler.step()
-        for name, ema in state.ema.items():
-            ema.update_parameters(plain[name])
-        state.step = step = step + 1
         progress.update(1)
-
-        # ---- log, check for divergence, sample, evaluate, checkpoint ----
         checkpoint_now = step % t.checkpoint_every == 0 or step == t.max_steps
         if step % t.log_every == 0 or checkpoint_now:
-            values = dict(zip(family.loss_names, torch.stack(running).mean(0).tolist()))
-            running.clear()
-            bad = [f"loss_{name}" for name, value in values.items() if not math.isfinite(value)]
-            if bad:
-                where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
-                progress.close()  # before the message, so that it is the last line
-                raise TrainingError(
-                    f"training diverged by step {step}: {', '.join(bad)} became NaN/inf; {where} "
-                    f"(resume it with a lower train.lr, or --mixed-precision no)"
-                )
-            rate = (step - start_step) * t.batch_size * processes / max(1e-9, time.time() - start_time)
-            progress.set_postfix({k: f"{v:.3f}" for k, v in values.items()} | {"img/s": f"{rate:.0f}"})
-            lr = next(iter(schedulers.values())).get_last_lr()[0]
-            accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"lr": lr, "images_per_s": rate}, step=step)
+            log_losses(run, running, progress, last_good, started)
         if is_main and (step % t.sample_every == 0 or step == t.max_steps):
-            grid = data.preview_grid(sample_rows(state.exported(), previews), value_range)
+            grid = data.preview_grid(sample_rows(state.exported(), run.previews), value_range)
             write_png(run_dir / "samples" / f"step-{step:06d}.png", grid)
         if is_main and t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
-            metrics = held_out_metrics(state.exported(), a.held, b.held)
-            eval_log.append(step, metrics)
-            accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=step)
+            evaluate_now(run)
         if checkpoint_now:
-            process_states = [state.process_state()]
-            if processes > 1:
-                process_states = gather_object(process_states)
-            if is_main:
-                try:
-                    last_good = save_checkpoint(state, run_dir, process_states, t.checkpoints_total_limit, last_good)
-                except TrainingError:
-                    progress.close()  # before the message, so that it is the last line
-                    raise
+            last_good = checkpoint(run, progress, last_good)
     progress.close()
 
-    # ---- export the pair (EMA weights when on), evaluate, write the cards, push ----
-    accelerator.wait_for_everyone()
-    if is_main:
-        finish(config, state, run_dir, processes, (a, b), eval_log, say)
-    accelerator.wait_for_everyone()
-    accelerator.end_training()
-    return 0
+
+def training_step(run: Run, batch: dict) -> torch.Tensor:
+    """One optimisation step: this process's batches of the step (their augmentation seeded by the step and the
+    process), the family's step, the schedules, the EMA. Returns the step's losses."""
+    t, state, (a, b) = run.config.train, run.state, run.domains
+    step = state.step
+    idx_a, idx_b = run.sampler.indices(step)
+    aug = torch.Generator().manual_seed(t.seed * 7_919 + step * run.processes + run.rank)
+    strokes = run.config.data.stroke_augment
+    real_a = data.training_batch(a.images, idx_a, generator=aug, strokes=strokes, **batch)
+    real_b = data.training_batch(b.images, idx_b, generator=aug, strokes=strokes, **batch)
+    if t.channels_last:
+        real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
+    if t.compile == "reduce-overhead":
+        torch.compiler.cudagraph_mark_step_begin()  # last step's graph outputs may be reused from here on
+    losses = run.step_fn(real_a, real_b)
+    for scheduler in state.schedulers.values():
+        scheduler.step()
+    for name, ema in state.ema.items():
+        ema.update_parameters(state.nets[name])
+    state.step = step + 1
+    return losses
+
+
+def log_losses(run: Run, running: list, progress, last_good, started: tuple[float, int]) -> None:
+    """The mean losses since the last log (emptied), to the progress bar and TensorBoard; a loss that became NaN or
+    infinite stops the run, naming the last good checkpoint."""
+    t, step, (start_time, start_step) = run.config.train, run.state.step, started
+    values = dict(zip(run.config.family.loss_names, torch.stack(running).mean(0).tolist()))
+    running.clear()
+    bad = [f"loss_{name}" for name, value in values.items() if not math.isfinite(value)]
+    if bad:
+        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written"
+        progress.close()  # before the message, so that it is the last line
+        raise TrainingError(
+            f"training diverged by step {step}: {', '.join(bad)} became NaN/inf; {where} "
+            f"(resume it with a lower train.lr, or --mixed-precision no)"
+        )
+    rate = (step - start_step) * t.batch_size * run.processes / max(1e-9, time.time() - start_time)
+    progress.set_postfix({k: f"{v:.3f}" for k, v in values.items()} | {"img/s": f"{rate:.0f}"})
+    lr = next(iter(run.state.schedulers.values())).get_last_lr()[0]
+    run.accelerator.log({f"loss/{k}": v for k, v in values.items()} | {"lr": lr, "images_per_s": rate}, step=step)
+
+
+def evaluate_now(run: Run) -> None:
+    """The held-out figures of the pair as it is now, to eval_log.jsonl and TensorBoard."""
+    a, b = run.domains
+    metrics = held_out_metrics(run.state.exported(), a.held, b.held)
+    run.eval_log.append(run.state.step, metrics)
+    run.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=run.state.step)
+
+
+def checkpoint(run: Run, progress, last_good):
+    """Every process's share gathered, the checkpoint written by the main process: the new last good one (the
+    previous one on the other processes)."""
+    from accelerate.utils import gather_object
+
+    process_states = [run.state.process_state()]
+    if run.processes > 1:
+        process_states = gather_object(process_states)
+    if not run.is_main:
+        return last_good
+    keep = run.config.train.checkpoints_total_limit
+    try:
+        return save_checkpoint(run.state, run.config.output_dir, process_states, keep, last_good)
+    except TrainingError:
+        progress.close()  # before the message, so that it is the last line
+        raise
 
 
 # ---- the steps of main, each a few lines -----------------------------------------------------------------------------
