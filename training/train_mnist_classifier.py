@@ -73,7 +73,7 @@ def accuracy(model: MnistClassifier, images: torch.Tensor, labels: torch.Tensor 
     return round((classify_digits(images, model) == labels).float().mean().item(), 4)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
@@ -83,30 +83,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--output", type=Path, default=WEIGHTS_PATH, help="weights file; a .json report is written beside it"
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    generator = torch.Generator().manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
 
-    pixels, labels = load_mnist5k()
-    test_x, test_y, test_rows = load_test_split()
-    # The parquet images must be exactly the csv rows they claim to be.
-    assert np.array_equal(((test_x.squeeze(1) + 1) * 127.5).round().numpy(), pixels[test_rows].astype(np.float32))
-
+def split_rows(labels: np.ndarray, test_rows: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, validation rows) of mnist5k: every row but the test split's, VAL_PER_CLASS of each digit drawn
+    for validation."""
     available = np.setdiff1d(np.arange(len(labels)), test_rows)
     val_rows = np.concatenate(
         [rng.choice(available[labels[available] == d], VAL_PER_CLASS, replace=False) for d in range(10)]
     )
-    train_rows = np.setdiff1d(available, val_rows)
-    train_x, train_y = to_model_range(pixels[train_rows]), torch.from_numpy(labels[train_rows])
-    val_x, val_y = to_model_range(pixels[val_rows]), torch.from_numpy(labels[val_rows])
-    print(f"train {len(train_rows)}  val {len(val_rows)}  held-out 6/9 test {len(test_rows)}")
+    return np.setdiff1d(available, val_rows), val_rows
 
+
+def train_classifier(args: argparse.Namespace, train: tuple, val: tuple, generator: torch.Generator):
+    """(the classifier trained for ``args.epochs`` on ``train`` (images, labels), the time it started); the
+    validation accuracy is printed after each epoch."""
+    (train_x, train_y), (val_x, val_y) = train, val
     model = MnistClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
+    steps_per_epoch = math.ceil(len(train_x) / args.batch_size)
     # One-cycle schedule: converges reliably within a fixed, short epoch budget.
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch
@@ -114,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         model.train()
-        order = torch.randperm(len(train_rows), generator=generator)
+        order = torch.randperm(len(train_x), generator=generator)
         total_loss = 0.0
         for batch in order.split(args.batch_size):
             loss = F.cross_entropy(model(random_affine(train_x[batch], generator)), train_y[batch])
@@ -125,39 +121,65 @@ def main(argv: list[str] | None = None) -> None:
             total_loss += loss.item() * len(batch)
         model.eval()
         print(
-            f"epoch {epoch}/{args.epochs}  loss {total_loss / len(train_rows):.4f}  "
+            f"epoch {epoch}/{args.epochs}  loss {total_loss / len(train_x):.4f}  "
             f"val acc {accuracy(model, val_x, val_y):.4f}  {time.perf_counter() - start:.0f}s"
         )
+    return model, start
 
+
+def evaluate(model: MnistClassifier, args, val: tuple, test: tuple, train_size: int, start: float) -> dict:
+    """The report: validation accuracy, accuracy on the test split's 6s and 9s, the rotation trick's rates, and
+    how the classifier was trained."""
+    (val_x, val_y), (test_x, test_y) = val, test
     model.eval()
     sixes, nines = test_x[test_y == 6], test_x[test_y == 9]
-    report = {
+    return {
         "val_accuracy": accuracy(model, val_x, val_y),
-        "val_size": len(val_rows),
+        "val_size": len(val_x),
         "test_6_accuracy": accuracy(model, sixes, 6),
         "test_9_accuracy": accuracy(model, nines, 9),
         # Baseline for 6->9 translation: a 180-degree turn, no learning at all.
         "rotation_trick_6_to_9": accuracy(model, torch.rot90(sixes, 2, dims=(-2, -1)), 9),
         "rotation_trick_9_to_6": accuracy(model, torch.rot90(nines, 2, dims=(-2, -1)), 6),
-        "train_size": len(train_rows),
+        "train_size": train_size,
         "seed": args.seed,
         "epochs": args.epochs,
         "train_seconds": round(time.perf_counter() - start, 1),
         "torch_version": torch.__version__,
     }
-    for key, value in report.items():
-        print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
 
-    args.output.parent.mkdir(parents=True, exist_ok=True)
+
+def save(model: MnistClassifier, report: dict, output: Path) -> None:
+    """The weights at ``output`` (safetensors) and the report beside them (.json)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
     # contiguous(): safetensors refuses views; metadata makes the file self-describing.
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(
-        state, str(args.output), metadata={"format": "pt", "input": "[N,1,28,28] in [-1,1], white digit on black"}
-    )
-    args.output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    print(
-        f"saved {args.output} ({args.output.stat().st_size / 1e6:.2f} MB) and {args.output.with_suffix('.json').name}"
-    )
+    save_file(state, str(output), metadata={"format": "pt", "input": "[N,1,28,28] in [-1,1], white digit on black"})
+    output.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"saved {output} ({output.stat().st_size / 1e6:.2f} MB) and {output.with_suffix('.json').name}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    pixels, labels = load_mnist5k()
+    test_x, test_y, test_rows = load_test_split()
+    # The parquet images must be exactly the csv rows they claim to be.
+    assert np.array_equal(((test_x.squeeze(1) + 1) * 127.5).round().numpy(), pixels[test_rows].astype(np.float32))
+    train_rows, val_rows = split_rows(labels, test_rows, rng)
+    train = to_model_range(pixels[train_rows]), torch.from_numpy(labels[train_rows])
+    val = to_model_range(pixels[val_rows]), torch.from_numpy(labels[val_rows])
+    print(f"train {len(train_rows)}  val {len(val_rows)}  held-out 6/9 test {len(test_rows)}")
+
+    model, start = train_classifier(args, train, val, generator)
+    report = evaluate(model, args, val, (test_x, test_y), len(train_rows), start)
+    for key, value in report.items():
+        print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    save(model, report, args.output)
 
     short = [k for k in ("val_accuracy", "test_6_accuracy", "test_9_accuracy") if report[k] < TARGET_ACCURACY]
     if short:
