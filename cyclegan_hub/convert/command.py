@@ -127,8 +127,7 @@ def write_converted(
 ) -> list[str]:
     """One checkpoint as a save_pretrained folder at ``output``; two (forward, reverse) as a run folder. Returns
     the lines to print."""
-    from ..hub.cards import CardInputs, write_generator
-    from ..io.files import replace_folder
+    from ..hub.cards import CardInputs
     from ..io.imaging import open_image
 
     output = Path(output)
@@ -142,60 +141,77 @@ def write_converted(
         converted.append((network, CardInputs(origin=origin, license=checkpoint.license)))
         lines.append(line)
     picture = open_image(sample) if sample is not None else None
-
-    def sample_grid(folder: Path, forward, backward) -> Path | None:
-        if picture is None:
-            return None
-        from PIL import Image
-
-        images = (
-            translation.translate(forward, picture, return_reconstruction_with=backward)
-            if backward
-            else (translation.translate(forward, picture),)
-        )
-        tiles = [picture.convert("RGB"), *(image.convert("RGB") for image in images)]
-        grid = Image.new(
-            "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles)), "white"
-        )
-        left = 0
-        for tile in tiles:
-            grid.paste(tile, (left, 0))
-            left += tile.width + 4
-        target = folder / "sample-grid.png"
-        grid.save(target)
-        return target
-
     if len(converted) == 1:
-        ((network, inputs),) = converted
-
-        def fill(tmp: Path) -> None:
-            grid = sample_grid(tmp, network, None)
-            write_generator(network, tmp, inputs, name=name, sample=grid)
-            if grid is not None:
-                grid.unlink()
-
-        replace_folder(output, fill)
+        _write_folder(output, converted[0], name, picture)
         lines.append(f"wrote {output} (config.json, model.safetensors, README.md)")
         return lines
-
-    def fill_run(tmp: Path) -> None:
-        (forward, forward_inputs), (backward, backward_inputs) = converted
-        license = forward_inputs.license if forward_inputs.license == backward_inputs.license else "other"
-        inputs = CardInputs(origin=forward_inputs.origin, reverse_origin=backward_inputs.origin, license=license)
-        write_generator(forward, tmp / "generator_AtoB", inputs, "AtoB", name=name)
-        write_generator(backward, tmp / "generator_BtoA", inputs, "BtoA", name=checkpoints[1].name.replace("/", "-"))
-        inputs.save(tmp)  # the run's card inputs: push writes both cards from them
-        (tmp / "samples").mkdir()
-        grid = sample_grid(tmp / "samples", forward, backward)
-        if grid is not None:
-            grid.rename(tmp / "samples" / "step-000000.png")
-
-    replace_folder(output, fill_run)
+    _write_run(output, converted, (name, checkpoints[1].name.replace("/", "-")), picture)
     lines.append(
         f"wrote {output} (generator_AtoB/, generator_BtoA/): push it with "
         f"`cyclegan-hub push {output} --repo-id user/{name}`"
     )
     return lines
+
+
+def _write_folder(output: Path, converted: tuple, name: str, picture) -> None:
+    """One converted generator (network, card inputs) as a save_pretrained folder, its card showing ``picture``
+    translated when there is one."""
+    from ..hub.cards import write_generator
+    from ..io.files import replace_folder
+
+    network, inputs = converted
+
+    def fill(tmp: Path) -> None:
+        grid = _sample_grid(picture, tmp, network, None)
+        write_generator(network, tmp, inputs, name=name, sample=grid)
+        if grid is not None:
+            grid.unlink()
+
+    replace_folder(output, fill)
+
+
+def _write_run(output: Path, converted: list, names: tuple[str, str], picture) -> None:
+    """Two converted generators (forward, reverse) as a run folder: both generators, the run's card inputs, and
+    ``picture``'s round trip as the step-0 sample when there is one."""
+    from ..hub.cards import CardInputs, write_generator
+    from ..io.files import replace_folder
+
+    def fill_run(tmp: Path) -> None:
+        (forward, forward_inputs), (backward, backward_inputs) = converted
+        license = forward_inputs.license if forward_inputs.license == backward_inputs.license else "other"
+        inputs = CardInputs(origin=forward_inputs.origin, reverse_origin=backward_inputs.origin, license=license)
+        write_generator(forward, tmp / "generator_AtoB", inputs, "AtoB", name=names[0])
+        write_generator(backward, tmp / "generator_BtoA", inputs, "BtoA", name=names[1])
+        inputs.save(tmp)  # the run's card inputs: push writes both cards from them
+        (tmp / "samples").mkdir()
+        grid = _sample_grid(picture, tmp / "samples", forward, backward)
+        if grid is not None:
+            grid.rename(tmp / "samples" / "step-000000.png")
+
+    replace_folder(output, fill_run)
+
+
+def _sample_grid(picture, folder: Path, forward, backward) -> Path | None:
+    """``picture``, its translation by ``forward`` (and the round trip through ``backward``) side by side, saved
+    as ``folder/sample-grid.png``; None without a picture."""
+    if picture is None:
+        return None
+    from PIL import Image
+
+    images = (
+        translation.translate(forward, picture, return_reconstruction_with=backward)
+        if backward
+        else (translation.translate(forward, picture),)
+    )
+    tiles = [picture.convert("RGB"), *(image.convert("RGB") for image in images)]
+    grid = Image.new("RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), max(t.height for t in tiles)), "white")
+    left = 0
+    for tile in tiles:
+        grid.paste(tile, (left, 0))
+        left += tile.width + 4
+    target = folder / "sample-grid.png"
+    grid.save(target)
+    return target
 
 
 def convert_checkpoint(
