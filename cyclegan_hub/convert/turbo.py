@@ -68,7 +68,7 @@ def convert_turbo(
     image_size: int = 512,
 ):
     """A ``OneStepTranslator`` equal to their forward for ``direction``; ConversionError naming what does not fit."""
-    from ..models.turbo import ADAPTER, OneStepTranslator, base_location, embed_caption
+    from ..models.turbo import embed_caption
 
     if direction not in ("a2b", "b2a"):
         raise ConversionError(f"--direction is a2b or b2a, got {direction!r}")
@@ -77,8 +77,44 @@ def convert_turbo(
         value = loaded[key]
         if not isinstance(value, dict) or not all(torch.is_tensor(v) for v in value.values()):
             raise ConversionError(f"the checkpoint's {key} is not a state dict of tensors")
+    model = _translator(
+        base_model=base_model,
+        base_revision=base_revision,
+        caption=caption,
+        rank_unet=rank_unet,
+        rank_vae=rank_vae,
+        source_domain=source_domain,
+        target_domain=target_domain,
+        image_size=image_size,
+    )
+    _check_unet_targets(loaded, model)
+    own = model.state_dict()
+    state = _unet_adapter(loaded)
+    state.update(_vae_trained(loaded["sd_vae_dec"], "vae." if direction == "a2b" else "vae_b2a.", own, model))
+    state["caption_embedding"] = embed_caption(base_model, caption, base_revision)
+    state["unet.conv_in.base_layer.weight"] = own["unet.conv_in.base_layer.weight"]
+    state["unet.conv_in.base_layer.bias"] = own["unet.conv_in.base_layer.bias"]
+    _check_fit(state, own)
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+    return model.eval()
+
+
+def _translator(
+    *,
+    base_model: str,
+    base_revision: str,
+    caption: str,
+    rank_unet: int,
+    rank_vae: int,
+    source_domain: str,
+    target_domain: str,
+    image_size: int,
+):
+    """The ``OneStepTranslator`` their checkpoint fills: the base model with adapters of their ranks and scales."""
+    from ..models.turbo import OneStepTranslator, base_location
+
     try:
-        model = OneStepTranslator(
+        return OneStepTranslator(
             base_model=base_location(base_model),
             base_revision=base_revision,
             caption=caption,
@@ -92,6 +128,10 @@ def convert_turbo(
         )
     except ValueError as err:
         raise ConversionError(str(err)) from None
+
+
+def _check_unet_targets(loaded: dict, model) -> None:
+    """The modules their UNet adapter lists (when it lists them) must be the ones ours adapts in the base model."""
     lists = [loaded.get(k) for k in ("l_target_modules_encoder", "l_target_modules_decoder", "l_modules_others")]
     theirs = sorted(name for names in lists if isinstance(names, list) for name in names)
     ours = sorted(model.unet.lora_targets)
@@ -101,16 +141,26 @@ def convert_turbo(
             "the authors' rule: is --base-model the one it was trained from?"
         )
 
+
+def _unet_adapter(loaded: dict) -> dict:
+    """Their three UNet adapters as our one, renamed."""
+    from ..models.turbo import ADAPTER
+
     state = {}
     adapters = {**loaded["sd_encoder"], **loaded["sd_decoder"], **loaded["sd_other"]}
     for name, value in adapters.items():  # down_blocks.0...proj_in.lora_A.weight
         head, _, kind = name.rpartition(".lora_")
         state[f"unet.{head}.lora_{kind.replace('.weight', f'.{ADAPTER}.weight')}"] = value
-    prefix = "vae." if direction == "a2b" else "vae_b2a."
-    own = model.state_dict()
-    base_vae = model.vae.state_dict()
-    worst = (0.0, "")
-    for name, value in loaded["sd_vae_dec"].items():
+    return state
+
+
+def _vae_trained(vae_dec: dict, prefix: str, own: dict, model) -> dict:
+    """What training changed in the VAE of ``prefix`` (its adapter and skip convolutions), renamed; every other
+    tensor of it must be the base model's, to 1e-6."""
+    from ..models.turbo import ADAPTER
+
+    state, base_vae, worst = {}, model.vae.state_dict(), (0.0, "")
+    for name, value in vae_dec.items():
         if not name.startswith(prefix):
             continue
         inner = name[len(prefix) :]
@@ -131,9 +181,11 @@ def convert_turbo(
             f"the checkpoint's VAE differs from the base model's by {worst[0]:.1e} (at {worst[1]}): is --base-model "
             "the one it was trained from?"
         )
-    state["caption_embedding"] = embed_caption(base_model, caption, base_revision)
-    state["unet.conv_in.base_layer.weight"] = own["unet.conv_in.base_layer.weight"]
-    state["unet.conv_in.base_layer.bias"] = own["unet.conv_in.base_layer.bias"]
+    return state
+
+
+def _check_fit(state: dict, own: dict) -> None:
+    """The converted tensors must be exactly the model's, shapes equal."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
@@ -146,8 +198,6 @@ def convert_turbo(
             raise ConversionError(
                 f"{name} has shape {tuple(value.shape)}; the base model needs {tuple(own[name].shape)}"
             )
-    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
-    return model.eval()
 
 
 def origin_text(direction: str, caption: str, base_model: str, provenance: str, digest: str) -> str:
