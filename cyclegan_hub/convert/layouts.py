@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..io.tensors import non_finite
@@ -324,12 +325,22 @@ def reference_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.T
     """The original network's output for ``x``, computed with torch.nn.functional from its own tensor names alone
     (no module of ours involved; CUT's blur filters are the file's own): the reference every conversion is
     measured against."""
-    import torch.nn.functional as F
+    layers = _FunctionalLayers(state)
+    if layout.kind == "discriminator":
+        return _reference_patchgan(layers, layout, x)
+    if layout.config["architecture"] == "resnet":
+        return _reference_resnet(layers, layout, x)
+    return _reference_unet(layers, layout, x)
 
-    c = layout.config
 
-    def conv(x, key, stride=1, padding=0, transpose=False):
-        weight, bias = state[f"{key}.weight"].float(), state.get(f"{key}.bias")
+class _FunctionalLayers:
+    """A checkpoint's layers applied straight from its tensors, by their names in the file (in float32)."""
+
+    def __init__(self, state: dict[str, torch.Tensor]):
+        self.state = state
+
+    def conv(self, x, key, stride=1, padding=0, transpose=False):
+        weight, bias = self.state[f"{key}.weight"].float(), self.state.get(f"{key}.bias")
         bias = None if bias is None else bias.float()
         if transpose:
             return F.conv_transpose2d(
@@ -337,7 +348,8 @@ def reference_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.T
             )
         return F.conv2d(x, weight, bias, stride, padding)
 
-    def norm(x, key, kind):
+    def norm(self, x, key, kind):
+        state = self.state
         if kind == "batch":
             return F.batch_norm(
                 x,
@@ -351,52 +363,63 @@ def reference_forward(state: dict[str, torch.Tensor], layout: Layout, x: torch.T
             return F.instance_norm(x, weight=state[f"{key}.weight"].float(), bias=state[f"{key}.bias"].float())
         return F.instance_norm(x) if kind == "instance" else x
 
-    if layout.kind == "discriminator":
-        convs = [i for i in _indices(state, r"^model\.(\d+)\.weight$") if state[f"model.{i}.weight"].dim() == 4]
-        for n, i in enumerate(convs):
-            last = n == len(convs) - 1
-            x = conv(x, f"model.{i}", stride=2 if n < len(convs) - 2 else 1, padding=1)
-            if 0 < n and not last:
-                x = norm(x, f"model.{i + 1}", c["norm"])
-            if not last:
-                x = F.leaky_relu(x, 0.2)
-        return x
 
-    if c["architecture"] == "resnet":
-        kind, down, edge, m = c["norm"], c["n_downsampling"], (c["edge_padding"],) * 4, layout.prefix
-        x = F.relu(norm(conv(F.pad(x, edge, mode="reflect"), f"{m}.1"), f"{m}.2", kind))
-        i = 4
-        for _ in range(down):
-            if c["downsampling"] == "stride":
-                x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1), f"{m}.{i + 1}", kind))
-                i += 3
-            else:  # conv, norm, ReLU, blur + subsample with the file's filter
-                x = F.relu(norm(conv(x, f"{m}.{i}", padding=1), f"{m}.{i + 1}", kind))
-                blur = state[f"{m}.{i + 3}.filt"].float()
-                x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), blur, stride=2, groups=x.shape[1])
-                i += 4
-        second = 6 if c["dropout"] > 0 else 5
-        for _ in range(c["n_blocks"]):
-            b = f"{m}.{i}.{layout.block}"
-            y = F.relu(norm(conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), f"{b}.1"), f"{b}.2", kind))
-            y = norm(conv(F.pad(y, (1, 1, 1, 1), mode="reflect"), f"{b}.{second}"), f"{b}.{second + 1}", kind)
-            x, i = x + y, i + 1
-        for _ in range(down):
-            if c["upsampling"] == "transpose":
-                x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1, transpose=True), f"{m}.{i + 1}", kind))
-                i += 3
-                continue
-            if c["upsampling"] == "resize_zero":
-                x = F.interpolate(x, scale_factor=2, mode="nearest")
-            else:  # replicate-pad, the file's blur filter transposed, cropped to twice the size
-                blur = state[f"{m}.{i}.filt"].float()
-                x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-                x = F.conv_transpose2d(x, blur, stride=2, padding=2, groups=x.shape[1])[:, :, 1:-1, 1:-1]
-            x = F.relu(norm(conv(x, f"{m}.{i + 1}", padding=1), f"{m}.{i + 2}", kind))
+def _reference_patchgan(layers: _FunctionalLayers, layout: Layout, x: torch.Tensor) -> torch.Tensor:
+    """The official PatchGAN: stride-2 convs (the last two stride 1), norm after all but the first and last, leaky
+    ReLU after all but the last."""
+    state, conv, norm = layers.state, layers.conv, layers.norm
+    convs = [i for i in _indices(state, r"^model\.(\d+)\.weight$") if state[f"model.{i}.weight"].dim() == 4]
+    for n, i in enumerate(convs):
+        last = n == len(convs) - 1
+        x = conv(x, f"model.{i}", stride=2 if n < len(convs) - 2 else 1, padding=1)
+        if 0 < n and not last:
+            x = norm(x, f"model.{i + 1}", layout.config["norm"])
+        if not last:
+            x = F.leaky_relu(x, 0.2)
+    return x
+
+
+def _reference_resnet(layers: _FunctionalLayers, layout: Layout, x: torch.Tensor) -> torch.Tensor:
+    """The ResNet generator of every layout: its Sequential walked index by index, as each layout numbers it."""
+    state, conv, norm, c = layers.state, layers.conv, layers.norm, layout.config
+    kind, down, edge, m = c["norm"], c["n_downsampling"], (c["edge_padding"],) * 4, layout.prefix
+    x = F.relu(norm(conv(F.pad(x, edge, mode="reflect"), f"{m}.1"), f"{m}.2", kind))
+    i = 4
+    for _ in range(down):
+        if c["downsampling"] == "stride":
+            x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1), f"{m}.{i + 1}", kind))
+            i += 3
+        else:  # conv, norm, ReLU, blur + subsample with the file's filter
+            x = F.relu(norm(conv(x, f"{m}.{i}", padding=1), f"{m}.{i + 1}", kind))
+            blur = state[f"{m}.{i + 3}.filt"].float()
+            x = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), blur, stride=2, groups=x.shape[1])
             i += 4
-        return torch.tanh(conv(F.pad(x, edge, mode="reflect"), f"{m}.{i + 1}"))
+    second = 6 if c["dropout"] > 0 else 5
+    for _ in range(c["n_blocks"]):
+        b = f"{m}.{i}.{layout.block}"
+        y = F.relu(norm(conv(F.pad(x, (1, 1, 1, 1), mode="reflect"), f"{b}.1"), f"{b}.2", kind))
+        y = norm(conv(F.pad(y, (1, 1, 1, 1), mode="reflect"), f"{b}.{second}"), f"{b}.{second + 1}", kind)
+        x, i = x + y, i + 1
+    for _ in range(down):
+        if c["upsampling"] == "transpose":
+            x = F.relu(norm(conv(x, f"{m}.{i}", stride=2, padding=1, transpose=True), f"{m}.{i + 1}", kind))
+            i += 3
+            continue
+        if c["upsampling"] == "resize_zero":
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        else:  # replicate-pad, the file's blur filter transposed, cropped to twice the size
+            blur = state[f"{m}.{i}.filt"].float()
+            x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+            x = F.conv_transpose2d(x, blur, stride=2, padding=2, groups=x.shape[1])[:, :, 1:-1, 1:-1]
+        x = F.relu(norm(conv(x, f"{m}.{i + 1}", padding=1), f"{m}.{i + 2}", kind))
+        i += 4
+    return torch.tanh(conv(F.pad(x, edge, mode="reflect"), f"{m}.{i + 1}"))
 
-    depth, kind = c["n_downsampling"], c["norm"]
+
+def _reference_unet(layers: _FunctionalLayers, layout: Layout, x: torch.Tensor) -> torch.Tensor:
+    """The official U-Net: its skip blocks nested level in level, each concatenating its input to its output."""
+    conv, norm = layers.conv, layers.norm
+    depth, kind = layout.config["n_downsampling"], layout.config["norm"]
 
     def level(x, i):  # the skip block of level i, without its concatenation
         p = _unet_prefix(i)
