@@ -47,7 +47,7 @@ def config(tmp_path_factory):
         "[data]\nimage_size = 16\nload_size = 16\nchannels = 3\nflip = false\n"
         f'[model]\nfamily = "cyclegan-turbo"\nbase_model = "{base}"\nunet_rank = 4\nd_base_channels = 8\n'
         'd_layers = 2\ncaption_a = "red"\ncaption_b = "blue"\nlambda_cycle_lpips = 0.0\nlambda_idt_lpips = 0.0\n'
-        "[train]\nbatch_size = 4\nlr = 1e-3\nbeta1 = 0.9\nlambda_cycle = 1.0\nlambda_identity = 0.5\n"
+        "[train]\nbatch_size = 2\nlr = 1e-3\nbeta1 = 0.9\nlambda_cycle = 1.0\nlambda_identity = 0.5\n"
     )
     return configs.load(str(path))
 
@@ -70,7 +70,7 @@ def train(config, autocast) -> dict:
 
     start = outputs()
     for _ in range(STEPS):
-        step(shapes(0, 4, generator), shapes(2, 4, generator))
+        step(shapes(0, 2, generator), shapes(2, 2, generator))
     end = outputs()
     return {
         "moved": float((end - start).abs().mean()),
