@@ -14,7 +14,6 @@ the adapters, ``conv_in`` and the skips train; ``gradient_checkpointing`` recomp
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import make_dataclass, replace
 from pathlib import Path
@@ -147,19 +146,16 @@ def _optimizers(nets, config, device) -> dict[str, torch.optim.Optimizer]:
     return {"G": torch.optim.AdamW(generator_parameters(nets), **adamw), "D": torch.optim.AdamW(critics, **adamw)}
 
 
-def _critic_judges(m, mode: str):
-    """(critic, images, real) -> the critic's loss for judging ``images`` real or fake: the vision-aided critic's
-    multilevel sigmoid loss, or a PatchGAN's ``gan_mode`` loss (the generator's side through
-    ``generator_adversarial_loss``, which differs for hinge)."""
+def _critic_losses(m, mode: str):
+    """(judge, fool), each (critic, images, real) -> a loss: how a critic is trained to judge ``images`` real or
+    fake, and how the generators are scored against it. The vision-aided critic's multilevel sigmoid loss serves
+    both; a PatchGAN's ``gan_mode`` loss differs on the generator's side for hinge (``generator_adversarial_loss``)."""
     if m.discriminator == "clip":
-        return lambda critic, images, real: multilevel_sigmoid(critic(images), real)
-
-    def patchgan(critic, images, real, generator=False):
-        if generator:
-            return losses.generator_adversarial_loss(critic(images), mode)
-        return losses.critic_loss(critic(images), real, mode)
-
-    return patchgan
+        judge = lambda critic, images, real: multilevel_sigmoid(critic(images), real)  # noqa: E731
+        return judge, judge
+    judge = lambda critic, images, real: losses.critic_loss(critic(images), real, mode)  # noqa: E731
+    fool = lambda critic, images, real: losses.generator_adversarial_loss(critic(images), mode)  # noqa: E731
+    return judge, fool
 
 
 def _step(parts: StepParts):
@@ -170,23 +166,17 @@ def _step(parts: StepParts):
     params_d = [*parts.plain["D_A"].parameters(), *parts.plain["D_B"].parameters()]
     lam_cycle, lam_gan = t.lambda_cycle, m.lambda_gan
     lam_idt = t.lambda_cycle * t.lambda_identity
-    judge = _critic_judges(m, t.gan_mode)
+    judge, fool = _critic_losses(m, t.gan_mode)
     lam_cycle_lpips, lam_idt_lpips = m.lambda_cycle_lpips, m.lambda_idt_lpips
     perceptual = load_lpips(m.lpips_model) if lam_cycle_lpips or lam_idt_lpips else None
 
-    def distance(x, y, weight):
-        """The L1 distance, plus ``weight`` times LPIPS (the authors' cycle and identity terms)."""
-        if perceptual is None or weight == 0:
-            return losses.cycle_loss(x, y), None
-        perceptual.to(x.device)
-        return losses.cycle_loss(x, y), weight * lpips_distance(perceptual, x, y)
-
-    fool = judge if m.discriminator == "clip" else functools.partial(judge, generator=True)
-
     def term(output, target, weight, weight_lpips):
         """One image's cycle or identity term, as the authors sum it: weight x L1 (+ weight_lpips x LPIPS)."""
-        l1, perceptual_term = distance(output, target, weight_lpips)
-        return weight * l1 if perceptual_term is None else weight * l1 + perceptual_term
+        l1 = weight * losses.cycle_loss(output, target)
+        if perceptual is None or weight_lpips == 0:
+            return l1
+        perceptual.to(output.device)
+        return l1 + weight_lpips * lpips_distance(perceptual, output, target)
 
     def update(loss, optimizer, params):
         parts.backward(loss)
