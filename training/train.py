@@ -47,7 +47,7 @@ from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
-from cyclegan_hub.convert.official import ConversionError, init_from_official
+from cyclegan_hub.convert.checkpoints import ConversionError
 from cyclegan_hub.hub.cards import CardInputs, metrics_table, write_run
 from cyclegan_hub.hub.repos import push_pair
 from cyclegan_hub.io import files
@@ -58,6 +58,7 @@ from cyclegan_hub.training.checkpoint_files import CheckpointError, resolve_chec
 from cyclegan_hub.training.ema import make_ema
 from cyclegan_hub.training.evaluate import EvalLog, held_out_metrics, sample_rows
 from cyclegan_hub.training.families import StepParts
+from cyclegan_hub.training.warm_start import init_from, sources
 
 #: What a run writes into its folder; ``--overwrite`` removes these and nothing else.
 RUN_ENTRIES = (
@@ -98,6 +99,15 @@ def parse_args(argv=None) -> argparse.Namespace:
         "checkpoint folder (<epoch>_net_G_A.pth, ..._G_B, ..._D_A, ..._D_B)",
     )
     p.add_argument("--epoch", default="latest", help="which official checkpoint: latest or an epoch number")
+    p.add_argument(
+        "--init-from",
+        metavar="MODEL",
+        help="start from trained translators: a model folder or Hub repo (G, A -> B), or a run or convert folder "
+        "(generator_AtoB/, generator_BtoA/); the critics and optimizers start fresh",
+    )
+    p.add_argument(
+        "--init-from-reverse", metavar="MODEL", help="with --init-from MODEL: the model that starts F (B -> A)"
+    )
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (train.checkpoint_every)")
     p.add_argument(
         "--checkpoints-total-limit", type=int, help="keep this many checkpoints (train.checkpoints_total_limit)"
@@ -254,6 +264,8 @@ def build_networks(config: configs.TrainingConfig, args: argparse.Namespace, acc
         raise TrainingError(str(err)) from None
     if args.init_from_official:
         init_official(nets, args, family, say)
+    if args.init_from or args.init_from_reverse:
+        init_translators(nets, args, say)
     say(family.summary(nets, config.data.image_size))
     optimizers = family.optimizers(nets, config, accelerator.device)
     schedulers = {name: LambdaLR(opt, config.lr_factor) for name, opt in optimizers.items()}
@@ -436,13 +448,27 @@ def preview_images(domain: data.TrainingDomain, size: int) -> torch.Tensor:
 
 
 def init_official(nets: dict, args: argparse.Namespace, family, say) -> None:
-    if family.name != "cyclegan":
-        raise TrainingError(f"--init-from-official starts a CycleGAN run; this run's model family is {family.name!r}")
+    if args.init_from:
+        raise TrainingError("--init-from-official and --init-from contradict each other: choose one")
+    if family.official is None:
+        raise TrainingError(f"--init-from-official reads CycleGAN runs; this run's model family is {family.name!r}")
     try:
-        init_from_official(nets, args.init_from_official, args.epoch)
+        family.official(nets, args.init_from_official, args.epoch)
     except (ConversionError, FileNotFoundError) as err:
         raise TrainingError(f"--init-from-official: {err}") from None
     say(f"initialised G, F, D_A, D_B from the official checkpoint {args.epoch} in {args.init_from_official}")
+
+
+def init_translators(nets: dict, args: argparse.Namespace, say) -> None:
+    """--init-from: the run's translators start from trained ones (``cyclegan_hub.training.warm_start``)."""
+    if not args.init_from:
+        raise TrainingError("--init-from-reverse starts F beside --init-from MODEL, which starts G: give both")
+    exported = tuple(name for name in ("G", "F") if name in nets)
+    try:
+        for line in init_from(nets, sources(args.init_from, args.init_from_reverse, exported)):
+            say(line)
+    except (ValueError, OSError) as err:
+        raise TrainingError(f"--init-from: {err}") from None
 
 
 def write_png(path: Path, grid) -> None:

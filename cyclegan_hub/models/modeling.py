@@ -70,6 +70,24 @@ def model_class(named) -> type:
     return MODEL_TYPES[named]
 
 
+def read_checked_weights(
+    weights_file: str | os.PathLike, expected: dict, model_id: str, *, strict: bool = True, device: str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """The tensors of a model's safetensors file, once its header (read without loading a tensor) matches the
+    ``expected`` state dict (names, shapes, float dtypes) and no value is NaN or infinite; ValueError otherwise."""
+    problems = check_weights_header(expected, read_safetensors_header(weights_file))
+    if problems and strict:
+        raise ValueError(f"config.json of {model_id} does not match its {WEIGHTS_NAME}: " + "; ".join(problems))
+    try:
+        state = safetensors.torch.load_file(weights_file, device=device)
+    except Exception as err:  # safetensors raises its own error types for corrupt files
+        raise ValueError(f"{WEIGHTS_NAME} of {model_id} is not a readable safetensors file: {err}") from None
+    bad = non_finite(state)
+    if bad is not None:
+        raise ValueError(f"{WEIGHTS_NAME} of {model_id} holds NaN or infinite values (in {bad}); refused")
+    return state
+
+
 class HubModule(nn.Module, PyTorchModelHubMixin):
     """Base class: a torch module whose config is its constructor and whose weights are one safetensors file.
 
@@ -204,23 +222,14 @@ class HubModule(nn.Module, PyTorchModelHubMixin):
             cls.check_config(model_kwargs)
         except ValueError as err:
             raise ValueError(f"config.json of {model_id}: {err}") from None
-        header = read_safetensors_header(weights_file)
         try:
             with torch.device("meta"):  # shapes only: nothing is allocated before the weights are known to fit
                 skeleton = cls(**model_kwargs, **runtime)
         except TypeError as err:  # a config key this version does not know
             raise ValueError(f"config.json of {model_id} does not describe a {cls.__name__}: {err}") from None
-        problems = check_weights_header(skeleton.state_dict(), header)
-        if problems and strict:
-            raise ValueError(f"config.json of {model_id} does not match its {WEIGHTS_NAME}: " + "; ".join(problems))
+        expected = skeleton.state_dict()
         del skeleton
-        try:
-            state = safetensors.torch.load_file(weights_file, device=str(map_location))
-        except Exception as err:  # safetensors raises its own error types for corrupt files
-            raise ValueError(f"{WEIGHTS_NAME} of {model_id} is not a readable safetensors file: {err}") from None
-        bad = non_finite(state)
-        if bad is not None:
-            raise ValueError(f"{WEIGHTS_NAME} of {model_id} holds NaN or infinite values (in {bad}); refused")
+        state = read_checked_weights(weights_file, expected, model_id, strict=strict, device=str(map_location))
         model = cls(**model_kwargs, **runtime)
         model.load_state_dict(state, strict=strict)
         model.to(map_location)

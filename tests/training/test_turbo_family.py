@@ -200,3 +200,46 @@ def test_two_processes_train_the_shared_adapter_as_one_process_does(base, tmp_pa
     gap = sum(float(((weights["ddp"][k] - v) ** 2).sum()) for k, v in weights["single"].items()) ** 0.5
     update = sum(float((v**2).sum()) for v in weights["single"].values()) ** 0.5
     assert update > 0 and gap < 0.05 * update, (gap, update)
+
+
+def test_a_converted_authors_checkpoint_fine_tunes_and_resumes_exactly(base, tmp_path, monkeypatch, capsys):
+    """The authors' released file, converted as a pair, is the starting point of a run (lr 0: one step later the
+    exported pair is the converted pair, tensor for tensor), and such a run resumes exactly."""
+    from cyclegan_hub.cli import main
+    from tests.support.authors_turbo import make_checkpoint
+    from training import train as train_module
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    released = tmp_path / "day2night.pkl"
+    torch.save(make_checkpoint(base, rank_unet=4, rank_vae=4, seed=1), released)
+    pair = tmp_path / "converted"
+    convert = ["convert", str(released), "--base-model", str(base), "--caption", "a nine", "--output", str(pair)]
+    assert main([*convert, "--reverse-caption", "a six"]) == 0
+    config = write_config(tmp_path, base)
+    args = ["--config", config, "--init-from", str(pair), "--set", "data.eval_images=2"]
+    assert (
+        train_module.cli([*args, "--output-dir", str(tmp_path / "lr0"), "--max-steps", "1", "--set", "train.lr=0"]) == 0
+    )
+    for direction in ("generator_AtoB", "generator_BtoA"):
+        started = load_file(tmp_path / "lr0" / direction / "model.safetensors")
+        converted = load_file(pair / direction / "model.safetensors")
+        assert started.keys() == converted.keys() and all(torch.equal(started[k], converted[k]) for k in started)
+
+    assert train_module.cli([*args, "--output-dir", str(tmp_path / "straight"), "--max-steps", "2"]) == 0
+    assert train_module.cli([*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "1"]) == 0
+    again = [*args, "--output-dir", str(tmp_path / "resumed"), "--max-steps", "2", "--resume", "latest"]
+    assert train_module.cli(again) == 0
+    for direction in ("generator_AtoB", "generator_BtoA"):
+        straight = load_file(tmp_path / "straight" / direction / "model.safetensors")
+        resumed = load_file(tmp_path / "resumed" / direction / "model.safetensors")
+        converted = load_file(pair / direction / "model.safetensors")
+        assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+        assert any(not torch.equal(straight[k], converted[k]) for k in straight)  # it trained
+
+    # a model that is not the run's network: one line naming its first difference and the key that would match it
+    wrong = [*args, "--output-dir", str(tmp_path / "x"), "--max-steps", "1", "--set", "model.unet_rank=8"]
+    assert train_module.cli(wrong) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("train.py: error: --init-from: G from ") and "its unet_rank is 4, this run's 8" in err
+    assert "(set model.unet_rank = 4 to start from it)" in err
+    assert not (tmp_path / "x" / "generator_AtoB").exists()
