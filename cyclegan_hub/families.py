@@ -135,3 +135,12 @@ CYCLEGAN_TURBO = register(
         extra="turbo",
     )
 )
+
+PIX2PIX = register(
+    Record(
+        name="pix2pix",
+        title="pix2pix",
+        models="cyclegan_hub.models.pix2pix",
+        trainer="cyclegan_hub.training.pix2pix",
+    )
+)

@@ -243,11 +243,17 @@ def load_data(config: configs.TrainingConfig, accelerator):
     of them, and each domain's preview images."""
     t, device = config.train, accelerator.device
     with accelerator.main_process_first():
-        a, b = (load_domain(config, key, accelerator.print) for key in ("A", "B"))
+        if config.data.paired:
+            a, b = load_pairs(config, accelerator.print)
+        else:
+            a, b = (load_domain(config, key, accelerator.print) for key in ("A", "B"))
     if device.type == "cuda" and a.images.numel() + b.images.numel() < 4 * 2**30:
         a.images, b.images = a.images.to(device), b.images.to(device)  # crops and batches never wait for the host
     processes, rank = accelerator.num_processes, accelerator.process_index
-    sampler = data.UnpairedSampler(len(a.images), len(b.images), t.batch_size, t.seed, processes, rank)
+    if config.data.paired:
+        sampler = data.PairedSampler(len(a.images), t.batch_size, t.seed, processes, rank)
+    else:
+        sampler = data.UnpairedSampler(len(a.images), len(b.images), t.batch_size, t.seed, processes, rank)
     previews = [preview_images(domain, config.data.image_size) for domain in (a, b)]
     return (a, b), sampler, previews
 
@@ -294,7 +300,8 @@ def prepare_state(config: configs.TrainingConfig, accelerator, nets: dict, optim
         schedulers=schedulers,
         scaler=accelerator.scaler,
         pools=family.pools(config),
-        ema={name: make_ema(plain[name], t.ema_decay) for name in ("G", "F")} if t.ema else {},
+        ema={name: make_ema(plain[name], t.ema_decay) for name in family.exported} if t.ema else {},
+        exported_names=family.exported,
     )
     parts = StepParts(wrapped, plain, optimizers, state.pools, config, accelerator.autocast, accelerator.backward)
     return state, family.make_step(parts)
@@ -354,8 +361,11 @@ def training_step(run: Run, batch: dict) -> torch.Tensor:
     idx_a, idx_b = run.sampler.indices(step)
     aug = torch.Generator().manual_seed(t.seed * 7_919 + step * run.processes + run.rank)
     strokes = run.config.data.stroke_augment
-    real_a = data.training_batch(a.images, idx_a, generator=aug, strokes=strokes, **batch)
-    real_b = data.training_batch(b.images, idx_b, generator=aug, strokes=strokes, **batch)
+    if run.config.data.paired:  # each pair cropped and flipped alike
+        real_a, real_b = data.paired_batch(a.images, b.images, idx_a, generator=aug, strokes=strokes, **batch)
+    else:
+        real_a = data.training_batch(a.images, idx_a, generator=aug, strokes=strokes, **batch)
+        real_b = data.training_batch(b.images, idx_b, generator=aug, strokes=strokes, **batch)
     if t.channels_last:
         real_a, real_b = (x.contiguous(memory_format=torch.channels_last) for x in (real_a, real_b))
     if t.compile == "reduce-overhead":
@@ -392,7 +402,8 @@ def log_losses(run: Run, running: list, progress, last_good, started: tuple[floa
 def evaluate_now(run: Run) -> None:
     """The held-out figures of the pair as it is now, to eval_log.jsonl and TensorBoard."""
     a, b = run.domains
-    metrics = held_out_metrics(run.state.exported(), a.held, b.held)
+    d = run.config.data
+    metrics = held_out_metrics(run.state.exported(), a.held, b.held, paired=d.paired, digits=d.judge == "digits")
     run.eval_log.append(run.state.step, metrics)
     run.accelerator.log({f"eval/{k}": v for k, v in metrics.items()}, step=run.state.step)
 
@@ -438,6 +449,28 @@ def load_domain(config: configs.TrainingConfig, key: str, say) -> data.TrainingD
     skipped = f"; skipped {domain.skipped} unreadable" if domain.skipped else ""
     say(f"{what}: {len(domain.images)} images from {domain.spec.describe()}{skipped}")
     return domain
+
+
+def load_pairs(config: configs.TrainingConfig, say) -> tuple[data.TrainingDomain, data.TrainingDomain]:
+    """Domains A and B of a paired source (``data.paired`` / ``data.aligned``), row i of each one pair."""
+    a, b, d = config.domain_a, config.domain_b, config.data
+    try:
+        domain_a, domain_b, skipped = data.load_paired_domains(
+            a.spec(),
+            None if d.aligned else b.image_column,
+            (a.label, b.label),
+            d.aligned,
+            a.eval_split,
+            d.channels,
+            d.load_size,
+            d.image_size,
+            d.eval_images,
+        )
+    except ValueError as err:
+        raise TrainingError(str(err)) from None
+    why = "".join(f"; skipped {n} with {reason}" for reason, n in skipped.items())
+    say(f"pairs {a.label} -> {b.label}: {len(domain_a.images)} from {domain_a.spec.describe()}{why}")
+    return domain_a, domain_b
 
 
 def preview_images(domain: data.TrainingDomain, size: int) -> torch.Tensor:
@@ -490,16 +523,18 @@ def save_checkpoint(state: TrainingState, run_dir: Path, process_states: list, k
 
 def finish(config: configs.TrainingConfig, state: TrainingState, run_dir: Path, processes: int, domains, eval_log, say):
     """Export the pair (EMA weights when on), evaluate it on the held-out images, write the cards, push."""
-    a, b = domains
+    a, b, d = *domains, config.data
     pair = state.exported()
-    metrics = held_out_metrics(pair, a.held, b.held)
+    metrics = held_out_metrics(pair, a.held, b.held, paired=d.paired, digits=d.judge == "digits")
     if metrics:
         eval_log.append(state.step, metrics)
         say(metrics_table(metrics, a.label, b.label))
     described = dict(training=config.describe(state.step, processes), data_name=config.data_name())
     inputs = CardInputs(**described, datasets=config.hub_datasets(), metrics=metrics)
     write_run(run_dir, pair, inputs, state.step)
-    say(f"saved {run_dir / 'generator_AtoB'} and {run_dir / 'generator_BtoA'}")
+    say(
+        "saved " + " and ".join(str(run_dir / f"generator_{d}") for n, d in (("G", "AtoB"), ("F", "BtoA")) if n in pair)
+    )
     if config.hub.push_to_hub:
         hub = config.hub
         try:

@@ -23,6 +23,9 @@ _METRICS = (
     ("translation_accuracy", "translation accuracy (classifier reads the target digit)", "translation accuracy"),
     ("cycle_accuracy", "cycle accuracy (round trip still reads as the source digit)", "cycle accuracy"),
     ("cycle_l1", "cycle L1 (mean absolute error, range [-1, 1])", "cycle L1"),
+    ("psnr", "PSNR against the true outputs (dB)", "PSNR"),
+    ("l1", "L1 to the true outputs (mean absolute error, range [-1, 1])", "L1"),
+    ("digit_agreement", "digit agreement (classifier reads the true output's digit)", "digit agreement"),
     ("fid", "FID against real target images (Inception-v3)", "FID"),
     ("kid", "KID against real target images (Inception-v3)", "KID"),
 )
@@ -71,15 +74,16 @@ def reversed_metrics(metrics: dict) -> dict:
 
 
 def metrics_table(metrics: dict[str, float], source: str, target: str) -> str | None:
-    """A markdown table of ``evaluate_pair`` figures (keys suffixed _AtoB / _BtoA), or None without figures."""
-    rows = ["| metric | " + f"{source} → {target} | {target} → {source} |", "|---|---|---|"]
+    """A markdown table of ``evaluate_pair`` figures (keys suffixed _AtoB / _BtoA), or of ``evaluate_pairs``
+    figures (one way, on held-out pairs: _AtoB beside the input itself, _identity); None without figures."""
+    one_way = "n_pairs" in metrics
+    other = ("identity", "the input itself (baseline)") if one_way else ("BtoA", f"{target} → {source}")
+    rows = [f"| metric | {source} → {target} | {other[1]} |", "|---|---|---|"]
     for key, label, _ in _METRICS:
         if f"{key}_AtoB" in metrics:
-            forward, backward = metrics[f"{key}_AtoB"], metrics.get(f"{key}_BtoA")
-            fmt = "{:.1%}" if "accuracy" in key else "{:.4f}"
-            rows.append(
-                f"| {label} | {fmt.format(forward)} | {fmt.format(backward) if backward is not None else '-'} |"
-            )
+            forward, second = metrics[f"{key}_AtoB"], metrics.get(f"{key}_{other[0]}")
+            fmt = "{:.1%}" if "accuracy" in key or "agreement" in key else "{:.4f}"
+            rows.append(f"| {label} | {fmt.format(forward)} | {fmt.format(second) if second is not None else '-'} |")
     return "\n".join(rows) if len(rows) > 2 else None
 
 
@@ -110,6 +114,8 @@ def write_run(run_dir: str | Path, pair: dict, inputs: CardInputs, step: int) ->
     inputs.save(run_dir)
     atomic_write_json(run_dir / "metrics.json", {"step": step} | inputs.metrics)
     for name, direction in (("G", "AtoB"), ("F", "BtoA")):
+        if name not in pair:  # a one-way family exports G alone
+            continue
         replace_folder(
             run_dir / f"generator_{direction}",
             lambda tmp, g=pair[name], d=direction: write_generator(g, tmp, inputs, d),

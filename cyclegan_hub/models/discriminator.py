@@ -30,7 +30,7 @@ class PatchDiscriminator(
     """
 
     options = Options(
-        in_channels=integer(3, "image channels (1 gray, 3 RGB)", 1, 4),
+        in_channels=integer(3, "image channels (1 gray, 3 RGB; twice that for a conditional critic)", 1, 8),
         base_channels=integer(64, "discriminator filters in the first layer", 1, 256, train="d_base_channels"),
         n_layers=integer(
             3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", 1, 8, train="d_layers"

@@ -30,8 +30,21 @@ def make_norm(norm: str, channels: int) -> nn.Module:
     if norm in ("instance", "instance_affine"):
         return nn.InstanceNorm2d(channels, affine=norm == "instance_affine", track_running_stats=False)
     if norm == "batch":
-        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+        return BatchNorm(channels, affine=True, track_running_stats=True)
     return nn.Identity()
+
+
+class BatchNorm(nn.BatchNorm2d):
+    """BatchNorm2d (the same tensors), which at inference can normalise each image by its own statistics instead of
+    the running ones (``image_statistics``): what pix2pix's test script does by leaving its networks in training
+    mode with batch 1. Per image, so a batch translates as its images one by one would, and nothing is updated."""
+
+    image_statistics = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.image_statistics:
+            return super().forward(x)
+        return nn.functional.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
 
 
 def conv_bias(norm: str) -> bool:

@@ -66,11 +66,15 @@ class TrainingState:
     ema: dict[str, torch.optim.swa_utils.AveragedModel] = field(default_factory=dict)
     scaler: object | None = None
     step: int = 0
+    #: the networks a run exports: G and F, or G alone (a one-way family)
+    exported_names: tuple[str, ...] = ("G", "F")
 
     def exported(self) -> dict[str, nn.Module]:
-        """Copies of G and F as they would be saved now (the EMA weights when EMA is on), in eval mode."""
+        """Copies of the exported networks as they would be saved now (the EMA weights when EMA is on), in eval
+        mode."""
         return {
-            name: copy.deepcopy(self.ema[name].module if self.ema else self.nets[name]).eval() for name in ("G", "F")
+            name: copy.deepcopy(self.ema[name].module if self.ema else self.nets[name]).eval()
+            for name in self.exported_names
         }
 
     # ---- saving ----

@@ -78,6 +78,23 @@ class DataConfig:
         "vary stroke width (dilation / erosion) and add small affine jitter, each domain "
         "independently (for drawn digits)",
     )
+    judge: str = key(
+        "",
+        'read the held-out outputs of a paired run with the shipped MNIST digit classifier ("digits": gray '
+        "handwritten digits); unpaired digit pairs (labels such as 6 and 9) are read without it",
+        choices=("", "digits"),
+    )
+    paired: bool = key(
+        False,
+        "domains A and B are the two images of each row of one source (`[domain_a]`'s path, split and filter; "
+        "`image_column`s `imageA` / `imageB` unless named), each pair cropped and flipped alike",
+    )
+    aligned: str = key(
+        "",
+        'each row holds one image, A on its left half and B on its right ("AB"; "BA": the other way round), the '
+        "official pix2pix folders' layout; implies `paired`",
+        choices=("", "AB", "BA"),
+    )
 
 
 COMPILE_MODES = (False, True, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
@@ -195,16 +212,21 @@ class TrainingConfig:
             return f"{name} split={spec.split}" + (f" where {spec.filter}" if spec.filter else "")
 
         ema = f"on ({t.ema_decay})" if t.ema else "off"
+        if d.aligned:
+            data = f"- data: pairs of {source(self.domain_a)}, each image's halves ({d.aligned[0]} left, {d.aligned[1]} right)"
+        elif d.paired:
+            data = f"- data: pairs of {source(self.domain_a)}: A = column {self.domain_a.image_column}, B = column {self.domain_b.image_column}"
+        else:
+            data = f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently"
         return "\n".join(
             [
-                f"- data: A = {source(self.domain_a)}; B = {source(self.domain_b)}; unpaired, sampled independently",
+                data,
                 f"- images: {d.channels} channel(s), resized to {d.load_size}, random crop {d.image_size}, flip {d.flip}"
                 + (", stroke width and affine jitter" if d.stroke_augment else ""),
                 *self.family.describe(self),
                 f"- {step} steps of batch {t.batch_size} x {processes} process(es); Adam lr {t.lr}, betas ({t.beta1}, "
                 f"{t.beta2}), constant for {t.lr_constant_steps} steps, then linear decay to 0 over {t.lr_decay_steps}",
-                f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
-                f"{t.pool_size}; EMA {ema}; mixed precision {t.mixed_precision}",
+                f"- EMA {ema}; mixed precision {t.mixed_precision}",
             ]
         )
 
@@ -277,6 +299,7 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
                     values[section][name] = os.path.normpath(base / value)
     for entry in later:
         _set(values, schemas, *entry)
+    _pair_sources(values)
     sections = {name: schemas[name](**entries) for name, entries in values.items()}
     for name in ("domain_a", "domain_b"):
         if "label" not in values[name]:
@@ -284,6 +307,33 @@ def load(path: str | os.PathLike | None = None, overrides: list[str] = (), flags
     config = TrainingConfig(**sections)
     check(config)
     return config
+
+
+#: What a paired domain B reads from domain A's section: the same rows of the same source.
+PAIRED_SOURCE = ("path", "name", "split", "filter", "streaming", "data_dir", "data_files", "eval_split")
+
+
+def _pair_sources(values: dict) -> None:
+    """With ``data.paired`` (or ``data.aligned``), domain B reads domain A's rows: its source keys are A's (given
+    for B, they must be A's), and the image columns default to ``imageA`` / ``imageB`` (aligned: one ``image``)."""
+    data, a, b = values["data"], values["domain_a"], values["domain_b"]
+    if data.get("aligned"):
+        data["paired"] = True
+    if not data.get("paired"):
+        return
+    for name in PAIRED_SOURCE:
+        if name in b and b[name] != a.get(name):
+            raise ConfigError(
+                f"data.paired: domain B reads the rows of domain A, so domain_b.{name} = {_toml(b[name])} cannot "
+                f"differ from domain_a.{name}; name only domain B's label and image_column"
+            )
+        if name in a:
+            b[name] = a[name]
+    if not data.get("aligned"):
+        a.setdefault("image_column", "imageA")
+        b.setdefault("image_column", "imageB")
+    elif b.get("image_column", a.get("image_column", "image")) != a.get("image_column", "image"):
+        raise ConfigError("data.aligned: A and B are the halves of one image column: set domain_a.image_column only")
 
 
 def _set(values: dict, schemas: dict, section: str, name: str, value, where: str) -> None:

@@ -280,6 +280,141 @@ def load_training_domain(
     return TrainingDomain(label, spec, images, held, skipped)
 
 
+def _decode_cell(cell, channels: int) -> np.ndarray:
+    if cell is None:
+        raise ValueError("missing image")
+    return imaging.image_to_array(imaging.open_image(cell["bytes"] if cell.get("bytes") else cell["path"]), channels)
+
+
+def _to_square(array: np.ndarray, size: int) -> torch.Tensor:
+    x = imaging.resize_tensor(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None], (size, size))
+    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def decode_pairs(
+    ds, columns: tuple[str, str] | str, channels: int, size: int, max_rows: int | None = None, *, swap=False
+):
+    """Decode the pairs of a paired source into two aligned uint8 tensors [N, C, size, size] (row i of both is
+    one pair): ``columns`` names the A and B image columns, or one column whose images hold A on the left half and B
+    on the right (``swap``: B left, A right). A row with a missing or unreadable image, two images of different
+    sizes, or (one column) an odd width is skipped. Returns (a, b, skipped: {reason: count})."""
+    per_row = 4 * channels * size * size
+    rows = len(ds) if hasattr(ds, "__len__") else None
+    rows = min(rows, max_rows) if rows is not None and max_rows is not None else rows
+    if rows is not None and rows * per_row > MAX_DECODED_BYTES:
+        raise ValueError(
+            f"{rows} pairs of {size}x{size} would take {rows * per_row / 2**30:.1f} GB once decoded, above the "
+            f"limit of {MAX_DECODED_BYTES / 2**30:.0f} GB: lower data.load_size or use fewer images"
+        )
+    a, b, skipped = [], [], {}
+    for row in ds:
+        if max_rows is not None and len(a) >= max_rows:
+            break
+        try:
+            if isinstance(columns, str):
+                whole = _decode_cell(row[columns], channels)
+                if whole.shape[1] % 2:
+                    raise _Skip("an odd width (no two halves)")
+                half = whole.shape[1] // 2
+                first, second = whole[:, :half], whole[:, half:]
+                x, y = (second, first) if swap else (first, second)
+            else:
+                x, y = (_decode_cell(row[column], channels) for column in columns)
+                if x.shape[:2] != y.shape[:2]:
+                    raise _Skip("two images of different sizes")
+        except _Skip as reason:
+            skipped[str(reason)] = skipped.get(str(reason), 0) + 1
+            continue
+        except (ValueError, OSError, TypeError):
+            skipped["an unreadable or missing image"] = skipped.get("an unreadable or missing image", 0) + 1
+            continue
+        a.append(_to_square(x, size))
+        b.append(_to_square(y, size))
+    if not a:
+        empty = torch.empty(0, channels, size, size, dtype=torch.uint8)
+        return empty, empty.clone(), skipped
+    return torch.stack(a), torch.stack(b), skipped
+
+
+class _Skip(Exception):
+    """A row that is not a pair, and why."""
+
+
+def load_paired_domains(
+    spec_a: DomainSpec,
+    column_b: str | None,
+    labels: tuple[str, str],
+    aligned: str,
+    eval_split: str | None,
+    channels: int,
+    load_size: int,
+    image_size: int,
+    eval_images: int,
+) -> tuple[TrainingDomain, TrainingDomain, dict]:
+    """Domains A and B of a paired source, row i of each one pair (its held-out pairs from the eval split alike),
+    and the rows skipped ({reason: count}). ``aligned``: "" (two columns, A's and ``column_b``), "AB" or "BA"."""
+    what = f"pairs ({labels[0]} -> {labels[1]})"
+    columns = spec_a.image_column if aligned else (spec_a.image_column, column_b)
+    ds = load_domain(spec_a, what)
+    if not aligned:
+        ds = _with_image_column(ds, column_b, spec_a, what)
+    a, b, skipped = decode_pairs(ds, columns, channels, load_size, swap=aligned == "BA")
+    if len(a) == 0:
+        why = "; ".join(f"{n} with {reason}" for reason, n in skipped.items()) or "no rows"
+        raise ValueError(f"{what}: no readable pair in {spec_a.describe()} ({why})")
+    held_a = held_b = None
+    if eval_split is not None:
+        split = load_domain(spec_a.for_split(eval_split), f"{what} evaluation split")
+        if not aligned:
+            split = _with_image_column(split, column_b, spec_a, what)
+        held_a, held_b, _ = decode_pairs(split, columns, channels, image_size, eval_images, swap=aligned == "BA")
+    spec_b = replace(spec_a, image_column=column_b or spec_a.image_column)
+    count = sum(skipped.values())
+    return (
+        TrainingDomain(labels[0], spec_a, a, held_a, count),
+        TrainingDomain(labels[1], spec_b, b, held_b, count),
+        skipped,
+    )
+
+
+def _with_image_column(ds, column: str, spec: DomainSpec, what: str):
+    import datasets
+
+    if column not in (ds.features or {}):
+        raise ValueError(f"{what}: no column {column!r} in {spec.describe()} (columns: {', '.join(ds.features)})")
+    if not isinstance(ds.features[column], datasets.Image):
+        raise ValueError(f"{what}: column {column!r} holds {ds.features[column]}, not images")
+    return ds.cast_column(column, datasets.Image(decode=False))
+
+
+@dataclass
+class PairedSampler:
+    """Which pairs make up each step: row i of A with row i of B, every pair once per epoch in an order drawn from
+    (seed, epoch) alone (exact resume), each process taking its own slice of every global batch."""
+
+    length: int
+    batch_size: int
+    seed: int = 0
+    world_size: int = 1
+    rank: int = 0
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def indices(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        start = (step * self.world_size + self.rank) * self.batch_size
+        rows = []
+        for position in range(start, start + self.batch_size):
+            epoch, offset = divmod(position, self.length)
+            if epoch not in self._cache:
+                self._cache = {
+                    epoch: torch.randperm(
+                        self.length, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+                    )
+                }
+            rows.append(int(self._cache[epoch][offset]))
+        index = torch.tensor(rows)
+        return index, index
+
+
 @dataclass
 class UnpairedSampler:
     """Which A and B images make up each training step: unaligned, reproducible from (seed, step) alone.
@@ -395,6 +530,14 @@ def training_batch(
     if strokes:
         batch = stroke_augment(batch, generator)
     return imaging.to_network(batch, value_range).to(device)
+
+
+def paired_batch(images_a: torch.Tensor, images_b: torch.Tensor, indices, **batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pairs ``indices`` of two aligned domains as ``training_batch`` makes a batch, each pair cropped, flipped
+    (and stroke-varied) alike: the two images travel as one, channel-stacked."""
+    both = torch.cat([images_a[indices], images_b[indices]], dim=1)
+    out = training_batch(both, torch.arange(len(both)), **batch)
+    return out[:, : images_a.shape[1]], out[:, images_a.shape[1] :]
 
 
 def preview_grid(rows: list[torch.Tensor], value_range=(-1.0, 1.0)) -> np.ndarray:

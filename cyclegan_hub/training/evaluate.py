@@ -106,18 +106,50 @@ class EvalLog:
 
 
 @torch.inference_mode()
-def held_out_metrics(pair: dict, held_a: torch.Tensor | None, held_b: torch.Tensor | None) -> dict[str, float]:
-    """``evaluate_pair`` of {"G", "F"} on uint8 held-out images of both domains ({} when one is missing)."""
-    if held_a is None or held_b is None:
+def evaluate_pairs(generator, inputs: torch.Tensor, targets: torch.Tensor, digits: bool = False) -> dict[str, float]:
+    """A paired translator on held-out pairs (row i of ``inputs`` and ``targets`` one pair, in its value range):
+    ``psnr_AtoB`` (dB, the mean over images, on [0, 1]), ``l1_AtoB`` (in the value range) and, with ``digits``,
+    ``digit_agreement_AtoB``: the share of outputs the shipped MNIST classifier reads as the digit it reads in the
+    true output (``identity_*``: the same figures for the input itself, the baseline to beat)."""
+    low, high = generator.config["value_range"]
+    fake = translate_tensors(generator, inputs)
+    metrics: dict[str, float] = {"n_pairs": len(inputs)}
+    for name, images in (("AtoB", fake), ("identity", inputs.float())):
+        unit = [((x - low) / (high - low)).clamp(0, 1) for x in (images, targets.float())]
+        mse = (unit[0] - unit[1]).square().flatten(1).mean(1).clamp(min=1e-10)
+        metrics[f"psnr_{name}"] = (10 * torch.log10(1 / mse)).mean().item()
+        metrics[f"l1_{name}"] = (images - targets.float()).abs().mean().item()
+        if digits:
+            from ..models.mnist_classifier import classify_digits, load_mnist_classifier
+
+            classifier = load_mnist_classifier()
+            read = classify_digits(images, classifier) == classify_digits(targets.float(), classifier)
+            metrics[f"digit_agreement_{name}"] = read.float().mean().item()
+    return metrics
+
+
+def held_out_metrics(
+    pair: dict, held_a: torch.Tensor | None, held_b: torch.Tensor | None, *, paired: bool = False, digits: bool = False
+) -> dict[str, float]:
+    """``evaluate_pair`` of {"G", "F"} on uint8 held-out images of both domains, or ``evaluate_pairs`` of a
+    one-way G on held-out pairs (``paired``); {} when a domain has none, or when one-way G has no pairs."""
+    if held_a is None or held_b is None or ("F" not in pair and not paired):
         return {}
     device, value_range = next(pair["G"].parameters()).device, pair["G"].config["value_range"]
     a, b = (to_network(x.to(device), value_range) for x in (held_a, held_b))
+    if "F" not in pair:
+        return evaluate_pairs(pair["G"], a, b, digits)
     return evaluate_pair(pair["G"], pair["F"], a, b)
 
 
 @torch.inference_mode()
 def sample_rows(pair: dict, previews: tuple[torch.Tensor, torch.Tensor]) -> list[torch.Tensor]:
-    """Rows A, G(A), F(G(A)), B, F(B), G(F(B)) of uint8 preview images, in the network's range (``preview_grid``)."""
+    """Rows A, G(A), F(G(A)), B, F(B), G(F(B)) of uint8 preview images, in the network's range (``preview_grid``);
+    for a one-way G: A, G(A), B."""
+    if "F" not in pair:
+        g = pair["G"]
+        real_a, real_b = (to_network(x.to(next(g.parameters()).device), g.config["value_range"]) for x in previews)
+        return [real_a, translation.run(g, real_a), real_b]
     rows = []
     for images, g, f in ((previews[0], pair["G"], pair["F"]), (previews[1], pair["F"], pair["G"])):
         real = to_network(images.to(next(g.parameters()).device), g.config["value_range"])

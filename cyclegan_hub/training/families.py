@@ -57,6 +57,8 @@ class Family:
         summary: (networks, image size) -> one line about the networks, printed at start.
         official: (networks, folder, epoch) -> None: load a training checkpoint of the authors' own code
             (``train.py --init-from-official``); None when the family has no such reader.
+        exported: the networks a run exports: ``("G", "F")``, a pair (``generator_AtoB/``, ``generator_BtoA/``),
+            or ``("G",)``, one direction (``generator_AtoB/`` only).
     """
 
     name: str
@@ -72,6 +74,7 @@ class Family:
         f"{name}: {sum(p.numel() for p in net.parameters()):,} parameters" for name, net in nets.items()
     )
     official: Callable[[dict, str, str], None] | None = None
+    exported: tuple[str, ...] = ("G", "F")
 
 
 FAMILIES: dict[str, Family] = {}
@@ -169,11 +172,13 @@ def _cyclegan_check(config) -> None:
 
 
 def _cyclegan_describe(config) -> list[str]:
-    m = config.model
+    m, t = config.model, config.train
     return [
         f"- generators: {m.architecture}, {m.base_channels} base channels, {m.n_blocks} blocks, {m.norm} norm, "
         f"{m.upsampling} upsampling",
         f"- discriminators: PatchGAN, {m.d_layers} layers, {m.d_base_channels} base channels",
+        f"- losses: {t.gan_mode} GAN, cycle x {t.lambda_cycle}, identity x {t.lambda_identity} x cycle; pool of "
+        f"{t.pool_size}",
     ]
 
 

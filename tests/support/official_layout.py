@@ -61,7 +61,15 @@ class SkipBlock(nn.Module):
     """One level of the U-Net: ``model`` = down path, the inner level, up path; concatenated with its input."""
 
     def __init__(
-        self, outer_nc, inner_nc, input_nc=None, submodule=None, outermost=False, innermost=False, norm="instance"
+        self,
+        outer_nc,
+        inner_nc,
+        input_nc=None,
+        submodule=None,
+        outermost=False,
+        innermost=False,
+        norm="instance",
+        dropout=False,
     ):
         super().__init__()
         self.outermost = outermost
@@ -78,6 +86,8 @@ class SkipBlock(nn.Module):
         else:
             upconv = nn.ConvTranspose2d(inner_nc * 2, outer_nc, 4, stride=2, padding=1, bias=bias)
             layers = [downrelu, downconv, _norm(norm, inner_nc), submodule, uprelu, upconv, _norm(norm, outer_nc)]
+            if dropout:  # theirs: down + [submodule] + up + [nn.Dropout(0.5)]
+                layers.append(nn.Dropout(0.5))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -85,11 +95,11 @@ class SkipBlock(nn.Module):
 
 
 class UnetGenerator(nn.Module):
-    def __init__(self, input_nc=3, output_nc=3, num_downs=8, ngf=64, norm="instance"):
+    def __init__(self, input_nc=3, output_nc=3, num_downs=8, ngf=64, norm="instance", dropout=False):
         super().__init__()
         block = SkipBlock(ngf * 8, ngf * 8, innermost=True, norm=norm)
         for _ in range(num_downs - 5):
-            block = SkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm)
+            block = SkipBlock(ngf * 8, ngf * 8, submodule=block, norm=norm, dropout=dropout)
         for outer, inner in ((ngf * 4, ngf * 8), (ngf * 2, ngf * 4), (ngf, ngf * 2)):
             block = SkipBlock(outer, inner, submodule=block, norm=norm)
         self.model = SkipBlock(output_nc, ngf, input_nc=input_nc, submodule=block, outermost=True, norm=norm)
