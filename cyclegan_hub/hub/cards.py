@@ -94,7 +94,9 @@ def eval_results(metrics: dict, source: str, target: str, dataset: str):
     return [
         EvalResult(
             task_type="image-to-image",
-            task_name="unpaired image-to-image translation",
+            task_name="paired image-to-image translation"
+            if "n_pairs" in metrics
+            else "unpaired image-to-image translation",
             dataset_type=dataset,
             dataset_name=f"{source} -> {target} held-out images",
             metric_type=key,

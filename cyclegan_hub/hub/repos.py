@@ -117,11 +117,14 @@ class PushReport:
 
 
 def load_run_pair(run_dir: Path) -> list[CycleGenerator]:
-    """The two generators of a run folder, each from regular files inside it (a link out of it is refused)."""
+    """The two generators of a run folder (or the one of a one-way family's run: ``generator_AtoB/`` alone), each
+    from regular files inside it (a link out of it is refused)."""
     pair = []
     for name in RUN_GENERATORS:
         folder = run_dir / name
         weights = folder / "model.safetensors"
+        if pair and getattr(type(pair[0]), "one_way", False) and not os.path.lexists(folder):
+            return pair
         if not weights.exists() and not weights.is_symlink():
             raise ValueError(f"{run_dir} has no {name}/ with weights: is it a finished training run folder?")
         for path in (weights, folder / "config.json"):
@@ -223,6 +226,8 @@ def push_pair(
     pair = load_run_pair(run_dir)
     for generator in pair:
         name_base_on_hub(generator, base_model_id)
+    if len(pair) == 1 and reverse_repo_id is not None:
+        raise ValueError(f"{run_dir} holds one direction (a one-way model): it has no reverse to push")
     reverse_repo_id = reverse_repo_id or twin_repo_id(repo_id)
     if reverse_repo_id == repo_id:
         raise ValueError("the forward and reverse generators need two different repos")
@@ -240,10 +245,9 @@ def push_pair(
 
     with tempfile.TemporaryDirectory(prefix="cyclegan-push-") as tmp:
         plans = []
-        for generator, repo, twin, direction in (
-            (pair[0], repo_id, reverse_repo_id, "AtoB"),
-            (pair[1], reverse_repo_id, repo_id, "BtoA"),
-        ):
+        directions = [(pair[0], repo_id, reverse_repo_id, "AtoB"), (pair[-1], reverse_repo_id, repo_id, "BtoA")]
+        for generator, repo, twin, direction in directions[: len(pair)]:
+            twin = twin if len(pair) == 2 else None
             folder = Path(tmp) / repo.replace("/", "--")
             write_generator(generator, folder, inputs, direction, repo_id=repo, twin_repo_id=twin, sample=sample)
             plans.append((repo, folder))
@@ -255,7 +259,8 @@ def push_pair(
             if revision:
                 _hub_call(lambda repo=repo: api.create_branch(repo, branch=revision, exist_ok=True), repo, retries)
         source, target = pair[0].config["source_domain"], pair[0].config["target_domain"]
-        message = commit_message or f"Upload CycleGAN generator {source} <-> {target} with cyclegan-hub"
+        arrow = "<->" if len(pair) == 2 else "->"
+        message = commit_message or f"Upload {type(pair[0]).__name__} {source} {arrow} {target} with cyclegan-hub"
         for repo, folder in plans:
             try:
                 info = _hub_call(

@@ -121,4 +121,7 @@ class Pix2PixGenerator(
     def generate_model_card(self, *args, **kwargs):
         kwargs.setdefault("citation", CITATION)
         kwargs.setdefault("install", INSTALL_COMMAND)
-        return super().generate_model_card(*args, **kwargs)
+        card = super().generate_model_card(*args, **kwargs)
+        # the mixin adds CycleGenerator's tags to this class's own: a paired model is not an unpaired one
+        card.data.tags = sorted(set(card.data.tags) - {"cyclegan", "unpaired-image-translation"})
+        return card

@@ -217,3 +217,91 @@ def test_the_memory_of_decoded_images_is_checked_before_decoding(tmp_path, monke
     with pytest.raises(ValueError, match="3 images of 64x64 would take 0.0 GB once decoded, above the limit"):
         decode_domain(stream, "image", 3, 64)
     assert decode_domain(stream, "image", 3, 64, max_images=2)[0].shape == (2, 3, 64, 64)
+
+
+# ---- paired sources (pix2pix): two columns of one row, or the two halves of one image -----------------------------
+
+
+def halves(left, right, size=(8, 4)):
+    """An aligned image of the official pix2pix folders: A on the left half, B on the right."""
+    array = np.zeros(size[::-1], dtype=np.uint8)
+    array[:, : size[0] // 2], array[:, size[0] // 2 :] = left, right
+    return Image.fromarray(array)
+
+
+def test_aligned_halves_are_pairs_and_rows_without_two_halves_are_skipped(tmp_path):
+    from cyclegan_hub.training.data import load_paired_domains
+
+    rows = [halves(10, 200), halves(20, 210), halves(30, 220, size=(9, 4)), halves(40, 230)]
+    path = save_parquet_dataset(
+        tmp_path / "facades",
+        {"train": {"image": rows}, "test": {"image": [halves(50, 240)]}},
+        datasets.Features({"image": datasets.Image()}),
+    )
+    a, b, skipped = load_paired_domains(DomainSpec(path=path), None, ("label", "photo"), "AB", "test", 1, 4, 4, 10)
+    assert a.images[:, 0, 0, 0].tolist() == [10, 20, 40] and b.images[:, 0, 0, 0].tolist() == [200, 210, 230]
+    assert skipped == {"an odd width (no two halves)": 1} and a.skipped == 1
+    assert (a.held[0, 0, 0, 0], b.held[0, 0, 0, 0]) == (50, 240)
+    a, b, _ = load_paired_domains(DomainSpec(path=path), None, ("photo", "label"), "BA", None, 1, 4, 4, 10)
+    assert a.images[:, 0, 0, 0].tolist() == [200, 210, 230] and a.held is None  # their --direction BtoA
+
+
+def test_two_columns_are_pairs_and_mismatched_or_missing_rows_are_skipped(tmp_path):
+    from cyclegan_hub.training.data import load_paired_domains
+
+    columns = {
+        "imageA": [gray(1), gray(2), gray(3), None],
+        "imageB": [gray(30), gray(40, size=(6, 10)), gray(50), gray(60)],
+    }
+    path = save_parquet_dataset(
+        tmp_path / "pairs",
+        {"train": columns},
+        datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()}),
+    )
+    spec = DomainSpec(path=path, image_column="imageA")
+    a, b, skipped = load_paired_domains(spec, "imageB", ("x", "y"), "", None, 1, 4, 4, 10)
+    assert a.images[:, 0, 0, 0].tolist() == [1, 3] and b.images[:, 0, 0, 0].tolist() == [30, 50]
+    assert skipped == {"two images of different sizes": 1, "an unreadable or missing image": 1}
+    with pytest.raises(ValueError, match="no column 'imageC'"):
+        load_paired_domains(spec, "imageC", ("x", "y"), "", None, 1, 4, 4, 10)
+
+
+def test_paired_batches_crop_and_flip_each_pair_alike_and_the_sampler_keeps_rows_together():
+    from cyclegan_hub.training.data import PairedSampler, paired_batch
+
+    images = torch.randint(0, 255, (6, 1, 12, 12), dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    a, b = paired_batch(
+        images,
+        images.clone(),
+        torch.tensor([0, 3, 5]),
+        size=8,
+        flip=True,
+        generator=generator,
+        device=torch.device("cpu"),
+    )
+    assert a.shape == (3, 1, 8, 8) and torch.equal(a, b)
+    sampler = PairedSampler(6, batch_size=2, seed=1)
+    epoch = [sampler.indices(step) for step in range(3)]
+    assert all(torch.equal(x, y) for x, y in epoch)
+    assert sorted(torch.cat([x for x, _ in epoch]).tolist()) == list(range(6))  # every pair once an epoch
+
+
+def test_a_paired_config_reads_domain_b_from_domain_a_rows(tmp_path):
+    from cyclegan_hub.training import config as configs
+
+    path = tmp_path / "p.toml"
+    path.write_text(
+        '[domain_a]\npath = "somewhere"\nlabel = "edges"\n[domain_b]\nlabel = "shoe"\n[data]\npaired = true\n'
+    )
+    config = configs.load(path)
+    assert (config.domain_b.path, config.domain_a.image_column, config.domain_b.image_column) == (
+        "somewhere",
+        "imageA",
+        "imageB",
+    )
+    with pytest.raises(configs.ConfigError, match='domain_b.path = "elsewhere" cannot differ from domain_a.path'):
+        configs.load(path, ['domain_b.path="elsewhere"'])
+    assert configs.load(path, ['data.aligned="BA"']).data.paired is True
+    with pytest.raises(configs.ConfigError, match="the pix2pix family trains on pairs: set data.paired = true"):
+        configs.load(path, ["data.paired=false", 'domain_b.path="somewhere"', 'model.family="pix2pix"'])
