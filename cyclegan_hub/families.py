@@ -142,5 +142,16 @@ PIX2PIX = register(
         title="pix2pix",
         models="cyclegan_hub.models.pix2pix",
         trainer="cyclegan_hub.training.pix2pix",
+        converter="cyclegan_hub.convert.pix2pix:CONVERTER",
+        zoo_method="pix2pix",
+        convert_options=(
+            CliOption(
+                "--inference",
+                "how the converted generator runs: batch norm on each image's own statistics as the authors' test "
+                "script (image_statistics, the default), the same with dropout on (authors), or on the running "
+                "statistics (running); given with a checkpoint file, it converts a pix2pix run's latest_net_G.pth",
+                choices=("image_statistics", "authors", "running"),
+            ),
+        ),
     )
 )

@@ -254,7 +254,8 @@ def convert_zoo(
     whose record claims the entry's method converts it, with ``settings`` (its ``convert`` options)."""
     model = zoo.get(zoo_name)
     if with_reverse and model.reverse is None:
-        raise ConversionError(f"{zoo_name} has no released reverse direction (`cyclegan-hub zoo` lists the pairs)")
+        why = model.one_way or "`cyclegan-hub zoo` lists the pairs"
+        raise ConversionError(f"{zoo_name} has no released reverse direction ({why})")
     record = families.with_zoo_method(model.method)
     if record is not None:
         converter = record.load("converter")

@@ -4,6 +4,8 @@
 continues with an HTTP Range request; its size checked from the response headers against a cap before the body is
 read, and against what arrives), records its SHA-256 and converts it. CUT's models come in one tar: it is read member
 by member in memory, and only the expected ``latest_net_G.pth`` is taken (nothing is extracted to disk by name).
+pix2pix's (``pix2pix/edges2shoes``, ...) are one way each, and are cached under ``pix2pix/``: three of their files
+share their names with CycleGAN's (``sat2map.pth``, ``map2sat.pth``, ``facades_label2photo.pth``).
 ``--zoo-mirror URL`` (or ``CYCLEGAN_HUB_ZOO_MIRROR``) replaces the scheme and host of every URL and keeps its path.
 """
 
@@ -23,13 +25,17 @@ from .checkpoints import ConversionError
 CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/pretrained_models/{name}.pth"
 CUT_URL = "http://efrosgans.eecs.berkeley.edu/CUT/pretrained_models.tar"
 TURBO_URL = "https://www.cs.cmu.edu/~img2img-turbo/models/{name}.pkl"
+#: Their scripts/download_pix2pix_model.sh: ``models-pytorch/$FILE.pth``.
+PIX2PIX_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/models-pytorch/{name}.pth"
 TURBO = "CycleGAN-Turbo"
+PIX2PIX = "pix2pix"
 MIRROR_VARIABLE = "CYCLEGAN_HUB_ZOO_MIRROR"
 CACHE_VARIABLE = "CYCLEGAN_HUB_CACHE"
 #: The most a zoo file may be: a ResNet-9 generator is 45 MB; CUT's tar holds six of them.
 MAX_MODEL_BYTES = 128 << 20
 MAX_TAR_BYTES = 1 << 30
 MAX_TURBO_BYTES = 3 << 30  # their pickles hold two full VAEs twice beside the adapters: ~1.7 GB
+MAX_PIX2PIX_BYTES = 256 << 20  # a U-Net-256 generator with batch norm: 54.4 M values, ~218 MB
 #: The most one tar member may be (read in memory), and how many members are looked at.
 MAX_MEMBERS = 10_000
 
@@ -43,6 +49,10 @@ CUT_PAPER = (
 )
 CYCLEGAN_CODE = "[pytorch-CycleGAN-and-pix2pix](https://github.com/junyanz/pytorch-CycleGAN-and-pix2pix)"
 CUT_CODE = "[contrastive-unpaired-translation](https://github.com/taesungp/contrastive-unpaired-translation)"
+PIX2PIX_PAPER = (
+    "Phillip Isola, Jun-Yan Zhu, Tinghui Zhou, Alexei A. Efros: *Image-to-Image Translation with Conditional "
+    "Adversarial Networks*, CVPR 2017, [paper](https://arxiv.org/abs/1611.07004)"
+)
 TURBO_PAPER = (
     "[Parmar et al., One-Step Image Translation with Text-to-Image Models, 2024](https://arxiv.org/abs/2403.12036)"
 )
@@ -52,7 +62,7 @@ TURBO_CODE = "[img2img-turbo](https://github.com/GaParmar/img2img-turbo)"
 @dataclass(frozen=True)
 class ZooModel:
     name: str
-    method: str  # "CycleGAN", "CUT", "FastCUT" or "CycleGAN-Turbo"
+    method: str  # "CycleGAN", "CUT", "FastCUT", "pix2pix" or "CycleGAN-Turbo"
     source_domain: str
     target_domain: str
     reverse: str | None  # the zoo name of the other direction, where one was released
@@ -66,13 +76,35 @@ class ZooModel:
             return "ResNet-9"
         if self.method == TURBO:
             return "SD-Turbo + LoRA"
+        if self.method == PIX2PIX:
+            return "U-Net-256"
         return "ResNet-9, anti-aliased"
+
+    @property
+    def cache_name(self) -> str:
+        """Where its download is kept, under the cache folder: the URL's file name (under ``pix2pix/`` for pix2pix's,
+        whose sat2map.pth, map2sat.pth and facades_label2photo.pth are also CycleGAN's file names)."""
+        name = Path(urllib.parse.urlsplit(self.url).path).name
+        return f"{PIX2PIX}/{name}" if self.method == PIX2PIX else name
+
+    @property
+    def one_way(self) -> str | None:
+        """Why it has no reverse where that is its method's nature (pix2pix), for a one-line refusal; else None."""
+        if self.method != PIX2PIX:
+            return None
+        source, _, target = self.name.split("/")[-1].partition("2")
+        other = f"{PIX2PIX}/{target}2{source}"
+        separate = f"; {other} is a model of its own: convert it separately" if other in ZOO else ""
+        return f"pix2pix models translate one way, trained on pairs for one direction{separate}"
 
     def credit(self) -> str:
         if self.method == TURBO:
             return f"The `{self.name}` translator released by the authors of CycleGAN-Turbo ({TURBO_PAPER}) with {TURBO_CODE}"
-        paper, code = (CYCLEGAN_PAPER, CYCLEGAN_CODE) if self.method == "CycleGAN" else (CUT_PAPER, CUT_CODE)
-        method = "" if self.method == "CycleGAN" else f" ({self.method})"
+        paper, code = {
+            "CycleGAN": (CYCLEGAN_PAPER, CYCLEGAN_CODE),
+            PIX2PIX: (PIX2PIX_PAPER, CYCLEGAN_CODE),
+        }.get(self.method, (CUT_PAPER, CUT_CODE))
+        method = "" if self.method in ("CycleGAN", PIX2PIX) else f" ({self.method})"
         return (
             f"The `{self.name}` generator{method} released by the authors of {self.method.replace('Fast', '')} "
             f"({paper}) with their implementation {code}, under its license (BSD)"
@@ -91,6 +123,11 @@ def _cut(task: str, method: str, a: str, b: str) -> ZooModel:
 def _turbo(task: str, a: str, b: str, reverse: str) -> ZooModel:
     # released with img2img-turbo, whose license is MIT
     return ZooModel(f"turbo/{task}", TURBO, a, b, f"turbo/{reverse}", TURBO_URL.format(name=task), license="mit")
+
+
+def _pix2pix(task: str, a: str, b: str) -> ZooModel:
+    # one way each: sat2map and map2sat were trained separately, neither is the other's reverse
+    return ZooModel(f"{PIX2PIX}/{task}", PIX2PIX, a, b, None, PIX2PIX_URL.format(name=task))
 
 
 def _pair(forward: str, reverse: str, a: str, b: str) -> list[ZooModel]:
@@ -121,6 +158,12 @@ ZOO: dict[str, ZooModel] = {
                 ("cityscapes", "label", "street"),
             )
         ),
+        # the names of their scripts/download_pix2pix_model.sh
+        _pix2pix("edges2shoes", "edges", "shoe"),
+        _pix2pix("sat2map", "satellite", "map"),
+        _pix2pix("map2sat", "map", "satellite"),
+        _pix2pix("facades_label2photo", "label", "facade"),
+        _pix2pix("day2night", "day", "night"),
         _turbo("day2night", "day", "night", "night2day"),
         _turbo("night2day", "night", "day", "day2night"),
         _turbo("clear2rainy", "clear", "rainy", "rainy2clear"),
@@ -248,9 +291,9 @@ def download(url: str, target: Path, max_bytes: int, *, progress: bool = True, t
 def fetch(model: ZooModel, *, mirror: str | None = None, folder=None, progress: bool = True) -> tuple[Path, str]:
     """The downloaded file of ``model`` (the tar for CUT's) and the URL it came from."""
     url = mirrored(model.url, mirror)
-    name = Path(urllib.parse.urlsplit(model.url).path).name
-    limit = MAX_TURBO_BYTES if model.method == TURBO else MAX_TAR_BYTES if model.member else MAX_MODEL_BYTES
-    return download(url, cache_dir(folder) / name, limit, progress=progress), url
+    limit = MAX_TAR_BYTES if model.member else MAX_MODEL_BYTES
+    limit = {TURBO: MAX_TURBO_BYTES, PIX2PIX: MAX_PIX2PIX_BYTES}.get(model.method, limit)
+    return download(url, cache_dir(folder) / model.cache_name, limit, progress=progress), url
 
 
 def read_member(tar_path: Path, member: str) -> bytes:
