@@ -24,6 +24,7 @@ _METRICS = (
     ("cycle_accuracy", "cycle accuracy (round trip still reads as the source digit)", "cycle accuracy"),
     ("cycle_l1", "cycle L1 (mean absolute error, range [-1, 1])", "cycle L1"),
     ("psnr", "PSNR against the true outputs (dB)", "PSNR"),
+    ("ssim", "SSIM against the true outputs", "SSIM"),
     ("l1", "L1 to the true outputs (mean absolute error, range [-1, 1])", "L1"),
     ("digit_agreement", "digit agreement (classifier reads the true output's digit)", "digit agreement"),
     ("fid", "FID against real target images (Inception-v3)", "FID"),

@@ -1,4 +1,6 @@
 import json
+import math
+import re
 
 import pytest
 import torch
@@ -165,3 +167,58 @@ def test_reversed_metrics_swap_the_directions():
     assert "| translation accuracy (classifier reads the target digit) | 99.0% | 97.0% |" in metrics_table(
         back, "9", "6"
     )
+
+
+def test_ssim_is_one_for_equal_images_and_falls_with_noise():
+    from cyclegan_hub.training.evaluate import ssim
+
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(ssim(x, x), torch.ones(2, dtype=x.dtype))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(1))
+    mild, strong = ((x + scale * noise).clamp(0, 1) for scale in (0.1, 0.3))
+    # i.i.d. noise: SSIM is about 2 var(x) / (2 var(x) + var(noise)): 0.94 and 0.66 here
+    assert (ssim(x, mild) > 0.9).all() and (ssim(x, strong) < 0.75).all() and (ssim(x, strong) > 0.55).all()
+
+
+def test_eval_on_pairs_measures_against_the_true_output_and_names_the_rows_it_skips(tmp_path, capsys):
+    import datasets
+
+    from cyclegan_hub.cli import main
+    from cyclegan_hub.models.pix2pix import Pix2PixGenerator
+    from tests.training.test_data import gray, halves, save_parquet_dataset
+
+    torch.manual_seed(0)
+    model = Pix2PixGenerator(in_channels=1, out_channels=1, base_channels=4, n_downsampling=3, image_size=8)
+    model.save_pretrained(tmp_path / "model")
+    columns = {"imageA": [gray(10), gray(20), None], "imageB": [gray(30), gray(40, size=(6, 10)), gray(50)]}
+    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
+    path = save_parquet_dataset(tmp_path / "pairs", {"test": columns}, features)
+    data = f'{{path="{path}", split="test", image_column="imageA"}}'
+    args = ["eval", "--model", str(tmp_path / "model"), "--data", data, "--output", str(tmp_path / "m.json")]
+    assert main([*args, "--target-column", "imageB"]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["skipped (two images of different sizes)"] == 1
+    assert metrics["skipped (an unreadable or missing image)"] == 1
+    assert metrics["n_pairs"] == 1 and metrics["psnr_identity"] == pytest.approx(10 * math.log10(255**2 / 20**2), 1e-3)
+    assert {"psnr_AtoB", "ssim_AtoB", "l1_AtoB", "ssim_identity"} <= metrics.keys()
+
+    aligned = save_parquet_dataset(
+        tmp_path / "aligned", {"test": {"image": [halves(10, 200), halves(1, 2, size=(9, 4))]}}, features=None
+    )
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(tmp_path / "model"),
+                "--data",
+                f'{{path="{aligned}", split="test"}}',
+                "--aligned",
+                "AB",
+            ]
+        )
+        == 0
+    )
+    assert re.search(r"skipped \(an odd width \(no two halves\)\) +1\n", capsys.readouterr().out)
+    assert main([*args, "--target-column", "nope"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("no column 'nope' in " + f"{path} split=test")
