@@ -39,6 +39,12 @@ RUN_GENERATORS = tuple(f"generator_{d}" for d in DIRECTIONS)
 _DIRECTION = re.compile(r"^(?P<a>[A-Za-z0-9]+)(?P<sep>2|to|-to-|_to_)(?P<b>[A-Za-z0-9]+)$")
 
 
+class MissingModel(ValueError):
+    """``load_generator``'s error for a model that is not there: no such folder, no such Hub repo (or one no token
+    lets us see), or none in the cache while the Hub cannot be reached. A server looking for a pair's reverse by its
+    twin name serves the model one way on this error, and fails on any other."""
+
+
 def looks_like_a_local_path(model: str) -> bool:
     """A model name that can only mean a folder: it starts with ., / or ~, has more than one slash, or its first part
     is a folder here (``space/models/mnist-6to8``, ``models/x`` beside a ``models/`` folder)."""
@@ -54,7 +60,7 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
     ``model`` is a local ``save_pretrained`` folder or a Hub repo id ("user/mnist-6to9"). A name that can only be a
     folder and is not one fails at once, without asking the Hub."""
     if not os.path.isdir(model) and looks_like_a_local_path(model):
-        raise ValueError(f"{model}: no such model folder")
+        raise MissingModel(f"{model}: no such model folder")
     try:
         return HubModule.from_pretrained(model, revision=revision, map_location=device, **kwargs)
     except HFValidationError:
@@ -62,11 +68,13 @@ def load_generator(model: str, *, revision: str | None = None, device: str = "cp
     except GatedRepoError:
         raise ValueError(f"{model} is gated: accept its terms on the Hub and log in (HF_TOKEN)") from None
     except RepositoryNotFoundError:
-        raise ValueError(f"{model}: no such model repo on the Hub (or it is private and no token allows it)") from None
+        raise MissingModel(
+            f"{model}: no such model repo on the Hub (or it is private and no token allows it)"
+        ) from None
     except RevisionNotFoundError:
         raise ValueError(f"{model}: no revision {revision!r}") from None
     except LocalEntryNotFoundError:
-        raise ValueError(
+        raise MissingModel(
             f"{model}: no such local folder, and it is not in the Hub cache (the Hub cannot be reached)"
         ) from None
     except EntryNotFoundError:

@@ -1,4 +1,5 @@
-"""The Gradio app of the Space: any number of CycleGAN pairs behind a picker, both directions, the round trip.
+"""The Gradio app of the Space: any number of CycleGAN pairs behind a picker, both directions, the round trip; a
+one-way model (pix2pix, CUT) beside them, input -> output.
 
 ``build_demo(pairs)`` makes the Blocks; ``space/app.py`` (what a Space runs, and what ``deploy-space`` uploads: the
 text of ``SPACE_SCRIPT``) and ``cyclegan-hub serve`` call it. Needs the ``space`` extra (gradio).
@@ -37,8 +38,10 @@ SPACE_SCRIPT = '''"""CycleGAN Space: translate an image both ways with any of th
     python app.py                                             # the bundled MNIST 6 <-> 9 pair, offline
     CYCLEGAN_MODELS="user/horse2zebra;user/a,user/b" python app.py   # more pairs: forward[,reverse], ';' between pairs
 
+A model with no reverse (pix2pix, CUT, or one whose twin is not found) is served one way, input -> output.
 From code: Client(url).predict(handle_file("six.png"), "6 -> 9", api_name="/translate") returns the translated PNG,
-the round trip PNG and the cycle error. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address.
+the round trip PNG and the cycle error (for a one-way model: None and ""). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
+choose the address.
 """
 
 from pathlib import Path
@@ -62,6 +65,13 @@ its target domain, and a *cycle-consistency* loss asks that F(G(x)) gives x back
 image an A into what makes it a B, and keeps the rest. Below: the translation, and the round trip through both
 generators with its error. ([paper](https://arxiv.org/abs/1703.10593), [code](https://github.com/cyclegan-hub/cyclegan-hub))
 """
+
+ONE_WAY_ABOUT = """
+A **one-way** model (pix2pix, CUT) has no second generator to go back with: it shows the translation only.
+"""
+
+#: What the cycle error box says for a one-way model: there is no round trip to measure (the API returns "").
+NO_ROUND_TRIP = ""
 
 #: Uploads and outputs older than an hour are deleted, every half hour (``TempCap`` also keeps their total bounded).
 DELETE_CACHE = (1800, 3600)
@@ -288,15 +298,18 @@ class Components:
 
 def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Components:
     """The page, made inside the Blocks: the title and the explanation; the pair picker (shown for more than one
-    pair), the input (an image, or a drawing) and the direction; the translation, the round trip and its error."""
+    pair), the input (an image, or a drawing: for any model) and the direction; the translation, the round trip and
+    its error (hidden while a one-way model is picked)."""
     first = pairs[0]
     titles = " · ".join(pair.name for pair in pairs)
     classes = ["digit"] if first.digits else []
+    round_trip = not first.one_way
     gr.HTML(f"<h1>CycleGAN: {as_text(titles)}</h1>")
-    gr.Markdown(ABOUT)
+    gr.Markdown(ABOUT + (ONE_WAY_ABOUT if any(pair.one_way for pair in pairs) else ""))
     with gr.Row():
         with gr.Column():
-            picker = gr.Dropdown([pair.name for pair in pairs], value=first.name, label="Pair", visible=len(pairs) > 1)
+            label = "Pair" if not any(pair.one_way for pair in pairs) else "Model"
+            picker = gr.Dropdown([pair.name for pair in pairs], value=first.name, label=label, visible=len(pairs) > 1)
             with gr.Tab("Image"):
                 source = UploadedImage(
                     label="Input",
@@ -335,8 +348,11 @@ def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Componen
                 interactive=False,
                 height=280,
                 elem_classes=classes,
+                visible=round_trip,
             )
-            cycle_error = gr.Textbox(label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False)
+            cycle_error = gr.Textbox(
+                label="Cycle error: mean |F(G(x)) - x|, pixels in [0, 1]", interactive=False, visible=round_trip
+            )
             ran_at = gr.HTML("")  # the size a translation ran at, or a heavy pair's expected time
     info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
     return Components(picker, source, sketch, direction, button, translated, reconstructed, cycle_error, ran_at, info)
@@ -349,7 +365,7 @@ def wire_events(ui: Components, pairs: list[PairTranslator], translate, announce
     ui.picker.change(
         pick,
         ui.picker,
-        [ui.direction, ui.source, ui.translated, ui.reconstructed],
+        [ui.direction, ui.source, ui.translated, ui.reconstructed, ui.cycle_error],
         api_name=False,
         show_progress="hidden",
     )
@@ -426,7 +442,9 @@ def make_translate(by_direction: dict[str, PairTranslator], fair: FairShare, hop
     """The callback of Translate and of the API's ``/translate``, run in the client's fair share."""
 
     async def translate(image, direction: str, request: gr.Request, progress=gr.Progress()):
-        """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at."""
+        """(image file, direction) -> (translated PNG, round trip PNG, cycle error), and the size it ran at. The
+        shape is the same for every direction: a one-way model's (pix2pix, CUT: no reverse) gives None for the
+        round trip and "" for the cycle error."""
         pair = by_direction.get(direction)
         if pair is None:
             raise gr.Error(
@@ -451,19 +469,29 @@ def make_translate(by_direction: dict[str, PairTranslator], fair: FairShare, hop
             raise gr.Error(message, print_exception=False) from None
         width, height = result.size
         note = f"{as_text(direction)}: ran at {width}x{height} in {result.seconds:.2f} s"
+        if result.reconstructed is None:  # one way: no round trip
+            return own_file(result.translated), None, NO_ROUND_TRIP, note
         return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}", note
 
     return translate
 
 
 def make_pick(by_name: dict[str, PairTranslator]):
-    """The callback of the pair picker: the pair's directions, the first chosen, and its style on the images."""
+    """The callback of the pair picker: the pair's directions, the first chosen, its style on the images, and the
+    round trip and its error shown for a pair, hidden for a one-way model."""
 
     def pick(name: str):
         pair = by_name[name]
         directions = list(pair.directions)
         classes = ["digit"] if pair.digits else []
-        return gr.update(choices=directions, value=directions[0]), *(gr.update(elem_classes=classes) for _ in range(3))
+        round_trip = not pair.one_way
+        return (
+            gr.update(choices=directions, value=directions[0]),
+            gr.update(elem_classes=classes),
+            gr.update(elem_classes=classes),
+            gr.update(elem_classes=classes, visible=round_trip),
+            gr.update(visible=round_trip),
+        )
 
     return pick
 
@@ -526,8 +554,9 @@ def _malformed_events_in_one_line() -> None:
 
 
 def pair_specs(here: Path | None = None) -> list[str]:
-    """Which pairs a Space serves: the pairs bundled in ``here/models`` (MNIST 6 <-> 9 in this repo) first, then those
-    of ``CYCLEGAN_MODELS`` ("forward[,reverse]" per pair, ';' between pairs); with neither, the ``models:`` of
+    """Which pairs a Space serves: the pairs bundled in ``here/models`` (MNIST 6 <-> 9 in this repo) first (a bundled
+    model without a twin folder: served one way), then those of ``CYCLEGAN_MODELS`` ("forward[,reverse]" per pair,
+    ';' between pairs; one model without a reverse found is served one way); with neither, the ``models:`` of
     ``here``'s Space card, in twos (forward, reverse), as ``deploy-space`` writes them."""
     from ..hub.repos import twin_repo_id
 
@@ -535,9 +564,14 @@ def pair_specs(here: Path | None = None) -> list[str]:
     models = here / "models" if here is not None else None
     for folder in sorted(p for p in models.iterdir() if p.is_dir()) if models is not None and models.is_dir() else []:
         twin = folder.with_name(twin_repo_id(folder.name))
-        if folder.name not in used and twin.is_dir():
+        if folder.name in used:
+            continue
+        if twin.is_dir():
             specs.append(f"{folder},{twin}")
             used |= {folder.name, twin.name}
+        elif (folder / "config.json").is_file():  # one model alone: one way
+            specs.append(str(folder))
+            used.add(folder.name)
     extra = [s.strip() for s in os.environ.get("CYCLEGAN_MODELS", "").split(";") if s.strip()]
     if not specs and not extra and here is not None and (here / "README.md").is_file():
         from huggingface_hub import SpaceCard

@@ -1,20 +1,24 @@
 """Serving pairs: both directions of each pair, the round trip, request batching, and bounded memory.
 
 ``PairTranslator`` holds a forward and a reverse generator and names the two directions after the domains
-("6 -> 9", "9 -> 6"). Concurrent ``translate`` calls are gathered into batches by the pair's own worker thread (up to
-``max_batch`` requests, waiting at most ``max_wait_ms`` for company), so that 16 clients cost a few forward passes
-rather than 16, one forward pass of a pair runs at a time, and a slow photo pair never queues the digit pair.
+("6 -> 9", "9 -> 6"); a one-way model (pix2pix, CUT: no reverse) is served by the same class as one direction
+("edges -> shoe") without a round trip. Concurrent ``translate`` calls are gathered into batches by the pair's own
+worker thread (up to ``max_batch`` requests, waiting at most ``max_wait_ms`` for company), so that 16 clients cost a
+few forward passes rather than 16, one forward pass of a pair runs at a time, and a slow photo pair never queues the
+digit pair.
 
 Every input is bounded before it is decoded (``ServingLimits``: bytes, pixels) and shrunk to ``max_side`` right after
 (photos: up to 1024 pixels a side by default), so a request's memory does not depend on what it sends.
 ``load_pairs`` turns pair names (a folder, a run folder, a Hub repo id, with the reverse named or found by the twin
-naming convention) into translators.
+naming convention) into translators; a model whose class is one way, or whose reverse is not found, is served one
+way (and a line says so).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import queue
 import threading
@@ -28,9 +32,11 @@ import torch
 from PIL import Image
 
 from .. import translation
-from ..hub.repos import RUN_GENERATORS, check_pair, load_generator, twin_repo_id
+from ..hub.repos import RUN_GENERATORS, MissingModel, check_pair, load_generator, twin_repo_id
 from ..io import imaging
 from ..models.cyclegan import CycleGenerator
+
+LOG = logging.getLogger("cyclegan_hub.serving")
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,8 @@ JOB_SECONDS = 0.05
 @dataclass
 class Result:
     translated: Image.Image
-    reconstructed: Image.Image
-    cycle_error: float  # mean |F(G(x)) - x| on a 0-1 pixel scale
+    reconstructed: Image.Image | None  # None for a one-way model: there is no reverse to go back with
+    cycle_error: float | None  # mean |F(G(x)) - x| on a 0-1 pixel scale; None for a one-way model
     size: tuple[int, int]  # (width, height) the network ran at
     seconds: float
 
@@ -121,13 +127,19 @@ def _decoding(slots: int) -> threading.BoundedSemaphore:
         return _DECODING.setdefault(slots, threading.BoundedSemaphore(slots))
 
 
+def is_one_way(generator: CycleGenerator) -> bool:
+    """Whether ``generator``'s family translates one way only (``one_way = True`` on its class: pix2pix)."""
+    return bool(getattr(generator, "one_way", False))
+
+
 class PairTranslator:
-    """Both directions of a CycleGAN pair behind one thread-safe, batching ``translate(image, direction)``."""
+    """Both directions of a CycleGAN pair behind one thread-safe, batching ``translate(image, direction)``; or, with
+    no ``reverse``, a one-way model's single direction (``one_way``), with no round trip."""
 
     def __init__(
         self,
         forward: CycleGenerator,
-        reverse: CycleGenerator,
+        reverse: CycleGenerator | None = None,
         *,
         name: str | None = None,
         max_batch: int | None = None,
@@ -135,16 +147,21 @@ class PairTranslator:
         limits: ServingLimits = ServingLimits(),
         device: str | None = None,
     ):
-        check_pair(forward, reverse)
         a, b = forward.config["source_domain"], forward.config["target_domain"]
-        self.name = name or f"{a} ↔ {b}"
-        self.directions = {f"{a} -> {b}": (forward, reverse), f"{b} -> {a}": (reverse, forward)}
+        self.one_way = reverse is None
+        if self.one_way:
+            self.name = name or f"{a} -> {b}"
+            self.directions = {f"{a} -> {b}": (forward, None)}
+        else:
+            check_pair(forward, reverse)
+            self.name = name or f"{a} ↔ {b}"
+            self.directions = {f"{a} -> {b}": (forward, reverse), f"{b} -> {a}": (reverse, forward)}
         self.digits = is_small_digit_model(forward)
         # Digits batch well (a forward pass of 16 costs little more than one); photos go one at a time, which
         # bounds the activations (a ResNet-9 at 1024 px holds ~1 GB) whatever the number of waiting requests.
         self.max_batch = max_batch or (16 if self.digits else 1)
         self.max_wait, self.limits, self.device = max_wait_ms / 1000, limits, device
-        self.heavy = forward.translation_spec.heavy or reverse.translation_spec.heavy
+        self.heavy = any(g.translation_spec.heavy for g in (forward, reverse) if g is not None)
         self._timing = self._calibrate() if self._on_cpu() else None
         self._requests: queue.Queue = queue.Queue()
         self._worker = threading.Thread(target=self._serve, name=f"cyclegan-{a}-{b}", daemon=True)
@@ -157,15 +174,18 @@ class PairTranslator:
 
     @torch.inference_mode()
     def _calibrate(self) -> tuple[float, float]:
-        """Seconds of one round trip (both networks) at 64x64 and at 128x128 on this machine (a digit pair: at its
-        size, twice): what ``estimate`` extrapolates from. Measured once, when the pair is loaded."""
+        """Seconds of one round trip (both networks; a one-way model: its one) at 64x64 and at 128x128 on this machine
+        (a digit pair: at its size, twice): what ``estimate`` extrapolates from. Measured once, when the pair is
+        loaded."""
         forward, reverse = self.directions[next(iter(self.directions))]
         timings = []
         sides = (forward.config["image_size"],) * 2 if self.digits else (64, 128)
         for side in sides:
             x = torch.zeros(1, forward.translation_spec.in_channels, side, side)
             start = time.perf_counter()
-            translation.run(reverse, translation.run(forward, x))
+            y = translation.run(forward, x)
+            if reverse is not None:
+                translation.run(reverse, y)
             timings.append(max(time.perf_counter() - start, 1e-6))
         return timings[0], timings[1]
 
@@ -263,7 +283,7 @@ class PairTranslator:
     def _run(self, images: list[Image.Image], direction: str) -> list[Result]:
         forward, reverse = self.directions[direction]
         start = time.perf_counter()
-        translated, reconstructed = translation.translate(
+        outputs = translation.translate(
             forward,
             images,
             return_reconstruction_with=reverse,
@@ -272,6 +292,9 @@ class PairTranslator:
             device=self.device,
         )
         seconds = (time.perf_counter() - start) / len(images)
+        if reverse is None:  # one way: the translation only
+            return [Result(out, None, None, image.size, seconds) for image, out in zip(images, outputs)]
+        translated, reconstructed = outputs
         results = []
         for image, out, back in zip(images, translated, reconstructed):
             x = imaging.image_to_array(image, reverse.config["out_channels"])
@@ -281,19 +304,27 @@ class PairTranslator:
 
 
 def resolve_pair(spec: str) -> tuple[str, str]:
-    """A pair name -> (forward, reverse): ``FORWARD,REVERSE``; a run folder (generator_AtoB/, generator_BtoA/); or
-    one generator (folder or Hub repo id) whose reverse has the twin name (``mnist-6to9`` -> ``mnist-9to6``)."""
+    """A pair name -> (forward, reverse): ``FORWARD,REVERSE``; a run folder (generator_AtoB/, generator_BtoA/: the
+    second may be missing, a one-way run); or one generator (folder or Hub repo id) whose reverse has the twin name
+    (``mnist-6to9`` -> ``mnist-9to6``). The reverse is a name only: whether it exists is for the loader to find."""
     forward, sep, reverse = (part.strip() for part in spec.partition(","))
     if sep:
         if not forward or not reverse:
             raise ValueError(f"pair {spec!r}: write FORWARD,REVERSE")
         return forward, reverse
     folder = Path(forward)
-    if all((folder / name).is_dir() for name in RUN_GENERATORS):
+    if (folder / RUN_GENERATORS[0]).is_dir():
         return str(folder / RUN_GENERATORS[0]), str(folder / RUN_GENERATORS[1])
     if folder.is_dir():
         return forward, str(folder.with_name(twin_repo_id(folder.name)))
     return forward, twin_repo_id(forward)
+
+
+def _load(repo: str, spec: str, failure: str, load: dict) -> CycleGenerator:
+    try:
+        return load_generator(repo, **load)
+    except ValueError as err:
+        raise ValueError(f"{failure.format(spec=spec, repo=repo)}: {err}") from None
 
 
 def load_pair(spec: str, failure: str = "pair {spec}", **load) -> tuple[tuple[str, str], list[CycleGenerator]]:
@@ -301,24 +332,51 @@ def load_pair(spec: str, failure: str = "pair {spec}", **load) -> tuple[tuple[st
     the two directions of one pair: ((forward name, reverse name), [forward, reverse]). A model that cannot be
     loaded is a ValueError prefixed by ``failure`` (formatted with ``spec`` and ``repo``)."""
     names = resolve_pair(spec)
-    models = []
-    for repo in names:
-        try:
-            models.append(load_generator(repo, **load))
-        except ValueError as err:
-            raise ValueError(f"{failure.format(spec=spec, repo=repo)}: {err}") from None
+    models = [_load(repo, spec, failure, load) for repo in names]
     check_pair(*models, names=names)
     return names, models
+
+
+def load_served(spec: str, failure: str = "pair {spec}", **load) -> tuple[tuple[str, ...], list[CycleGenerator]]:
+    """What ``spec`` serves: a pair, as ``load_pair`` loads it; or one model served one way, ((name,), [model]),
+    when the spec names one model (not ``FORWARD,REVERSE``) and its class is one way (pix2pix: no reverse is looked
+    for) or its reverse is not there (no twin folder, a run folder with generator_AtoB/ only, no twin repo on the
+    Hub, or none in the cache while the Hub cannot be reached). A line on the ``cyclegan_hub.serving`` log says it
+    is served one way, and why. A reverse that is there but cannot be loaded, or is not the other direction, is a
+    ValueError as for ``load_pair``."""
+    if "," in spec:
+        return load_pair(spec, failure, **load)
+    names = resolve_pair(spec)
+    forward = _load(names[0], spec, failure, load)
+    why = None
+    if is_one_way(forward):
+        why = f"a {forward.config.get('model_type', type(forward).__name__)} model translates one way"
+    elif os.path.isdir(names[0]) and not os.path.isdir(names[1]):  # a folder: its twin is a folder, or nothing
+        why = f"no reverse found: {names[1]} is not a folder"
+    else:
+        try:
+            reverse = load_generator(names[1], **load)
+        except MissingModel as err:
+            why = f"no reverse found: {err}"
+        except ValueError as err:
+            raise ValueError(f"{failure.format(spec=spec, repo=names[1])}: {err}") from None
+    if why is not None:
+        a, b = forward.config["source_domain"], forward.config["target_domain"]
+        LOG.warning("%s: served one way (%s -> %s, no round trip): %s", spec, a, b, why)
+        return names[:1], [forward]
+    check_pair(forward, reverse, names=names)
+    return names, [forward, reverse]
 
 
 def load_pairs(
     specs: list[str], *, limits: ServingLimits = ServingLimits(), device: str | None = None
 ) -> list[PairTranslator]:
-    """Load every pair once (ValueError naming the pair that cannot be served). Direction labels stay unique across
-    pairs: two pairs with the same domains get their model names added."""
+    """Load every pair once (``load_served``: a one-way model as one direction; ValueError naming the pair that
+    cannot be served). Direction labels stay unique across pairs: two pairs with the same domains get their model
+    names added."""
     pairs = []
     for spec in specs:
-        _, models = load_pair(spec, device=device or "cpu")
+        _, models = load_served(spec, device=device or "cpu")
         pairs.append(PairTranslator(*models, limits=limits, device=device))
     seen: dict[str, int] = {}
     for pair in pairs:
