@@ -155,3 +155,12 @@ PIX2PIX = register(
         ),
     )
 )
+
+CUT = register(
+    Record(
+        name="cut",
+        title="CUT",
+        models="cyclegan_hub.models.cut",
+        trainer="cyclegan_hub.training.cut",
+    )
+)

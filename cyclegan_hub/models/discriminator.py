@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import NORMS, conv_bias, init_weights, make_norm
+from .layers import DOWNSAMPLINGS, NORMS, BlurDownsample, conv_bias, init_weights, make_norm
 from .modeling import HubModule
 from .options import Options, choice, integer
 
@@ -36,6 +36,13 @@ class PatchDiscriminator(
             3, "discriminator stride-2 layers: 3 = 70x70 patches, 2 = 34x34, 1 = 16x16", 1, 8, train="d_layers"
         ),
         norm=choice("instance", "normalisation of the discriminators", NORMS, train="d_norm"),
+        downsampling=choice(
+            "stride",
+            'stride-2 convolutions (the paper) or "antialias": stride-1 convolutions, each followed by a fixed blur '
+            "and subsampling (CUT's discriminator)",
+            DOWNSAMPLINGS,
+            train="d_downsampling",
+        ),
     )
 
     def __init__(self, **config):
@@ -44,19 +51,22 @@ class PatchDiscriminator(
         in_channels, base_channels, n_layers, norm = (
             config[k] for k in ("in_channels", "base_channels", "n_layers", "norm")
         )
-        bias = conv_bias(norm)
+        bias, blur = conv_bias(norm), config["downsampling"] == "antialias"
+        step = 1 if blur else 2  # anti-aliased: a stride-1 convolution, then BlurDownsample halves the size
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, base_channels, 4, stride=2, padding=1),
+            nn.Conv2d(in_channels, base_channels, 4, stride=step, padding=1),
             nn.LeakyReLU(0.2, True),
+            *([BlurDownsample(base_channels)] if blur else []),
         ]
         channels = base_channels
         for n in range(1, n_layers + 1):
             out = base_channels * min(2**n, 8)
-            stride = 2 if n < n_layers else 1  # the paper's C512 layer keeps the resolution
+            halves = n < n_layers  # the paper's C512 layer keeps the resolution
             layers += [
-                nn.Conv2d(channels, out, 4, stride=stride, padding=1, bias=bias),
+                nn.Conv2d(channels, out, 4, stride=step if halves else 1, padding=1, bias=bias),
                 make_norm(norm, out),
                 nn.LeakyReLU(0.2, True),
+                *([BlurDownsample(out)] if blur and halves else []),
             ]
             channels = out
         layers.append(nn.Conv2d(channels, 1, 4, stride=1, padding=1))
@@ -71,14 +81,23 @@ class PatchDiscriminator(
     def receptive_field(self) -> int:
         """Side in pixels of the input patch each output logit sees."""
         field = 1
-        for m in reversed([m for m in self.model if isinstance(m, nn.Conv2d)]):
-            field = (field - 1) * m.stride[0] + m.kernel_size[0]
+        for kernel, stride, _ in reversed(self._windows()):
+            field = (field - 1) * stride + kernel
         return field
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Size of the patch map for an input of ``height`` x ``width``."""
+        for kernel, stride, padding in self._windows():
+            height = (height + 2 * padding - kernel) // stride + 1
+            width = (width + 2 * padding - kernel) // stride + 1
+        return height, width
+
+    def _windows(self) -> list[tuple[int, int, int]]:
+        """(kernel, stride, padding) of every layer that moves the window: convolutions and blur subsampling."""
+        windows = []
         for m in self.model:
             if isinstance(m, nn.Conv2d):
-                height = (height + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
-                width = (width + 2 * m.padding[1] - m.kernel_size[1]) // m.stride[1] + 1
-        return height, width
+                windows.append((m.kernel_size[0], m.stride[0], m.padding[0]))
+            elif isinstance(m, BlurDownsample):
+                windows.append((3, 2, 1))
+        return windows

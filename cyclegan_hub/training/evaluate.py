@@ -182,14 +182,17 @@ def evaluate_paired_model(
 def held_out_metrics(
     pair: dict, held_a: torch.Tensor | None, held_b: torch.Tensor | None, *, paired: bool = False, digits: bool = False
 ) -> dict[str, float]:
-    """``evaluate_pair`` of {"G", "F"} on uint8 held-out images of both domains, or ``evaluate_pairs`` of a
-    one-way G on held-out pairs (``paired``); {} when a domain has none, or when one-way G has no pairs."""
-    if held_a is None or held_b is None or ("F" not in pair and not paired):
+    """``evaluate_pair`` of {"G", "F"} on uint8 held-out images of both domains, ``evaluate_pairs`` of a one-way G
+    on held-out pairs (``paired``), or a one-way G's ``direction_metrics`` on A; {} when a domain has none."""
+    if held_a is None or held_b is None:
         return {}
     device, value_range = next(pair["G"].parameters()).device, pair["G"].config["value_range"]
     a, b = (to_network(x.to(device), value_range) for x in (held_a, held_b))
-    if "F" not in pair:
+    if "F" not in pair and paired:
         return evaluate_pairs(pair["G"], a, b, digits)
+    if "F" not in pair:  # one way, unpaired: what the translations of A are read as
+        values, _ = direction_metrics(pair["G"], None, a)
+        return {"n_images_a": len(a)} | {f"{k}_AtoB": v for k, v in values.items()} if values else {}
     return evaluate_pair(pair["G"], pair["F"], a, b)
 
 

@@ -18,7 +18,7 @@ from huggingface_hub import hf_hub_download
 from torch import nn
 
 from ..io.files import read_json
-from ..models.modeling import CONFIG_NAME, DEFAULT_MODEL_TYPE, WEIGHTS_NAME, read_checked_weights
+from ..models.modeling import CONFIG_NAME, DEFAULT_MODEL_TYPE, WEIGHTS_NAME, model_class, read_checked_weights
 
 #: What a run folder names each exported network.
 FOLDERS = {"G": "generator_AtoB", "F": "generator_BtoA"}
@@ -65,7 +65,9 @@ def load_into(net: nn.Module, model: str, role: str) -> None:
     config, weights = _files(model)
     family = type(net).model_type or DEFAULT_MODEL_TYPE
     theirs_type = config.get("model_type", DEFAULT_MODEL_TYPE)
-    if theirs_type != family:
+    # the run's family, or one whose class the run's extends (a converted CUT model is a CycleGenerator with CUT's
+    # network: it starts a CUT run when every option below agrees)
+    if theirs_type != family and not issubclass(type(net), model_class(theirs_type)):
         raise ValueError(f"{model} is a {theirs_type!r} model; this run trains the {family!r} family")
     options = type(net).options
     for name, ours in net.config.items():
