@@ -47,6 +47,8 @@ class Record:
         zoo_method: the ``method`` of the zoo entries its converter takes (``convert --zoo NAME``).
         convert_options: what ``convert`` asks of a user converting one of its checkpoints.
         extra: the pip extra its modules need (``pip install 'cyclegan-hub[extra]'``), or None.
+        official: ``"module:attribute"``, a function (networks, folder, epoch) that loads a training checkpoint of
+            the authors' own code into a run's networks (``train.py --init-from-official``); None if there is none.
     """
 
     name: str
@@ -57,9 +59,10 @@ class Record:
     zoo_method: str | None = None
     convert_options: tuple[CliOption, ...] = ()
     extra: str | None = None
+    official: str | None = None
 
     def load(self, part: str):
-        """Import one of the record's parts (``models``, ``trainer`` or ``converter``); ValueError naming the
+        """Import one of the record's parts (``models``, ``trainer``, ``converter`` or ``official``); ValueError naming the
         extra when its dependencies are not installed, or the part when the family has none."""
         where = getattr(self, part)
         if where is None:
@@ -105,6 +108,7 @@ CYCLEGAN = register(
         title="CycleGAN",
         models="cyclegan_hub.models.cyclegan",
         trainer="cyclegan_hub.training.families",
+        official="cyclegan_hub.convert.official:init_from_official",
     )
 )
 

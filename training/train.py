@@ -47,6 +47,7 @@ from PIL import Image
 from torch.optim.lr_scheduler import LambdaLR
 from tqdm.auto import tqdm
 
+from cyclegan_hub import families as records
 from cyclegan_hub.convert.checkpoints import ConversionError
 from cyclegan_hub.hub.cards import CardInputs, metrics_table, write_run
 from cyclegan_hub.hub.repos import push_pair
@@ -483,10 +484,11 @@ def preview_images(domain: data.TrainingDomain, size: int) -> torch.Tensor:
 def init_official(nets: dict, args: argparse.Namespace, family, say) -> None:
     if args.init_from:
         raise TrainingError("--init-from-official and --init-from contradict each other: choose one")
-    if family.official is None:
+    record = records.get(family.name)
+    if record.official is None:
         raise TrainingError(f"--init-from-official reads CycleGAN runs; this run's model family is {family.name!r}")
     try:
-        family.official(nets, args.init_from_official, args.epoch)
+        record.load("official")(nets, args.init_from_official, args.epoch)
     except (ConversionError, FileNotFoundError) as err:
         raise TrainingError(f"--init-from-official: {err}") from None
     say(f"initialised G, F, D_A, D_B from the official checkpoint {args.epoch} in {args.init_from_official}")

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from .. import families as records
-from ..convert.official import init_from_official
 from ..models.cyclegan import CycleGenerator
 from ..models.discriminator import PatchDiscriminator
 from .losses import ImagePool
@@ -55,8 +54,6 @@ class Family:
         check: config -> None, ValueError for settings of the family that cannot work together.
         describe: config -> markdown bullet lines about its networks, for the cards.
         summary: (networks, image size) -> one line about the networks, printed at start.
-        official: (networks, folder, epoch) -> None: load a training checkpoint of the authors' own code
-            (``train.py --init-from-official``); None when the family has no such reader.
         exported: the networks a run exports: ``("G", "F")``, a pair (``generator_AtoB/``, ``generator_BtoA/``),
             or ``("G",)``, one direction (``generator_AtoB/`` only).
     """
@@ -73,7 +70,6 @@ class Family:
     summary: Callable[[dict[str, nn.Module], int], str] = lambda nets, size: ", ".join(
         f"{name}: {sum(p.numel() for p in net.parameters()):,} parameters" for name, net in nets.items()
     )
-    official: Callable[[dict, str, str], None] | None = None
     exported: tuple[str, ...] = ("G", "F")
 
 
@@ -210,6 +206,5 @@ CYCLEGAN = register(
         check=_cyclegan_check,
         describe=_cyclegan_describe,
         summary=_cyclegan_summary,
-        official=init_from_official,
     )
 )
