@@ -12,6 +12,7 @@ models sit on the floor above and call down into it (as diffusers keeps pipeline
 from __future__ import annotations
 
 import functools
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from . import tiles
 from .io import imaging
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -113,10 +116,12 @@ def translate(
     *,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
-    max_side: int = imaging.DEFAULT_MAX_SIDE,
+    max_side: int | None = None,
     resize_to: int | tuple[int, int] | None = None,
     return_reconstruction_with: Translator | None = None,
     precision: str = "auto",
+    tile_pixels: int = tiles.DEFAULT_TILE_PIXELS,
+    overlap: int = tiles.DEFAULT_OVERLAP,
 ):
     """Translate images with ``model`` (and back with ``return_reconstruction_with``).
 
@@ -128,7 +133,11 @@ def translate(
         batch_size: images per forward pass (default: the model's preferred batch); images of the same size are
             batched together.
         max_side: images whose longer side exceeds this are resized down (aspect kept) for the network and
-            the result resized back up, which bounds memory and time.
+            the result resized back up. None (the default): full resolution; an image of more than
+            ``tile_pixels`` pixels is translated in overlapping tiles whose norm layers use the whole image's
+            statistics (``cyclegan_hub.tiles``), so memory stays bounded. Models marked heavy (the one-step family:
+            attention spans the image) and ONNX sessions are resized down to 1024 pixels instead.
+        tile_pixels, overlap: the most pixels one forward pass takes, and the pixels neighbouring tiles share.
         resize_to: run the network at this size instead (an int for a square, or (height, width)), e.g. the
             training ``image_size`` for a model that only knows small images, such as MNIST digits.
         return_reconstruction_with: the reverse model; when given, returns ``(translated, reconstructed)``
@@ -153,7 +162,8 @@ def translate(
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(map(repr, PRECISIONS))}")
     chain = [model] if return_reconstruction_with is None else [model, return_reconstruction_with]
     batch_size = batch_size or model.translation_spec.batch_size
-    outputs = translate_chain(chain, pil_images, device, batch_size, max_side, resize_to, precision)
+    tiling = (tile_pixels, overlap)
+    outputs = translate_chain(chain, pil_images, device, batch_size, max_side, resize_to, precision, tiling)
     if return_reconstruction_with is None:
         result = outputs[0]
         return result[0] if single else result
@@ -167,9 +177,10 @@ def translate_chain(
     pil_images: list,
     device: str | torch.device | None,
     batch_size: int,
-    max_side: int,
+    max_side: int | None,
     resize_to: int | tuple[int, int] | None,
     precision: str = "auto",
+    tiling: tuple[int, int] = (tiles.DEFAULT_TILE_PIXELS, tiles.DEFAULT_OVERLAP),
 ) -> list[list]:
     """Run each image through ``chain`` (one or two models); returns one list of PIL images per stage.
 
@@ -189,15 +200,25 @@ def translate_chain(
         resize_to = (resize_to, resize_to)
     specs = [model.translation_spec for model in chain]
 
-    # Prepare: [H, W, C] pixel arrays, grouped by the size the network works at.
+    # Prepare: [H, W, C] pixel arrays, grouped by the size the network works at; large ones to be tiled.
+    tileable = all(isinstance(m, nn.Module) and not s.heavy for m, s in zip(chain, specs))
+    if max_side is None and not tileable:
+        max_side = imaging.DEFAULT_MAX_SIDE
     groups: dict[tuple[int, int], list] = {}
+    tiled = []
+    outputs = [[None] * len(pil_images) for _ in chain]
     for index, image in enumerate(pil_images):
         array = imaging.image_to_pixels(image, specs[0].in_channels)
         size = array.shape[:2]
-        work = tuple(resize_to) if resize_to is not None else imaging.fit_within(size, max_side)
+        if resize_to is None and max_side is None and size[0] * size[1] > tiling[0]:
+            tiled.append((index, array))
+            continue
+        work = tuple(resize_to) if resize_to is not None else imaging.fit_within(size, max_side or max(size))
         groups.setdefault(work, []).append((index, size, array))
+    for index, array in tiled:
+        for stage, picture in enumerate(_translate_tiled(chain, array, device, dtype, bf16, tiling)):
+            outputs[stage][index] = picture
 
-    outputs = [[None] * len(pil_images) for _ in chain]
     for work, items in groups.items():
         for start in range(0, len(items), batch_size):
             batch_items = items[start : start + batch_size]
@@ -221,3 +242,35 @@ def translate_chain(
                 for (index, _, _), picture in zip(batch_items, pictures):
                     outputs[stage][index] = picture
     return outputs
+
+
+def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int, int]) -> list:
+    """One large image through ``chain`` in tiles (``tiles.run_tiled``), stage by stage (8-bit between stages):
+    the PIL image of every stage."""
+    tile_pixels, overlap = tiling
+    x = torch.from_numpy(array).permute(2, 0, 1)[None]
+    if x.dtype != torch.uint8:
+        x = x.clamp(0, 1).mul(255).round().to(torch.uint8)
+    pictures = []
+    for model in chain:
+        spec = model.translation_spec
+        value_range = list(spec.value_range)
+        side = math.isqrt(tile_pixels)
+        thumb = imaging.resize_tensor(x.float() / 255, imaging.fit_within(tuple(x.shape[-2:]), side))
+
+        def prepare(window, value_range=value_range):
+            return imaging.to_network(window, value_range).to(device=device, dtype=dtype)
+
+        def finish(y, value_range=value_range):
+            return imaging.to_unit(y.float(), value_range).cpu()
+
+        def forward(t, model=model):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                return run(model, t)
+
+        size = tiles.tile_size(tile_pixels, spec.size_multiple, overlap)
+        multiple = spec.size_multiple
+        x = tiles.run_tiled(forward, model, x, prepare, finish, prepare(thumb), size, overlap, multiple)
+        pixels = x[0].permute(1, 2, 0).numpy()
+        pictures.append(Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels))
+    return pictures

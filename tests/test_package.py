@@ -14,6 +14,7 @@ PACKAGE = ROOT / "cyclegan_hub"
 FLOORS = {
     "io": 0,  # files (safe reads, atomic writes), imaging (any image <-> tensor)
     "translation": 1,  # the one translation path: images in, images out, for any family
+    "tiles": 1,  # full resolution in tiles that share the whole image's norm statistics
     "models": 2,  # the networks as Hub models (strict loading, options declared once), ONNX
     "training": 3,  # losses, objectives, families, data, config, checkpoint, evaluation
     "hub": 4,  # loading by id, pushing pairs, model cards

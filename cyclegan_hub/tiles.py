@@ -1,0 +1,170 @@
+"""Full resolution in bounded memory: overlapping tiles whose norm layers use the whole image's statistics.
+
+A network with instance norm normalises every feature map by its own mean and variance, so a tile run on its own is
+normalised by the tile's statistics, not the image's: plain tiling gives each tile its own colours, and seams
+(``benchmarks/RESULTS.md``: 14.8 dB against the whole image). The published fix (thumbnail instance normalisation:
+Chen et al., "Towards Ultra-Resolution Neural Style Transfer via Thumbnail Instance Normalization", AAAI 2022)
+runs the network once on a thumbnail of the whole image, records the mean and variance every norm layer computes,
+and then normalises every tile with those: each tile is then a window of one network run on one image, up to the
+padding at its borders, which the overlap and a linear blend across it hide.
+
+Which layers take part: ``InstanceNorm2d`` (affine or not) and batch norm that normalises each image by its own
+statistics (pix2pix's ``inference = "image_statistics"``); batch norm with running statistics, and a network without
+norm layers, already tile exactly. The output is written band by band (a row of tiles at a time), so memory holds the
+input, the output, one band and one tile's forward pass, whatever the image's size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+#: The most pixels one forward pass takes by default (a tile, or the thumbnail): a ResNet-9 at 1 MP in float32
+#: peaks near 1 GB on a CPU, which leaves room on a 16 GB, 2-core Space for several requests at once.
+DEFAULT_TILE_PIXELS = 1024 * 1024
+#: Pixels each tile shares with its neighbours, blended linearly across.
+DEFAULT_OVERLAP = 64
+
+
+def image_norms(model: nn.Module) -> list[nn.Module]:
+    """The norm layers that normalise each image by its own statistics: the ones tiling must feed."""
+    found = []
+    for module in model.modules():
+        if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats:
+            found.append(module)
+        elif isinstance(module, nn.BatchNorm2d) and getattr(module, "image_statistics", False) and not module.training:
+            found.append(module)
+        elif isinstance(module, nn.GroupNorm):
+            found.append(module)
+    return found
+
+
+class WholeImageStatistics:
+    """Hooks on a model's image norms: ``record`` stores what each computes on one image (a thumbnail); ``apply``
+    makes each normalise with the stored mean and variance instead of its input's own."""
+
+    def __init__(self, model: nn.Module):
+        self.norms = image_norms(model)
+        self.stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @staticmethod
+    def _groups(module, x: torch.Tensor) -> torch.Tensor:
+        """[N, G, C/G * H * W]: what the layer averages over (one channel a group but for GroupNorm)."""
+        groups = module.num_groups if isinstance(module, nn.GroupNorm) else x.shape[1]
+        return x.float().reshape(x.shape[0], groups, -1)
+
+    def _record(self, module, inputs, output):
+        grouped = self._groups(module, inputs[0])
+        self.stats[id(module)] = (grouped.mean(2, keepdim=True), grouped.var(2, unbiased=False, keepdim=True))
+
+    def _apply(self, module, inputs, output):
+        x = inputs[0]
+        mean, var = self.stats[id(module)]
+        y = ((self._groups(module, x) - mean) / torch.sqrt(var + module.eps)).reshape(x.shape)
+        if module.weight is not None:
+            y = y * module.weight.float()[None, :, None, None] + module.bias.float()[None, :, None, None]
+        return y.to(output.dtype)
+
+    def _hooked(self, hook: Callable, fn: Callable):
+        handles = [norm.register_forward_hook(hook) for norm in self.norms]
+        try:
+            return fn()
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def record(self, fn: Callable):
+        return self._hooked(self._record, fn)
+
+    def apply(self, fn: Callable):
+        return self._hooked(self._apply, fn)
+
+
+def tile_grid(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
+    """Start positions of tiles of ``tile`` pixels covering ``length`` with at least ``overlap`` shared, evenly
+    spread, each a multiple of ``multiple`` (the network's: a tile that starts elsewhere sees its downsampled grid
+    shifted against the whole image's); the last one reaches the end (it may be shorter than ``tile``)."""
+    if length <= tile:
+        return [0]
+    last = math.ceil((length - tile) / multiple) * multiple
+    count = math.ceil(last / max(1, tile - overlap - multiple)) + 1
+    return sorted({round(i * last / (count - 1) / multiple) * multiple for i in range(count)})
+
+
+def _ramp(length: int, start: int, tile: int, total: int, overlap: int) -> torch.Tensor:
+    """Blend weights along one axis of a tile: rising over the overlap where a neighbour precedes it, falling
+    where one follows, 1 elsewhere (never 0: every pixel keeps a weight)."""
+    weight = torch.ones(length)
+    if overlap <= 0:
+        return weight
+    ramp = (torch.arange(overlap, dtype=torch.float32) + 1) / (overlap + 1)
+    if start > 0:
+        weight[:overlap] = torch.minimum(weight[:overlap], ramp)
+    if start + tile < total:
+        weight[-overlap:] = torch.minimum(weight[-overlap:], ramp.flip(0))
+    return weight
+
+
+def tile_size(tile_pixels: int, multiple: int, overlap: int) -> int:
+    """The side of square tiles for a budget of ``tile_pixels``: a multiple of the network's, above the overlap."""
+    side = int(math.isqrt(tile_pixels)) // multiple * multiple
+    return max(side, multiple * math.ceil((2 * overlap + 1) / multiple))
+
+
+def _totals(length: int, starts: list[int], tile: int, overlap: int) -> torch.Tensor:
+    """The sum of every tile's blend weights along one axis (what the blended sum is divided by)."""
+    total = torch.zeros(length)
+    for start in starts:
+        end = min(start + tile, length)
+        total[start:end] += _ramp(end - start, start, tile, length, overlap)
+    return total
+
+
+@torch.inference_mode()
+def run_tiled(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    model: nn.Module,
+    source: torch.Tensor,
+    prepare: Callable[[torch.Tensor], torch.Tensor],
+    finish: Callable[[torch.Tensor], torch.Tensor],
+    thumbnail: torch.Tensor,
+    tile: int,
+    overlap: int = DEFAULT_OVERLAP,
+    multiple: int = 1,
+) -> torch.Tensor:
+    """``run`` (the padded network) over ``source`` ([1, C, H, W] uint8 on the CPU) in square tiles of ``tile``
+    pixels, every image norm of ``model`` normalising with what it computed on ``thumbnail`` (the network's input
+    for the whole image, smaller). ``prepare`` turns a uint8 window into the network's input; ``finish`` turns its
+    output into [1, C_out, h, w] in [0, 1] on the CPU. Returns [1, C_out, H, W] uint8, blended across ``overlap``;
+    a band of tiles (and the rows it shares with the next) is the only float image held."""
+    _, _, height, width = source.shape
+    statistics = WholeImageStatistics(model)
+    rows, cols = tile_grid(height, tile, overlap, multiple), tile_grid(width, tile, overlap, multiple)
+    if statistics.norms:
+        statistics.record(lambda: run(thumbnail))
+    row_total, col_total = _totals(height, rows, tile, overlap), _totals(width, cols, tile, overlap)
+    out = carry = None
+    for r, top in enumerate(rows):
+        bottom = min(top + tile, height)
+        band = None
+        for left in cols:
+            right = min(left + tile, width)
+            window = prepare(source[:, :, top:bottom, left:right])
+            y = statistics.apply(lambda w=window: run(w)) if statistics.norms else run(window)
+            y = finish(y)
+            if band is None:
+                band = torch.zeros(1, y.shape[1], bottom - top, width)
+            band[:, :, :, left:right] += y * _ramp(right - left, left, tile, width, overlap)
+        band *= _ramp(bottom - top, top, tile, height, overlap)[None, None, :, None]
+        if carry is not None:  # the rows this band shares with the one before
+            band[:, :, : carry.shape[2]] += carry
+        if out is None:
+            out = torch.empty(1, band.shape[1], height, width, dtype=torch.uint8)
+        next_top = rows[r + 1] if r + 1 < len(rows) else height
+        done = band[:, :, : next_top - top] / (row_total[top:next_top][None, None, :, None] * col_total)
+        out[:, :, top:next_top] = done.clamp(0, 1).mul(255).round().to(torch.uint8)
+        carry = band[:, :, next_top - top :]
+    return out

@@ -1,0 +1,93 @@
+"""Full resolution in tiles: with the whole image's statistics every tile is a window of one run on the whole image
+(up to the padding its borders add, which the overlap and the blend hide); a thumbnail's statistics come close; a
+network without image norms tiles exactly; translate() keeps the full resolution by default, in bounded passes."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cyclegan_hub import CycleGenerator, tiles, translation
+from cyclegan_hub.io import imaging
+from cyclegan_hub.models.pix2pix import Pix2PixGenerator
+
+
+def photo(width: int, height: int, seed: int = 0) -> Image.Image:
+    """A smooth RGB picture: coarse random colours, upsampled."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (12, 16, 3), dtype=np.uint8)).resize((width, height), Image.BICUBIC)
+
+
+def psnr(a, b) -> float:
+    mse = ((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2).mean()
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def tiled(model, image: Image.Image, thumbnail_side: int | None, tile: int, overlap: int) -> Image.Image:
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    value_range = list(model.translation_spec.value_range)
+
+    def prepare(u):
+        return imaging.to_network(u, value_range)
+
+    def finish(y):
+        return imaging.to_unit(y.float(), value_range)
+
+    size = x.shape[-2:] if thumbnail_side is None else imaging.fit_within(tuple(x.shape[-2:]), thumbnail_side)
+    thumbnail = prepare(imaging.resize_tensor(x.float() / 255, size))
+    with torch.inference_mode():
+        multiple = model.translation_spec.size_multiple
+        run = lambda t: translation.run(model, t)  # noqa: E731
+        out = tiles.run_tiled(run, model, x, prepare, finish, thumbnail, tile, overlap, multiple)
+    return Image.fromarray(out[0].permute(1, 2, 0).numpy())
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return CycleGenerator(base_channels=8, n_blocks=2, image_size=256).eval()
+
+
+def test_with_the_whole_image_statistics_tiles_equal_the_whole_run(model):
+    image = photo(400, 300)
+    whole = model.translate(image, tile_pixels=10**9)
+    assert psnr(tiled(model, image, None, 160, 32), whole) > 40
+    # a thumbnail at half the size (its statistics miss the finest detail): far from the 15 dB of tiles alone
+    assert psnr(tiled(model, image, 200, 160, 32), whole) > 22
+
+
+def test_a_network_without_image_norms_tiles_exactly():
+    torch.manual_seed(0)
+    plain = CycleGenerator(base_channels=4, n_blocks=1, norm="none", image_size=64).eval()
+    image = photo(300, 220)
+    assert tiles.image_norms(plain) == []
+    whole = np.asarray(plain.translate(image, tile_pixels=10**9), dtype=int)
+    assert np.abs(np.asarray(tiled(plain, image, 64, 96, 40), dtype=int) - whole).max() <= 1  # rounding only
+
+
+def test_pix2pix_image_statistics_are_fed_and_running_statistics_tile_as_they_are():
+    torch.manual_seed(0)
+    own = Pix2PixGenerator(base_channels=4, n_downsampling=5, image_size=64).eval()
+    running = Pix2PixGenerator(base_channels=4, n_downsampling=5, image_size=64, inference="running").eval()
+    assert len(tiles.image_norms(own)) > 0 and tiles.image_norms(running) == []
+
+
+def test_translate_keeps_full_resolution_in_bounded_passes(model, monkeypatch):
+    image = photo(520, 400)
+    seen = []
+    original = translation.run
+
+    def spy(net, x):
+        seen.append(tuple(x.shape[-2:]))
+        return original(net, x)
+
+    monkeypatch.setattr(translation, "run", spy)
+    out = model.translate(image, tile_pixels=256 * 256, overlap=32)
+    assert out.size == image.size
+    assert max(h * w for h, w in seen) <= 256 * 256 and len(seen) > 4  # the thumbnail, then the tiles
+    seen.clear()
+    small = model.translate(image, max_side=256)  # an explicit max_side still resizes down, in one pass
+    assert small.size == image.size and seen == [(197, 256)]
+    monkeypatch.undo()
+    whole = model.translate(image, tile_pixels=10**9)
+    assert psnr(out, whole) > 25 and psnr(small, whole) < psnr(out, whole)
