@@ -1,30 +1,48 @@
-"""``cyclegan-hub translate``: an image, a folder of images, or (``--dataset``) a whole dataset."""
+"""``cyclegan-hub translate``: an image, a folder of images, a video, or (``--dataset``) a whole dataset."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+from ..io.video import VIDEO_SUFFIXES
 from .common import IMAGE_SUFFIXES, UserError, load_model, parse_domain, skipped
 
 
 def add(subparsers) -> None:
     p = subparsers.add_parser(
         "translate",
-        help="translate an image or a folder of images",
-        description="Translate an image file, or every image in a folder, with a CycleGenerator. "
-        "Outputs are PNG; inputs that share a name (x.png, x.jpg) become x_png.png, x_jpg.png.",
+        help="translate an image, a folder of images or a video",
+        description="Translate an image file, every image in a folder, or every frame of a video, with a "
+        "CycleGenerator. Outputs are PNG; inputs that share a name (x.png, x.jpg) become x_png.png, x_jpg.png. "
+        "A video (.mp4, .m4v, .mov, .mkv, .webm, .avi) becomes a video (--output clip.mp4) with the same frame "
+        "rate, timestamps, rotation and audio (copied untouched).",
     )
     p.add_argument(
         "--model", required=True, help="Hub repo id (user/mnist-6to9), a save_pretrained folder, or a .onnx file"
     )
-    p.add_argument("input", nargs="?", help="an image file or a folder of images")
-    p.add_argument("--output", "-o", help="output image file, or folder (PNG; with --dataset: Parquet shards)")
+    p.add_argument("input", nargs="?", help="an image file, a folder of images, or a video file")
+    p.add_argument(
+        "--output",
+        "-o",
+        help="output image file, or folder (PNG; with --dataset: Parquet shards); for a video, a video file",
+    )
     p.add_argument("--revision", default=None, help="Hub branch, tag or commit")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default: 16)")
-    p.add_argument("--max-side", type=int, default=1024, help="larger images are resized down for the network")
+    p.add_argument(
+        "--max-side",
+        type=int,
+        help="resize larger images down for the network (default: full resolution, in tiles that share the whole "
+        "image's norm statistics where an image is larger than one pass takes)",
+    )
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
+    v = p.add_argument_group("a video (needs PyAV: pip install 'cyclegan-hub[video]')")
+    v.add_argument("--max-frames", type=int, default=None, help="refuse longer videos (default: 100000 frames)")
+    v.add_argument("--max-seconds", type=float, default=None, help="refuse longer videos (default: 4 hours)")
+    v.add_argument(
+        "--max-frame-side", type=int, default=None, help="refuse videos with larger frames (default: 8192 px)"
+    )
     d = p.add_argument_group("a whole dataset (a `datasets` split in, Parquet shards and a dataset repo out)")
     d.add_argument(
         "--dataset",
@@ -52,7 +70,42 @@ def add(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.dataset is not None:
         return run_dataset(args)
+    if args.input is not None and Path(args.input).suffix.lower() in VIDEO_SUFFIXES:
+        return run_video(args)
     return run_images(args)
+
+
+# ---- a video -----------------------------------------------------------------------------------------------------
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from ..bulk.video import translate_video
+    from ..io import video
+
+    source = Path(args.input)
+    if args.output is None:
+        raise UserError(f"give --output, a video file name ({', '.join(VIDEO_SUFFIXES)}), for the video {source}")
+    output = Path(args.output)
+    if output.is_dir() or output.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"{output}: the output of a video is a video file ({', '.join(VIDEO_SUFFIXES)})")
+    if output.exists() and source.exists() and output.resolve() == source.resolve():
+        raise UserError(f"{output} is the input: choose another output (inputs are never overwritten)")
+    bounds = video.limits(args.max_frame_side, args.max_frames, args.max_seconds)
+    video.check_video(source, bounds)  # refused before the model is loaded
+    generator = load_model(args.model, args.revision, args.device)
+    report = translate_video(
+        generator,
+        source,
+        output,
+        batch_size=args.batch_size,
+        max_side=args.max_side,
+        resize_to=args.resize_to,
+        max_frame_side=bounds.max_frame_side,
+        max_frames=bounds.max_frames,
+        max_seconds=bounds.max_seconds,
+    )
+    print(f"{output}: {report.summary()}")
+    return 0
 
 
 # ---- images ------------------------------------------------------------------------------------------------------
