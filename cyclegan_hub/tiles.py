@@ -168,3 +168,51 @@ def run_tiled(
         out[:, :, top:next_top] = done.clamp(0, 1).mul(255).round().to(torch.uint8)
         carry = band[:, :, next_top - top :]
     return out
+
+
+class SmoothedStatistics:
+    """Norm statistics carried from frame to frame (a video): every image norm normalises frame t with
+    ``momentum`` x the statistics it used for frame t-1 plus (1 - momentum) x frame t's own, so that a still scene
+    does not shimmer with its noise. One pass a frame: each layer blends as the frame reaches it. Frames of a batch
+    are taken in order; ``with smoothing:`` hooks the model for the calls inside, and the carried statistics stay
+    between calls (one video)."""
+
+    def __init__(self, model: nn.Module, momentum: float):
+        if not isinstance(model, nn.Module):
+            raise ValueError("carrying norm statistics from frame to frame needs a torch model, not an ONNX session")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"the statistics' momentum is from 0 (each frame its own) to below 1, got {momentum}")
+        self.norms, self.momentum = image_norms(model), momentum
+        self.carried: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.handles: list = []
+
+    def _blend(self, module, inputs, output):
+        x = inputs[0]
+        grouped = WholeImageStatistics._groups(module, x)
+        means, variances = grouped.mean(2, keepdim=True), grouped.var(2, unbiased=False, keepdim=True)
+        mean_rows, var_rows = [], []
+        previous = self.carried.get(id(module))
+        for i in range(x.shape[0]):  # frame by frame: each blends with the one before
+            mean, var = means[i : i + 1], variances[i : i + 1]
+            if previous is not None and previous[0].shape == mean.shape:
+                keep = self.momentum
+                mean, var = keep * previous[0] + (1 - keep) * mean, keep * previous[1] + (1 - keep) * var
+            previous = (mean, var)
+            mean_rows.append(mean)
+            var_rows.append(var)
+        self.carried[id(module)] = previous
+        mean, var = torch.cat(mean_rows), torch.cat(var_rows)
+        y = ((grouped - mean) / torch.sqrt(var + module.eps)).reshape(x.shape)
+        if module.weight is not None:
+            y = y * module.weight.float()[None, :, None, None] + module.bias.float()[None, :, None, None]
+        return y.to(output.dtype)
+
+    def __enter__(self):
+        self.handles = [norm.register_forward_hook(self._blend) for norm in self.norms]
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        return False

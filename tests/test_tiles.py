@@ -91,3 +91,35 @@ def test_translate_keeps_full_resolution_in_bounded_passes(model, monkeypatch):
     monkeypatch.undo()
     whole = model.translate(image, tile_pixels=10**9)
     assert psnr(out, whole) > 25 and psnr(small, whole) < psnr(out, whole)
+
+
+def test_carried_statistics_steady_a_still_background_and_change_nothing_for_equal_frames(model):
+    """A still scene where a bright object comes and goes: normalised frame by frame, the whole picture's colours
+    jump with it; with the statistics carried, the background stays steadier."""
+    scene = np.asarray(photo(64, 48), dtype=np.uint8)
+    frames = []
+    for t in range(8):
+        frame = scene.copy()
+        if t % 2:
+            frame[8:28, 8:28] = 255  # the object, every other frame
+        frames.append(Image.fromarray(frame))
+
+    def outputs(momentum):
+        if not momentum:
+            return [np.asarray(f, dtype=np.float64) for f in model.translate(frames, batch_size=4)]
+        with tiles.SmoothedStatistics(model, momentum) as carried:
+            out = [np.asarray(f, dtype=np.float64) for f in model.translate(frames, batch_size=4)]
+        assert carried.carried  # every image norm carried its statistics across the two batches
+        return out
+
+    def background_flicker(sequence):  # far from the object (and from its reach through the network)
+        return np.mean([np.abs(b[36:, 40:] - a[36:, 40:]).mean() for a, b in zip(sequence, sequence[1:])])
+
+    plain, steady = outputs(0), outputs(0.9)
+    assert background_flicker(steady) < 0.5 * background_flicker(plain)
+    same = [frames[0]] * 3
+    with tiles.SmoothedStatistics(model, 0.9):
+        carried = model.translate(same)
+    assert all(np.array_equal(np.asarray(a), np.asarray(model.translate(frames[0]))) for a in carried)
+    with pytest.raises(ValueError, match="momentum is from 0"):
+        tiles.SmoothedStatistics(model, 1.0)

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import translation
+from .. import tiles, translation
 from ..io import video as video_io
 from ..io.files import atomic_write
 
@@ -83,6 +83,7 @@ def translate_video(
     max_frames: int | None = None,
     max_seconds: float | None = None,
     codec: str | None = None,
+    smooth: float = 0.0,
 ) -> VideoReport:
     """Translate every frame of the video ``source`` with ``model`` into the video file ``output``.
 
@@ -95,6 +96,9 @@ def translate_video(
         max_frame_side, max_frames, max_seconds: the source is refused (ValueError) when its headers declare more
             (defaults: ``io.video.MAX_FRAME_SIDE``, ``MAX_FRAMES``, ``MAX_SECONDS``); checked again while decoding.
         codec: an FFmpeg encoder name instead of the automatic choice.
+        smooth: carry the norm statistics from frame to frame with this momentum (``tiles.SmoothedStatistics``:
+            0, the default, normalises each frame by its own; 0.9 steadies a still scene's shimmer). Frames are then
+            translated whole, resized down to 1024 pixels a side where larger (tiles take a thumbnail's statistics).
 
     Raises:
         ValueError: one line naming the problem (not a video, over a limit, PyAV missing, a container that cannot
@@ -110,14 +114,21 @@ def translate_video(
     options = dict(batch_size=batch_size, precision=precision, resize_to=resize_to, device=device)
     if max_side is not None:  # else the translation path's own default
         options["max_side"] = max_side
+    elif smooth:  # carried statistics are a whole frame's: frames above 1024 px are resized down, not tiled
+        options["max_side"] = 1024
     chosen, codec = codec is None, codec or video_io.pick_codec(container)
     started = time.perf_counter()
     state: dict = {}
     with video_io.VideoReader(source, bounds) as reader:
         info = reader.info
 
+        smoothing = tiles.SmoothedStatistics(model, smooth) if smooth else None
+
         def translate(images):
-            return translation.translate(model, images, **options)
+            if smoothing is None:
+                return translation.translate(model, images, **options)
+            with smoothing:
+                return translation.translate(model, images, **options)
 
         def write(f) -> None:
             with video_io.VideoWriter(

@@ -43,6 +43,14 @@ def add(subparsers) -> None:
     v.add_argument(
         "--max-frame-side", type=int, default=None, help="refuse videos with larger frames (default: 8192 px)"
     )
+    v.add_argument(
+        "--smooth-statistics",
+        type=float,
+        default=0.0,
+        metavar="MOMENTUM",
+        help="carry the norm statistics from frame to frame (0.9: a still scene stops shimmering; default 0: each "
+        "frame its own)",
+    )
     d = p.add_argument_group("a whole dataset (a `datasets` split in, Parquet shards and a dataset repo out)")
     d.add_argument(
         "--dataset",
@@ -102,6 +110,7 @@ def run_video(args: argparse.Namespace) -> int:
         resize_to=args.resize_to,
         max_frame_side=bounds.max_frame_side,
         max_frames=bounds.max_frames,
+        smooth=args.smooth_statistics,
         max_seconds=bounds.max_seconds,
     )
     print(f"{output}: {report.summary()}")
