@@ -1,0 +1,175 @@
+"""Full resolution in tiles (``cyclegan_hub.tiles``): how close to the whole run, how visible the seams, what it
+costs.
+
+    python benchmarks/tiled_translation.py                        # 1536x1152 and 2048x1536, then 8000x6000
+    python benchmarks/tiled_translation.py --sizes 1536x1152 --large 4000x3000
+
+The generator is the paper's ResNet-9 with signal-carrying random weights (``photo_latency.signal_carrying``: no
+trained photo model can be downloaded here) on a photo-like picture (smooth colour fields plus fine texture).
+
+1. Where the whole image still fits: ``translate`` with the default budget (tiles of 1 MP, 64 pixels of overlap,
+   statistics from a thumbnail of at most 1 MP) against the whole image in one pass: PSNR, and the same with the
+   whole image's own statistics (what the thumbnail approximates). Seams: the mean absolute difference between
+   neighbouring columns (and rows) of the tiled output where tiles meet, against the same measure everywhere
+   (1.0: a border is like any other place).
+2. A large photo (8000x6000 by default), in a fresh process: peak resident memory and seconds, and the seconds per
+   pixel against one 1024x1024 image translated whole in the same process (the baseline of the ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cyclegan_hub import CycleGenerator, tiles, translation
+from cyclegan_hub.io import imaging
+
+from common import emit, machine
+
+
+def model() -> CycleGenerator:
+    from photo_latency import signal_carrying
+
+    torch.manual_seed(0)
+    return signal_carrying(CycleGenerator(image_size=256))
+
+
+def picture(width: int, height: int, seed: int = 0) -> Image.Image:
+    gen = torch.Generator().manual_seed(seed)
+    coarse = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 8, 8, generator=gen), size=(height, width), mode="bicubic"
+    )
+    fine = torch.rand(1, 3, height, width, generator=gen) * 0.15
+    pixels = ((coarse + fine).clamp(0, 1) * 255).round().to(torch.uint8)[0].permute(1, 2, 0).numpy()
+    return Image.fromarray(pixels)
+
+
+def psnr(a, b) -> float:
+    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)
+
+
+def seam_ratio(image: Image.Image, starts: list[int], overlap: int, axis: int) -> float:
+    """Mean |difference between neighbours| across ``axis`` in the middle of each blend zone, over the same
+    everywhere."""
+    x = np.asarray(image, dtype=np.float64)
+    steps = np.abs(np.diff(x, axis=axis)).mean(axis=(1 - axis, 2))
+    middles = [start + overlap // 2 for start in starts[1:] if start + overlap // 2 < len(steps)]
+    return float(steps[middles].mean() / steps.mean()) if middles else 1.0
+
+
+def whole_image_statistics(g, image: Image.Image) -> Image.Image:
+    """Tiles as translate makes them, normalised with the whole image's own statistics instead of a thumbnail's."""
+    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None]
+    spec = g.translation_spec
+
+    def prepare(u):
+        return imaging.to_network(u, list(spec.value_range))
+
+    def finish(y):
+        return imaging.to_unit(y.float(), list(spec.value_range))
+
+    size = tiles.tile_size(tiles.DEFAULT_TILE_PIXELS, spec.size_multiple, tiles.DEFAULT_OVERLAP)
+    with torch.inference_mode():
+        out = tiles.run_tiled(
+            lambda t: translation.run(g, t), g, x, prepare, finish, prepare(x), size, multiple=spec.size_multiple
+        )
+    return Image.fromarray(out[0].permute(1, 2, 0).numpy())
+
+
+def fits(sizes: list[tuple[int, int]]) -> list[dict]:
+    g, rows = model(), []
+    for width, height in sizes:
+        image = picture(width, height)
+        whole = g.translate(image, tile_pixels=10**10, precision="fp32")
+        tiled = g.translate(image, precision="fp32")
+        exact = whole_image_statistics(g, image)
+        side = tiles.tile_size(tiles.DEFAULT_TILE_PIXELS, g.size_multiple, tiles.DEFAULT_OVERLAP)
+        cols = tiles.tile_grid(width, side, tiles.DEFAULT_OVERLAP, g.size_multiple)
+        rows_ = tiles.tile_grid(height, side, tiles.DEFAULT_OVERLAP, g.size_multiple)
+        rows.append(
+            {
+                "size": f"{width}x{height}",
+                "tiles": len(cols) * len(rows_),
+                "psnr_thumbnail_db": round(psnr(tiled, whole), 2),
+                "psnr_whole_image_statistics_db": round(psnr(exact, whole), 2),
+                "seam_ratio_columns": round(seam_ratio(tiled, cols, tiles.DEFAULT_OVERLAP, 1), 3),
+                "seam_ratio_rows": round(seam_ratio(tiled, rows_, tiles.DEFAULT_OVERLAP, 0), 3),
+                "seam_ratio_whole": round(seam_ratio(whole, cols, tiles.DEFAULT_OVERLAP, 1), 3),
+            }
+        )
+    return rows
+
+
+def large(width: int, height: int) -> dict:
+    """In this process: a 1024x1024 image whole (the baseline), then the large one; peak memory and seconds."""
+    g = model()
+    base = picture(1024, 1024, seed=1)
+    g.translate(picture(256, 256), precision="fp32")  # warm up
+    start = time.perf_counter()
+    g.translate(base, precision="fp32")
+    base_s = time.perf_counter() - start
+    del base
+    image = picture(width, height, seed=2)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    start = time.perf_counter()
+    out = g.translate(image, precision="fp32")
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    assert out.size == (width, height)
+    per_pixel, base_per_pixel = seconds / (width * height), base_s / 1024**2
+    return {
+        "size": f"{width}x{height}",
+        "seconds": round(seconds, 1),
+        "peak_rss_gb": round(peak / 2**30, 2),
+        "peak_rss_before_gb": round(before / 2**30, 2),
+        "baseline_1024_seconds": round(base_s, 2),
+        "per_pixel_ratio": round(per_pixel / base_per_pixel, 3),
+    }
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", default="1536x1152,2048x1536", help="sizes that still fit whole (WxH, comma-separated)")
+    p.add_argument("--large", default="8000x6000", help="the large photo (WxH; empty: skip)")
+    p.add_argument("--output")
+    p.add_argument("--one-large", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one_large:
+        print(json.dumps(large(*map(int, args.one_large.split("x")))))
+        return
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    result = {
+        "benchmark": "tiled_translation",
+        "fits": fits([tuple(map(int, s.split("x"))) for s in args.sizes.split(",")]),
+    }
+    if args.large:
+        cmd = [sys.executable, str(Path(__file__)), "--one-large", args.large]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        lines = proc.stdout.strip().splitlines()
+        result["large"] = json.loads(lines[-1]) if proc.returncode == 0 else {"error": proc.stderr.strip()[-300:]}
+    summary = " | ".join(
+        f"{r['size']}: {r['psnr_thumbnail_db']} dB (whole-image statistics {r['psnr_whole_image_statistics_db']} dB), "
+        f"seams {r['seam_ratio_columns']}/{r['seam_ratio_rows']}"
+        for r in result["fits"]
+    )
+    if "large" in result and "error" not in result["large"]:
+        big = result["large"]
+        summary += (
+            f" | {big['size']}: {big['seconds']} s, peak RSS {big['peak_rss_gb']} GB, "
+            f"{big['per_pixel_ratio']}x the per-pixel time of a 1024x1024 image"
+        )
+    emit(result | {"machine": machine()}, summary, args.output)
+
+
+if __name__ == "__main__":
+    main()
