@@ -94,8 +94,8 @@ def fits(sizes: list[tuple[int, int]]) -> list[dict]:
         tiled = g.translate(image, precision="fp32")
         exact = whole_image_statistics(g, image)
         side = tiles.tile_size(tiles.DEFAULT_TILE_PIXELS, g.size_multiple, tiles.DEFAULT_OVERLAP)
-        cols = tiles.tile_grid(width, side, tiles.DEFAULT_OVERLAP, g.size_multiple)
-        rows_ = tiles.tile_grid(height, side, tiles.DEFAULT_OVERLAP, g.size_multiple)
+        cols = tiles.tile_grid(width, side, tiles.DEFAULT_OVERLAP, g.size_multiple)[1]
+        rows_ = tiles.tile_grid(height, side, tiles.DEFAULT_OVERLAP, g.size_multiple)[1]
         rows.append(
             {
                 "size": f"{width}x{height}",

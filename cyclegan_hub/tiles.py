@@ -83,15 +83,17 @@ class WholeImageStatistics:
         return self._hooked(self._apply, fn)
 
 
-def tile_grid(length: int, tile: int, overlap: int, multiple: int = 1) -> list[int]:
-    """Start positions of tiles of ``tile`` pixels covering ``length`` with at least ``overlap`` shared, evenly
-    spread, each a multiple of ``multiple`` (the network's: a tile that starts elsewhere sees its downsampled grid
-    shifted against the whole image's); the last one reaches the end (it may be shorter than ``tile``)."""
+def tile_grid(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """(side, starts) of the fewest tiles of at most ``tile`` pixels covering ``length``, each sharing at least
+    ``overlap`` with the next: the side shrunk to spread them evenly (no tile computed mostly for its overlap), every
+    start a multiple of ``multiple`` (the network's: a tile that starts elsewhere sees its downsampled grid shifted
+    against the whole image's); the last one reaches the end (it may be shorter)."""
     if length <= tile:
-        return [0]
-    last = math.ceil((length - tile) / multiple) * multiple
-    count = math.ceil(last / max(1, tile - overlap - multiple)) + 1
-    return sorted({round(i * last / (count - 1) / multiple) * multiple for i in range(count)})
+        return length, [0]
+    count = math.ceil((length - overlap) / max(1, tile - overlap - multiple))
+    side = min(tile, math.ceil((math.ceil((length + (count - 1) * overlap) / count) + multiple) / multiple) * multiple)
+    last = math.ceil((length - side) / multiple) * multiple
+    return side, sorted({round(i * last / (count - 1) / multiple) * multiple for i in range(count)})
 
 
 def _ramp(length: int, start: int, tile: int, total: int, overlap: int) -> torch.Tensor:
@@ -135,30 +137,30 @@ def run_tiled(
     overlap: int = DEFAULT_OVERLAP,
     multiple: int = 1,
 ) -> torch.Tensor:
-    """``run`` (the padded network) over ``source`` ([1, C, H, W] uint8 on the CPU) in square tiles of ``tile``
-    pixels, every image norm of ``model`` normalising with what it computed on ``thumbnail`` (the network's input
+    """``run`` (the padded network) over ``source`` ([1, C, H, W] uint8 on the CPU) in tiles of at most ``tile``
+    pixels a side (``tile_grid``), every image norm of ``model`` normalising with what it computed on ``thumbnail`` (the network's input
     for the whole image, smaller). ``prepare`` turns a uint8 window into the network's input; ``finish`` turns its
     output into [1, C_out, h, w] in [0, 1] on the CPU. Returns [1, C_out, H, W] uint8, blended across ``overlap``;
     a band of tiles (and the rows it shares with the next) is the only float image held."""
     _, _, height, width = source.shape
     statistics = WholeImageStatistics(model)
-    rows, cols = tile_grid(height, tile, overlap, multiple), tile_grid(width, tile, overlap, multiple)
+    (tall, rows), (wide, cols) = tile_grid(height, tile, overlap, multiple), tile_grid(width, tile, overlap, multiple)
     if statistics.norms:
         statistics.record(lambda: run(thumbnail))
-    row_total, col_total = _totals(height, rows, tile, overlap), _totals(width, cols, tile, overlap)
+    row_total, col_total = _totals(height, rows, tall, overlap), _totals(width, cols, wide, overlap)
     out = carry = None
     for r, top in enumerate(rows):
-        bottom = min(top + tile, height)
+        bottom = min(top + tall, height)
         band = None
         for left in cols:
-            right = min(left + tile, width)
+            right = min(left + wide, width)
             window = prepare(source[:, :, top:bottom, left:right])
             y = statistics.apply(lambda w=window: run(w)) if statistics.norms else run(window)
             y = finish(y)
             if band is None:
                 band = torch.zeros(1, y.shape[1], bottom - top, width)
-            band[:, :, :, left:right] += y * _ramp(right - left, left, tile, width, overlap)
-        band *= _ramp(bottom - top, top, tile, height, overlap)[None, None, :, None]
+            band[:, :, :, left:right] += y * _ramp(right - left, left, wide, width, overlap)
+        band *= _ramp(bottom - top, top, tall, height, overlap)[None, None, :, None]
         if carry is not None:  # the rows this band shares with the one before
             band[:, :, : carry.shape[2]] += carry
         if out is None:
