@@ -47,3 +47,28 @@ SECTIONS = """{% if origin %}
 
 Code: {{ repo_url }}
 """
+
+
+#: What a one-way family's card says after its introduction: the sample, how to use it (through ``HubModule``, which
+#: loads the class config.json names), the model table and the last sections.
+ONE_WAY_BODY = (
+    SAMPLE
+    + INSTALL
+    + """
+```python
+from cyclegan_hub.models.modeling import HubModule
+
+generator = HubModule.from_pretrained("{{ repo_id | default('path/to/this/folder', true) }}")
+generator.translate("input.png").save("translated.png")  # PIL in, PIL out, same size
+```
+
+or `cyclegan-hub translate --model {{ repo_id | default('path/to/this/folder', true) }} input.png --output out.png`.
+The model was trained at {{ config.image_size }}x{{ config.image_size }}; other sizes are padded to a multiple of
+{{ size_multiple }} and cropped back.
+
+"""
+    + MODEL_TABLE
+    + """| parameters | {{ "{:,}".format(num_parameters) }} |
+"""
+    + SECTIONS
+)

@@ -33,25 +33,7 @@ examples with an adversarial loss and a patchwise contrastive (PatchNCE) loss th
 the input patch at its place than to the others (see Training); there is no reverse generator.
 
 """
-    + cards.SAMPLE
-    + cards.INSTALL
-    + """
-```python
-from cyclegan_hub.models.modeling import HubModule
-
-generator = HubModule.from_pretrained("{{ repo_id | default('path/to/this/folder', true) }}")
-generator.translate("input.png").save("translated.png")  # PIL in, PIL out, same size
-```
-
-or `cyclegan-hub translate --model {{ repo_id | default('path/to/this/folder', true) }} input.png --output out.png`.
-The model was trained at {{ config.image_size }}x{{ config.image_size }}; other sizes are padded to a multiple of
-{{ size_multiple }} and cropped back.
-
-"""
-    + cards.MODEL_TABLE
-    + """| parameters | {{ "{:,}".format(num_parameters) }} |
-"""
-    + cards.SECTIONS
+    + cards.ONE_WAY_BODY
 )
 
 #: CUT's generator (their ``--netG resnet_9blocks``, anti-aliased sampling), as the defaults.

@@ -44,25 +44,7 @@ training{% else %}that image's own statistics, as the authors' test script does{
 so a translation is deterministic{% endif %} (`inference = "{{ config.inference }}"` in config.json).
 
 """
-    + cards.SAMPLE
-    + cards.INSTALL
-    + """
-```python
-from cyclegan_hub.models.modeling import HubModule
-
-generator = HubModule.from_pretrained("{{ repo_id | default('path/to/this/folder', true) }}")
-generator.translate("input.png").save("translated.png")  # PIL in, PIL out, same size
-```
-
-or `cyclegan-hub translate --model {{ repo_id | default('path/to/this/folder', true) }} input.png --output out.png`.
-The model was trained at {{ config.image_size }}x{{ config.image_size }}; other sizes are padded to a multiple of
-{{ size_multiple }} and cropped back.
-
-"""
-    + cards.MODEL_TABLE
-    + """| parameters | {{ "{:,}".format(num_parameters) }} |
-"""
-    + cards.SECTIONS
+    + cards.ONE_WAY_BODY
 )
 
 #: pix2pix's generator (their ``--netG unet_256 --norm batch``, dropout on), as the defaults.
