@@ -1,7 +1,14 @@
-"""Train a translation pair (G: A -> B, F: B -> A) on two unpaired Hugging Face datasets, with accelerate.
+"""Train a translator on Hugging Face datasets with accelerate: a CycleGAN pair (G: A -> B, F: B -> A) or a one-way model (CUT, pix2pix).
 
     # CPU, bundled MNIST 6 <-> 9 data, a few minutes:
     python training/train.py --config training/configs/mnist-6to9.toml
+
+    # one way: CUT on the same digits; pix2pix on pairs (a digit with a block erased -> the whole digit):
+    python training/train.py --config training/configs/mnist-6to9-cut.toml
+    python training/train.py --config training/configs/mnist-inpaint.toml
+
+    # start from trained translators (a converted authors' model, a run folder, a Hub repo):
+    python training/train.py --config my.toml --init-from converted/cut-horse2zebra
 
     # the same on two CPU processes (DDP over gloo):
     torchrun --nproc_per_node 2 training/train.py --config training/configs/mnist-6to9.toml
