@@ -42,6 +42,15 @@ def image_norms(model: nn.Module) -> list[nn.Module]:
     return found
 
 
+def _normalize(module, x, grouped, mean, var, dtype) -> torch.Tensor:
+    """What a norm layer outputs for ``x`` (``grouped`` as ``WholeImageStatistics._groups``) with the given mean
+    and variance instead of its input's own: normalised, then its affine scale and shift where it has them."""
+    y = ((grouped - mean) / torch.sqrt(var + module.eps)).reshape(x.shape)
+    if module.weight is not None:
+        y = y * module.weight.float()[None, :, None, None] + module.bias.float()[None, :, None, None]
+    return y.to(dtype)
+
+
 class WholeImageStatistics:
     """Hooks on a model's image norms: ``record`` stores what each computes on one image (a thumbnail); ``apply``
     makes each normalise with the stored mean and variance instead of its input's own."""
@@ -61,12 +70,8 @@ class WholeImageStatistics:
         self.stats[id(module)] = (grouped.mean(2, keepdim=True), grouped.var(2, unbiased=False, keepdim=True))
 
     def _apply(self, module, inputs, output):
-        x = inputs[0]
         mean, var = self.stats[id(module)]
-        y = ((self._groups(module, x) - mean) / torch.sqrt(var + module.eps)).reshape(x.shape)
-        if module.weight is not None:
-            y = y * module.weight.float()[None, :, None, None] + module.bias.float()[None, :, None, None]
-        return y.to(output.dtype)
+        return _normalize(module, inputs[0], self._groups(module, inputs[0]), mean, var, output.dtype)
 
     def _hooked(self, hook: Callable, fn: Callable):
         handles = [norm.register_forward_hook(hook) for norm in self.norms]
@@ -203,11 +208,7 @@ class SmoothedStatistics:
             mean_rows.append(mean)
             var_rows.append(var)
         self.carried[id(module)] = previous
-        mean, var = torch.cat(mean_rows), torch.cat(var_rows)
-        y = ((grouped - mean) / torch.sqrt(var + module.eps)).reshape(x.shape)
-        if module.weight is not None:
-            y = y * module.weight.float()[None, :, None, None] + module.bias.float()[None, :, None, None]
-        return y.to(output.dtype)
+        return _normalize(module, x, grouped, torch.cat(mean_rows), torch.cat(var_rows), output.dtype)
 
     def __enter__(self):
         self.handles = [norm.register_forward_hook(self._blend) for norm in self.norms]

@@ -9,11 +9,8 @@ second generator and a cycle), its card, and that there is no reverse. The autho
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from . import cards
 from .cyclegan import INSTALL_COMMAND, CycleGenerator
-from .options import Options
 
 CITATION = """@inproceedings{park2020cut,
   title     = {Contrastive Learning for Unpaired Image-to-Image Translation},
@@ -55,12 +52,7 @@ class CUTGenerator(
     model_type = "cut"
     #: One direction: there is no reverse to make a round trip with.
     one_way = True
-    options = Options(
-        **{
-            name: replace(option, default=CUT_DEFAULTS[name]) if name in CUT_DEFAULTS else option
-            for name, option in CycleGenerator.options.options.items()
-        }
-    )
+    options = CycleGenerator.options.with_defaults(CUT_DEFAULTS)
 
     def __init__(self, **config):
         config.pop("model_type")

@@ -173,6 +173,14 @@ class Options:
     def __getitem__(self, name: str) -> Option:
         return self.options[name]
 
+    def with_defaults(self, defaults: dict, **extra: Option) -> Options:
+        """These options with other defaults (a family that builds the same network with its authors' settings), and
+        ``extra`` ones after them."""
+        changed = {
+            name: replace(o, default=defaults[name]) if name in defaults else o for name, o in self.options.items()
+        }
+        return Options(**changed, **extra)
+
     def defaults(self) -> dict:
         return {name: option.default for name, option in self.options.items()}
 

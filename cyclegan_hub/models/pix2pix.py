@@ -10,8 +10,6 @@ dropout on as well (their outputs vary from run to run); ``"running"`` uses the 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from torch import nn
 
 from . import cards
@@ -52,10 +50,6 @@ PIX2PIX_DEFAULTS = {"architecture": "unet", "n_downsampling": 8, "norm": "batch"
 
 
 def _options() -> Options:
-    declared = {
-        name: replace(option, default=PIX2PIX_DEFAULTS[name]) if name in PIX2PIX_DEFAULTS else option
-        for name, option in CycleGenerator.options.options.items()
-    }
     inference = choice(
         "image_statistics",
         "batch norm at inference: each image's own statistics (as the authors' test script), the same with dropout "
@@ -63,7 +57,7 @@ def _options() -> Options:
         INFERENCE,
         card="inference",
     )
-    return Options(**declared, inference=inference)
+    return CycleGenerator.options.with_defaults(PIX2PIX_DEFAULTS, inference=inference)
 
 
 class Pix2PixGenerator(

@@ -27,7 +27,7 @@ from ..models.cut import CUTGenerator
 from ..models.discriminator import PatchDiscriminator
 from .families import Family, StepParts, register
 from .losses import GAN_MODES, critic_loss, generator_adversarial_loss
-from .schema import key, option_key
+from .schema import key, option_keys
 
 LOSS_NAMES = ("G_GAN", "NCE", "NCE_Y", "D_real", "D_fake")
 #: The authors' two presets: (identity NCE term, NCE weight, flip equivariance).
@@ -38,22 +38,13 @@ _CRITIC = [o for o in PatchDiscriminator.options if o.train]
 _CRITIC_DEFAULTS = {"d_downsampling": "antialias"}
 
 
-def _critic_keys():
-    keys = []
-    for o in _CRITIC:
-        spec = option_key(o)
-        spec.default = _CRITIC_DEFAULTS.get(o.train, spec.default)
-        keys.append((o.train, o.python_type, spec))
-    return keys
-
-
 CUTModel = make_dataclass(
     "CUTModelConfig",
     [
         ("family", str, key("cut", "model family (`cyclegan_hub.training.families`)")),
         ("mode", str, key("cut", 'the authors\' preset: "cut" or "fastcut"', choices=tuple(MODES))),
-        *((o.train, o.python_type, option_key(o)) for o in _GENERATOR),
-        *_critic_keys(),
+        *option_keys(_GENERATOR),
+        *option_keys(_CRITIC, _CRITIC_DEFAULTS),
         ("gan_mode", str, key("lsgan", "adversarial loss (the authors': lsgan)", choices=GAN_MODES)),
         ("lambda_gan", float, key(1.0, "weight of the GAN loss (the authors': 1)", low=0.0, high=1e4)),
         (

@@ -207,6 +207,17 @@ def _values_hint(spec: DomainSpec, column: str) -> str:
 MAX_DECODED_BYTES = 8 * 2**30
 
 
+def _decode_cell(cell, channels: int) -> np.ndarray:
+    if cell is None:
+        raise ValueError("missing image")
+    return imaging.image_to_array(imaging.open_image(cell["bytes"] if cell.get("bytes") else cell["path"]), channels)
+
+
+def _to_square(array: np.ndarray, size: int) -> torch.Tensor:
+    x = imaging.resize_tensor(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None], (size, size))
+    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
+
+
 def decode_domain(ds, image_column: str, channels: int, size: int, max_images: int | None = None):
     """Decode (and resize to ``size`` x ``size``) every image of a domain into one uint8 tensor [N, C, size, size].
 
@@ -231,18 +242,12 @@ def decode_domain(ds, image_column: str, channels: int, size: int, max_images: i
             break
         if (len(images) + 1) * per_image > MAX_DECODED_BYTES:
             raise too_much(len(images) + 1)
-        cell = row[image_column]
         try:
-            if cell is None:
-                raise ValueError("missing image")
-            image = imaging.open_image(cell["bytes"] if cell.get("bytes") else cell["path"])
-            array = imaging.image_to_array(image, channels)
+            array = _decode_cell(row[image_column], channels)
         except (ValueError, OSError, TypeError):
             skipped += 1
             continue
-        x = torch.from_numpy(array).permute(2, 0, 1)[None]
-        x = imaging.resize_tensor(x, (size, size))
-        images.append((x[0].clamp(0, 1) * 255).round().to(torch.uint8))
+        images.append(_to_square(array, size))
     if not images:
         return torch.empty(0, channels, size, size, dtype=torch.uint8), skipped
     return torch.stack(images), skipped
@@ -278,17 +283,6 @@ def load_training_domain(
         split = load_domain(spec.for_split(eval_split), f"{what} evaluation split")
         held = decode_domain(split, spec.image_column, channels, image_size, eval_images)[0]
     return TrainingDomain(label, spec, images, held, skipped)
-
-
-def _decode_cell(cell, channels: int) -> np.ndarray:
-    if cell is None:
-        raise ValueError("missing image")
-    return imaging.image_to_array(imaging.open_image(cell["bytes"] if cell.get("bytes") else cell["path"]), channels)
-
-
-def _to_square(array: np.ndarray, size: int) -> torch.Tensor:
-    x = imaging.resize_tensor(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None], (size, size))
-    return (x[0].clamp(0, 1) * 255).round().to(torch.uint8)
 
 
 def decode_pairs(

@@ -12,6 +12,8 @@ true output times ``lambda_l1``, one Adam step. Adam 2e-4, betas (0.5, 0.999), t
 
 from __future__ import annotations
 
+from dataclasses import make_dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +22,7 @@ from ..models.discriminator import PatchDiscriminator
 from ..models.pix2pix import Pix2PixGenerator
 from .families import Family, StepParts, register
 from .losses import GAN_MODES, critic_loss, generator_adversarial_loss
-from .schema import key, option_key
+from .schema import key, option_key, option_keys
 
 LOSS_NAMES = ("G_GAN", "G_L1", "D_real", "D_fake")
 
@@ -29,34 +31,18 @@ _CRITIC_DEFAULTS = {"d_norm": "batch"}  # their --norm batch for both networks
 _CRITIC = [o for o in PatchDiscriminator.options if o.train]
 
 
-def _model_section() -> type:
-    from dataclasses import make_dataclass
-
-    critic = []
-    for o in _CRITIC:
-        spec = option_key(o)
-        if o.train in _CRITIC_DEFAULTS:
-            spec.default = _CRITIC_DEFAULTS[o.train]
-        critic.append((o.train, o.python_type, spec))
-    return make_dataclass(
-        "Pix2PixModelConfig",
-        [
-            ("family", str, key("pix2pix", "model family (`cyclegan_hub.training.families`)")),
-            *((o.train, o.python_type, option_key(o)) for o in _GENERATOR),
-            *critic,
-            ("gan_mode", str, key("vanilla", "adversarial loss (the authors': vanilla)", choices=GAN_MODES)),
-            ("lambda_l1", float, key(100.0, "weight of L1 to the true output (the authors': 100)", low=0.0, high=1e4)),
-            (
-                "inference",
-                str,
-                option_key(Pix2PixGenerator.options["inference"]),
-            ),
-        ],
-        namespace={"__doc__": "``[model]`` of pix2pix: the U-Net generator, the conditional critic, the objective."},
-    )
-
-
-Pix2PixModel = _model_section()
+Pix2PixModel = make_dataclass(
+    "Pix2PixModelConfig",
+    [
+        ("family", str, key("pix2pix", "model family (`cyclegan_hub.training.families`)")),
+        *option_keys(_GENERATOR),
+        *option_keys(_CRITIC, _CRITIC_DEFAULTS),
+        ("gan_mode", str, key("vanilla", "adversarial loss (the authors': vanilla)", choices=GAN_MODES)),
+        ("lambda_l1", float, key(100.0, "weight of L1 to the true output (the authors': 100)", low=0.0, high=1e4)),
+        ("inference", str, option_key(Pix2PixGenerator.options["inference"])),
+    ],
+    namespace={"__doc__": "``[model]`` of pix2pix: the U-Net generator, the conditional critic, the objective."},
+)
 
 
 def _networks(config) -> dict[str, nn.Module]:

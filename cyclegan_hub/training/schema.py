@@ -26,8 +26,19 @@ def option_key(option: Option):
     )
 
 
+def option_keys(options, defaults: dict | None = None) -> list[tuple]:
+    """The config fields ``(name, type, key)`` of every option with a training name, each with the option's default
+    or the family's own from ``defaults`` (by training name: pix2pix's critic defaults to batch norm)."""
+    fields = []
+    for o in options:
+        if o.train:
+            spec = option_key(o)
+            spec.default = (defaults or {}).get(o.train, spec.default)
+            fields.append((o.train, o.python_type, spec))
+    return fields
+
+
 def model_section(name: str, doc: str, family: str, *options: Option) -> type:
     """A ``[model]`` section class: ``family`` first, then every option that has a training name, in order."""
     fields = [("family", str, key(family, "model family (`cyclegan_hub.training.families`)"))]
-    fields += [(o.train, o.python_type, option_key(o)) for o in options if o.train]
-    return make_dataclass(name, fields, namespace={"__doc__": doc})
+    return make_dataclass(name, fields + option_keys(options), namespace={"__doc__": doc})
