@@ -27,8 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from .. import translation
+from .. import tiles, translation
 from ..io import imaging
 from ..io.errors import first_line
 from ..io.files import atomic_write, atomic_write_json, atomic_write_text, read_file
@@ -38,6 +39,11 @@ STATE_NAME = "translation_state.json"
 #: A row's image is refused above these (the same gate as every other input).
 MAX_PIXELS = imaging.MAX_PIXELS
 MAX_BYTES = 64 * 2**20
+#: The most pixels a batch of rows holds decoded (by their headers): rows are batched up to the batch size or this,
+#: and an image larger than it goes alone. Three batches are held at once (one translated, two decoding), each
+#: image translated at full resolution in tiles of ``tiles.DEFAULT_TILE_PIXELS``: memory is bounded by these, not by
+#: the rows' sizes.
+BATCH_PIXELS = 16_000_000
 
 
 @dataclass
@@ -75,6 +81,22 @@ def _decode(cell):
     return image, {"bytes": data, "path": path}, None
 
 
+def _declared_pixels(cell) -> int:
+    """The pixels a row's image cell declares in its header, nothing decoded (0 where there is none to read: the
+    decode names the problem)."""
+    if not isinstance(cell, dict):
+        return 0
+    try:
+        source = io.BytesIO(cell["bytes"]) if cell.get("bytes") else cell.get("path")
+        if not source:
+            return 0
+        with Image.open(source) as image:
+            width, height = image.size
+    except (OSError, ValueError, TypeError, Image.DecompressionBombError):
+        return 0
+    return width * height
+
+
 def _png(image) -> dict:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
@@ -95,22 +117,30 @@ def translate_rows(
     on_error: str = "skip",
     start: int = 0,
     report: Report | None = None,
+    tile_pixels: int = tiles.DEFAULT_TILE_PIXELS,
 ) -> Iterator[dict]:
     """The translated rows of ``rows`` (dicts with the image cell undecoded), in order. ``start`` is the index of
-    the first row (for the names of skipped rows)."""
+    the first row (for the names of skipped rows). Every image is translated at its full resolution; one larger
+    than ``tile_pixels`` in tiles that share its norm statistics (``translation.translate``)."""
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
     report = report if report is not None else Report()
     batch = batch_size or generator.translation_spec.batch_size
 
     def batches() -> Iterator[list[tuple[int, dict]]]:
-        chunk = []
+        """Rows in batches of ``batch``, or fewer whose headers declare ``BATCH_PIXELS`` in all."""
+        chunk, pixels = [], 0
         for index, row in enumerate(rows, start):
             report.rows_in += 1
+            size = _declared_pixels(row.get(image_column))
+            if chunk and pixels + size > BATCH_PIXELS:
+                yield chunk
+                chunk, pixels = [], 0
             chunk.append((index, row))
+            pixels += size
             if len(chunk) >= batch:
                 yield chunk
-                chunk = []
+                chunk, pixels = [], 0
         if chunk:
             yield chunk
 
@@ -126,12 +156,11 @@ def translate_rows(
         if not kept:
             return
         images = [image for _, image in kept]
+        options = dict(batch_size=batch, precision=precision, tile_pixels=tile_pixels)
         if reverse is not None:
-            out, back = translation.translate(
-                generator, images, batch_size=batch, precision=precision, return_reconstruction_with=reverse
-            )
+            out, back = translation.translate(generator, images, return_reconstruction_with=reverse, **options)
         else:
-            out, back = translation.translate(generator, images, batch_size=batch, precision=precision), None
+            out, back = translation.translate(generator, images, **options), None
         encoded = list(pool.map(_png, out))
         round_trips = list(pool.map(_png, back)) if back is not None else None
         for k, (row, image) in enumerate(kept):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def translate_video(
     max_seconds: float | None = None,
     codec: str | None = None,
     smooth: float = 0.0,
+    on_frames: Callable[[int, int | None], object] | None = None,
 ) -> VideoReport:
     """Translate every frame of the video ``source`` with ``model`` into the video file ``output``.
 
@@ -99,6 +101,8 @@ def translate_video(
         smooth: carry the norm statistics from frame to frame with this momentum (``tiles.SmoothedStatistics``:
             0, the default, normalises each frame by its own; 0.9 steadies a still scene's shimmer). Frames are then
             translated whole, resized down to 1024 pixels a side where larger (tiles take a thumbnail's statistics).
+        on_frames: called after every batch with (frames written, frames the headers declare or None): a
+            progress display of one's own (the Space's).
 
     Raises:
         ValueError: one line naming the problem (not a video, over a limit, PyAV missing, a container that cannot
@@ -145,7 +149,16 @@ def translate_video(
                     print(say, file=sys.stderr)
                 bar = _progress_bar(info) if progress else None  # once the output is set up: nothing is refused later
                 try:
-                    video_io.map_frames(reader, writer, translate, batch_size, bar.update if bar is not None else None)
+                    done = [0]
+
+                    def on_batch(count: int) -> None:
+                        done[0] += count
+                        if bar is not None:
+                            bar.update(count)
+                        if on_frames is not None:
+                            on_frames(done[0], info.frames)
+
+                    video_io.map_frames(reader, writer, translate, batch_size, on_batch)
                 finally:
                     if bar is not None:
                         bar.close()

@@ -63,6 +63,18 @@ def is_video_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
+def looks_like_video(path: str | os.PathLike) -> bool:
+    """Whether the file's first bytes are those of a container ``VIDEO_SUFFIXES`` names (MP4/MOV: a ``ftyp``
+    box; Matroska/WebM: the EBML magic; AVI: a RIFF AVI header): what an upload must pass before it is kept,
+    without FFmpeg (``check_video`` reads the headers when it is used)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3" or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video's headers declare (``frames`` and ``seconds`` None where they say nothing), and the display

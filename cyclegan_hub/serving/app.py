@@ -132,6 +132,22 @@ class DirectionRadio(gr.Radio):
         return payload
 
 
+class UploadedVideo(gr.Video):
+    """gr.Video that hands the uploaded file on untouched (Gradio's own preprocessing may run FFmpeg on it to
+    change its format: unbounded), and only a file Gradio's upload wrote; its headers are checked by the job."""
+
+    def get_block_name(self) -> str:
+        return "video"
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if not uploaded_path(payload.path):
+            why = refused_upload(payload.path) if isinstance(payload.path, str) else None
+            raise gr.Error(why or NOT_UPLOADED.replace("image", "video", 1), print_exception=False)
+        return payload.path
+
+
 #: Layers a drawing may have (the pad makes one; a request may not send thousands).
 MAX_LAYERS = 4
 
@@ -268,7 +284,8 @@ def build_demo(
     translate = make_translate(by_direction, fair, hops, temp, on_gpu)
     with gr.Blocks(title="CycleGAN", delete_cache=DELETE_CACHE) as demo:
         ui = build_layout(pairs, limits)
-        wire_events(ui, pairs, translate, make_announce(by_direction), make_pick(by_name))
+        translate_video = make_translate_video(by_direction, fair, hops, temp)
+        wire_events(ui, pairs, translate, make_announce(by_direction), make_pick(by_name), translate_video)
         add_examples(ui, examples, by_direction, translate)
     # A bounded queue whose events go straight to the fair share, which admits a few per client and runs them
     # round-robin; each pair's translator batches the ones that run together.
@@ -294,6 +311,10 @@ class Components:
     cycle_error: gr.Textbox
     ran_at: gr.HTML
     info: gr.State
+    video: UploadedVideo
+    video_button: gr.Button
+    translated_video: gr.Video
+    video_note: gr.HTML
 
 
 def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Components:
@@ -330,6 +351,16 @@ def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Componen
                     brush=gr.Brush(default_size=18, colors=["#000000"]),
                 )
                 sketch.limits = limits
+            with gr.Tab("Video"):
+                video = UploadedVideo(label="Input video", sources=["upload"], format=None, height=280)
+                video_button = gr.Button("Translate video", variant="primary")
+                translated_video = gr.Video(label="Translated video", format=None, interactive=False, height=280)
+                video_note = gr.HTML("")
+                gr.Markdown(
+                    f"Videos of up to {limits.video_seconds:g} s, {limits.video_frames} frames and "
+                    f"{limits.video_frame_side} pixels a side; frames are translated at up to {limits.video_side} "
+                    "pixels (a digit pair: at its own size), and the sound is kept. Pick the direction below."
+                )
             direction = DirectionRadio(list(first.directions), value=next(iter(first.directions)), label="Direction")
             button = gr.Button("Translate", variant="primary")
             gr.Markdown(
@@ -355,10 +386,25 @@ def build_layout(pairs: list[PairTranslator], limits: ServingLimits) -> Componen
             )
             ran_at = gr.HTML("")  # the size a translation ran at, or a heavy pair's expected time
     info = gr.State("")  # the size a request ran at: shown below, kept out of the API's outputs
-    return Components(picker, source, sketch, direction, button, translated, reconstructed, cycle_error, ran_at, info)
+    return Components(
+        picker,
+        source,
+        sketch,
+        direction,
+        button,
+        translated,
+        reconstructed,
+        cycle_error,
+        ran_at,
+        info,
+        video,
+        video_button,
+        translated_video,
+        video_note,
+    )
 
 
-def wire_events(ui: Components, pairs: list[PairTranslator], translate, announce, pick) -> None:
+def wire_events(ui: Components, pairs: list[PairTranslator], translate, announce, pick, translate_video) -> None:
     """What the page does: picking a pair sets its directions and styles; a drawing becomes the input; a heavy
     pair's expected time is shown as soon as there is an image; Translate (the API's ``/translate``) runs, then
     shows the size it ran at."""
@@ -380,6 +426,13 @@ def wire_events(ui: Components, pairs: list[PairTranslator], translate, announce
         api_name="translate",
         concurrency_limit=QUEUE_SIZE,  # events wait in the fair share (async, no thread), not in Gradio's queue
     ).then(lambda note: note, ui.info, ui.ran_at, api_name=False, show_progress="hidden")
+    ui.video_button.click(
+        translate_video,
+        [ui.video, ui.direction],
+        [ui.translated_video, ui.video_note],
+        api_name="translate_video",
+        concurrency_limit=QUEUE_SIZE,
+    )
 
 
 def add_examples(ui: Components, examples: Path | None, by_direction: dict, translate) -> None:
@@ -474,6 +527,43 @@ def make_translate(by_direction: dict[str, PairTranslator], fair: FairShare, hop
         return own_file(result.translated), own_file(result.reconstructed), f"{result.cycle_error:.4f}", note
 
     return translate
+
+
+def make_translate_video(by_direction: dict[str, PairTranslator], fair: FairShare, hops: int, temp: TempCap):
+    """The callback of Translate video and of the API's ``/translate_video``, run in the client's fair share."""
+
+    async def translate_video(video, direction: str, request: gr.Request, progress=gr.Progress()):
+        """(video file, direction) -> (translated video file, what was done). The video is refused from its
+        headers, in one line, before a frame is decoded (``PairTranslator.check_video``); it is charged to the
+        client by its declared frames."""
+        pair = by_direction.get(direction)
+        try:
+            if pair is None:
+                raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(map(repr, by_direction))}")
+            info = await in_thread(lambda: pair.check_video(video, direction))
+            folder = Path(upload_folder()) / uuid.uuid4().hex
+            suffix = ".webm" if info.container == "matroska,webm" else ".mp4"  # what a browser plays
+            output = folder / f"{Path(info.name).stem}-translated{suffix}"
+
+            def on_frames(done: int, total: int | None) -> None:
+                progress((done, total) if total else None, desc=f"{done} frames translated", unit="frames")
+
+            def work():
+                folder.mkdir()
+                with temp.holding(video):
+                    report = pair.translate_video(video, direction, output, on_frames)
+                temp.note(output.stat().st_size)
+                return report
+
+            report = await fair.run(request_client(request, hops), pair.video_cost(info), lambda: in_thread(work))
+        except Refused as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        except (ValueError, FileNotFoundError) as err:
+            message = str(err).replace(str(video), Path(video).name) if isinstance(video, str) else str(err)
+            raise gr.Error(message, print_exception=False) from None
+        return str(output), as_text(f"{direction}: {report.summary()}")
+
+    return translate_video
 
 
 def make_pick(by_name: dict[str, PairTranslator]):

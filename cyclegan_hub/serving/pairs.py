@@ -32,8 +32,10 @@ import torch
 from PIL import Image
 
 from .. import translation
+from ..bulk.video import translate_video
 from ..hub.repos import RUN_GENERATORS, MissingModel, check_pair, load_generator, twin_repo_id
 from ..io import imaging
+from ..io import video as video_io
 from ..models.cyclegan import CycleGenerator
 
 LOG = logging.getLogger("cyclegan_hub.serving")
@@ -51,6 +53,13 @@ class ServingLimits:
     decoding: int = 2  # large inputs decoded at once, across all pairs (each briefly holds up to ~200 MB)
     temp_bytes: int = 2 * 2**30  # the Space's temporary files (uploads, outputs) in all
     temp_age: float = 3600.0  # seconds a temporary file is kept at most
+    # A video (the Video tab): refused from its headers above these, before a frame is decoded, and checked again
+    # frame by frame while decoding; its frames translated at up to ``video_side`` pixels a side, one video at a
+    # time per app (a 10 s clip at 24 frames/s: about a minute on 2 CPUs).
+    video_seconds: float = 10.0
+    video_frames: int = 300
+    video_frame_side: int = 1920  # the largest frame accepted (declared and decoded)
+    video_side: int = 256
 
 
 #: Images up to this many pixels are decoded without waiting for a decoding slot: they hold little memory, and a
@@ -116,6 +125,9 @@ def _return_memory() -> None:
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
 
+
+#: One video translated at a time in the process: its frames run beside the pairs' image batches.
+_VIDEO = threading.Lock()
 
 _DECODING: dict[int, threading.BoundedSemaphore] = {}
 _DECODING_LOCK = threading.Lock()
@@ -208,6 +220,59 @@ class PairTranslator:
         if size is None:
             return JOB_SECONDS
         return JOB_SECONDS + size[0] * size[1] * DECODE_SECONDS_PER_PIXEL + (self.estimate(size) or 0.0)
+
+    def video_limits(self) -> video_io.Limits:
+        return video_io.Limits(self.limits.video_frame_side, self.limits.video_frames, self.limits.video_seconds)
+
+    def check_video(self, source, direction: str) -> video_io.VideoInfo:
+        """What the video at ``source`` declares, refused (ValueError, one line) before any frame is decoded when it
+        is larger than ``max_bytes``, not a video, or over the video limits; or when ``direction`` is a heavy
+        model's (a one-step diffusion pair takes seconds a frame on a CPU: images only)."""
+        if direction not in self.directions:
+            raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(map(repr, self.directions))}")
+        if self.heavy:
+            raise ValueError(f"{self.name} is a one-step diffusion pair: it translates images here, not videos")
+        if not source:
+            raise ValueError("no video: upload one first")
+        name = os.path.basename(source)
+        size = os.path.getsize(source) if os.path.isfile(source) else 0
+        if size > self.limits.max_bytes:
+            raise ValueError(f"{name} is larger than {self.limits.max_bytes // 2**20} MB")
+        return video_io.check_video(source, self.video_limits(), name=name)
+
+    def video_side(self, direction: str) -> int:
+        """The side a video's frames are translated at, at most: a digit pair's own size (its images are framed
+        like MNIST at that size), else ``video_side``."""
+        forward = self.directions[direction][0]
+        return forward.config["image_size"] if self.digits else self.limits.video_side
+
+    def video_cost(self, info: video_io.VideoInfo) -> float:
+        """Seconds of CPU a video will cost, from its headers (a video that declares no length: the most frames it
+        may have): every frame decoded and translated at ``video_side``."""
+        frames = info.frames or self.limits.video_frames
+        height, width = imaging.fit_within((info.height, info.width), self.limits.video_side)
+        per_frame = info.width * info.height * DECODE_SECONDS_PER_PIXEL + (self.estimate((width, height)) or 0.0)
+        return JOB_SECONDS + frames * per_frame
+
+    def translate_video(self, source, direction: str, output: str | os.PathLike, on_frames=None):
+        """Translate the video at ``source`` into ``output`` (``bulk.video.translate_video``: frames, timing and
+        audio kept, written whole or not at all), frames at up to ``video_side(direction)`` pixels a side, one video
+        at a time in this process. ``on_frames(done, total)`` after each batch. Returns its ``VideoReport``."""
+        self.check_video(source, direction)
+        forward = self.directions[direction][0]
+        with _VIDEO:
+            return translate_video(
+                forward,
+                source,
+                output,
+                max_side=self.video_side(direction),
+                progress=False,
+                max_frame_side=self.limits.video_frame_side,
+                max_frames=self.limits.video_frames,
+                max_seconds=self.limits.video_seconds,
+                device=self.device,
+                on_frames=on_frames,
+            )
 
     def rename_directions(self, labels: dict[str, str]) -> None:
         """Show directions under other labels (``load_pairs`` does so when two pairs share domain names)."""

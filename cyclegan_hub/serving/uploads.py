@@ -1,7 +1,7 @@
 """The Space's temporary files: uploads checked as soon as they are written, and a cap on the folder's total size.
 
 Gradio writes every upload and every output image into one folder (``gradio.utils.get_upload_folder()``, set by
-``GRADIO_TEMP_DIR``). An upload that is not an image of a format the app reads is deleted at once
+``GRADIO_TEMP_DIR``). An upload that is not an image of a format the app reads (nor a video) is deleted at once
 (``check_uploaded``; the job that later names it is told why), and ``TempCap`` keeps the folder under a size and
 an age: the oldest files go first, except those of jobs still running.
 """
@@ -15,7 +15,7 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..io import imaging
+from ..io import imaging, video
 
 _REFUSED: OrderedDict[str, str] = OrderedDict()  # deleted upload -> why (bounded)
 _LOCK = threading.Lock()
@@ -28,16 +28,22 @@ def upload_folder() -> str:
 
 
 def check_uploaded(path: str) -> None:
-    """Delete ``path`` (a file Gradio's upload just wrote) unless it is an image of a format the app reads."""
+    """Delete ``path`` (a file Gradio's upload just wrote) unless it is an image of a format the app reads, or a video
+    container (``io.video.looks_like_video``)."""
     folder, real = upload_folder(), os.path.realpath(path)
     if not real.startswith(folder + os.sep) or not os.path.isfile(real):
         return
     try:
         imaging.read_header(real, imaging.WEB_FORMATS)
     except ValueError as err:
+        if video.looks_like_video(real):  # the Video tab's: its headers are read when a job names it
+            return
+        why = str(err)
+        if video.is_video_path(real):
+            why = f"{os.path.basename(real)} is not a video file (MP4, MOV, WebM, Matroska or AVI)"
         _delete(real)
         with _LOCK:
-            _REFUSED[real] = str(err)
+            _REFUSED[real] = why
             while len(_REFUSED) > 4096:
                 _REFUSED.popitem(last=False)
 
