@@ -169,9 +169,9 @@ def space_card(space_id: str, pairs: list[tuple[str, str, str, str]], hardware: 
 
 def space_requirements(wheel: str, extras: list[str], hardware: str) -> str:
     """The Space's requirements.txt: this package's wheel with the ``extras`` of the families it serves (their
-    records' ``extra``), the gradio that was tested, and ``spaces`` on ZeroGPU hardware (its ``spaces.GPU``
-    attaches the GPU per call)."""
-    wanted = f"[{','.join(sorted(set(extras)))}]" if extras else ""
+    records' ``extra``) and ``video`` (PyAV, for the Video tab), the gradio that was tested, and ``spaces`` on
+    ZeroGPU hardware (its ``spaces.GPU`` attaches the GPU per call)."""
+    wanted = f"[{','.join(sorted({*extras, 'video'}))}]"
     lines = [f"./{wheel}{wanted}", f"gradio=={gradio_version()}"]
     if hardware.startswith("zero-"):
         lines.append("spaces")

@@ -210,7 +210,7 @@ def test_space_card_front_matter_is_a_space_config():
     from cyclegan_hub.models.cyclegan import INSTALL_URL
 
     requirements = (ROOT / "space" / "requirements.txt").read_text().splitlines()
-    assert requirements == [f"cyclegan-hub[space] @ {INSTALL_URL}", f"gradio=={gradio.__version__}"]
+    assert requirements == [f"cyclegan-hub[space,video] @ {INSTALL_URL}", f"gradio=={gradio.__version__}"]
 
 
 # ---- what a request may make the server do ------------------------------------------------------------------------

@@ -103,7 +103,7 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
     assert hub.hardware == {"user/cyclegan-demo": "cpu-upgrade"}  # requested through huggingface_hub
     assert meta["title"] and meta["emoji"]
     requirements = (space / "requirements.txt").read_text().split()
-    assert requirements == [f"./{wheels[0]}", f"gradio=={gradio.__version__}"]
+    assert requirements == [f"./{wheels[0]}[video]", f"gradio=={gradio.__version__}"]
 
     # The Space: a fresh checkout of what was uploaded, a fresh venv with exactly its requirements.
     checkout = tmp_path / "space-checkout"
@@ -145,6 +145,11 @@ def test_deploy_then_install_and_run_what_was_uploaded(hub, olah, tmp_path):
         Image.new("RGB", (96, 64), (120, 90, 40)).save(tmp_path / "horse.png")
         zebra, horse, _ = client.predict(handle_file(tmp_path / "horse.png"), "horse -> zebra", api_name="/translate")
         assert Image.open(zebra).size == (96, 64) and Image.open(zebra).mode == "RGB"
+        from tests.space.test_video_space import FRAMES, digit_clip
+
+        clip = digit_clip(tmp_path / "six.mp4", audio=False)  # the Space's requirements install PyAV
+        _, note = client.predict(handle_file(clip), "6 -> 9", api_name="/translate_video")
+        assert note.startswith(f"6 -&gt; 9: {FRAMES} frames")
     finally:
         stop_app(proc)
 
@@ -260,7 +265,7 @@ def test_requirements_follow_the_pairs_and_the_hardware():
 
     wheel = "cyclegan_hub-0.1.0-py3-none-any.whl"
     pinned = f"gradio=={gradio.__version__}"
-    assert space_requirements(wheel, [], "cpu-basic").split() == [f"./{wheel}", pinned]
+    assert space_requirements(wheel, [], "cpu-basic").split() == [f"./{wheel}[video]", pinned]
     # a one-step pair needs the turbo extra; ZeroGPU hardware needs the spaces package for spaces.GPU
-    assert space_requirements(wheel, ["turbo"], "zero-a10g").split() == [f"./{wheel}[turbo]", pinned, "spaces"]
-    assert space_requirements(wheel, ["turbo"], "t4-small").split() == [f"./{wheel}[turbo]", pinned]
+    assert space_requirements(wheel, ["turbo"], "zero-a10g").split() == [f"./{wheel}[turbo,video]", pinned, "spaces"]
+    assert space_requirements(wheel, ["turbo"], "t4-small").split() == [f"./{wheel}[turbo,video]", pinned]
