@@ -2,11 +2,20 @@
 
 A network with instance norm normalises every feature map by its own mean and variance, so a tile run on its own is
 normalised by the tile's statistics, not the image's: plain tiling gives each tile its own colours, and seams
-(``benchmarks/RESULTS.md``: 14.8 dB against the whole image). The published fix (thumbnail instance normalisation:
-Chen et al., "Towards Ultra-Resolution Neural Style Transfer via Thumbnail Instance Normalization", AAAI 2022)
-runs the network once on a thumbnail of the whole image, records the mean and variance every norm layer computes,
-and then normalises every tile with those: each tile is then a window of one network run on one image, up to the
-padding at its borders, which the overlap and a linear blend across it hide.
+(``benchmarks/RESULTS.md``: 14.8 dB against the whole image). The fix is to normalise every tile with statistics of
+the whole image, from outside the tile; each tile is then a window of one network run on one image, up to the
+padding at its borders, which the overlap and a linear blend across it hide. Where those statistics come from
+(``statistics``):
+
+- ``"tiles"`` (the default): a first pass runs the image in tiles that share nothing, each normalised by its own
+  statistics, and pools what every norm layer saw over the whole image (the sums of each tile's mean and second
+  moment, weighted by its size): kernelized instance normalisation (Ho et al., "Ultra-Resolution Unpaired Stain
+  Transformation via Kernelized Instance Normalization", ECCV 2022) with one kernel spanning the image. The
+  statistics are of the image at its own resolution; the cost is a second pass.
+- ``"thumbnail"``: one pass over a copy shrunk to a tile's size (thumbnail instance normalisation: Chen et al.,
+  "Towards Ultra-Resolution Neural Style Transfer via Thumbnail Instance Normalization", AAAI 2022), sampled
+  without smoothing so that fine texture keeps its contrast. Faster, but a smaller copy has other statistics than
+  the image (``benchmarks/RESULTS.md`` measures both).
 
 Which layers take part: ``InstanceNorm2d`` (affine or not) and batch norm that normalises each image by its own
 statistics (pix2pix's ``inference = "image_statistics"``); batch norm with running statistics, and a network without
@@ -27,6 +36,9 @@ from torch import nn
 DEFAULT_TILE_PIXELS = 1024 * 1024
 #: Pixels each tile shares with its neighbours, blended linearly across.
 DEFAULT_OVERLAP = 64
+#: Where tiles take the whole image's norm statistics from (see the module's text).
+STATISTICS = ("tiles", "thumbnail")
+DEFAULT_STATISTICS = "tiles"
 
 
 def image_norms(model: nn.Module) -> list[nn.Module]:
@@ -52,12 +64,14 @@ def _normalize(module, x, grouped, mean, var, dtype) -> torch.Tensor:
 
 
 class WholeImageStatistics:
-    """Hooks on a model's image norms: ``record`` stores what each computes on one image (a thumbnail); ``apply``
-    makes each normalise with the stored mean and variance instead of its input's own."""
+    """Hooks on a model's image norms: ``record`` stores what each computes on one image (a thumbnail); ``pool``
+    adds what each computes on one tile to sums over the image, which ``pooled`` turns into the stored statistics;
+    ``apply`` makes each normalise with the stored mean and variance instead of its input's own."""
 
     def __init__(self, model: nn.Module):
         self.norms = image_norms(model)
         self.stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._sums: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}
 
     @staticmethod
     def _groups(module, x: torch.Tensor) -> torch.Tensor:
@@ -68,6 +82,22 @@ class WholeImageStatistics:
     def _record(self, module, inputs, output):
         grouped = self._groups(module, inputs[0])
         self.stats[id(module)] = (grouped.mean(2, keepdim=True), grouped.var(2, unbiased=False, keepdim=True))
+
+    def _pool(self, module, inputs, output):
+        grouped = self._groups(module, inputs[0]).double()  # float64: sums of squares over millions of pixels
+        total, squares, count = grouped.sum(2, keepdim=True), grouped.square().sum(2, keepdim=True), grouped.shape[2]
+        if id(module) in self._sums:
+            before = self._sums[id(module)]
+            total, squares, count = before[0] + total, before[1] + squares, before[2] + count
+        self._sums[id(module)] = (total, squares, count)
+
+    def pooled(self) -> None:
+        """The statistics of everything ``pool`` saw, as if of one image: the mean of the means, and the mean
+        second moment less the squared mean."""
+        for key, (total, squares, count) in self._sums.items():
+            mean = total / count
+            self.stats[key] = (mean.float(), (squares / count - mean.square()).clamp_min(0).float())
+        self._sums = {}
 
     def _apply(self, module, inputs, output):
         mean, var = self.stats[id(module)]
@@ -84,8 +114,33 @@ class WholeImageStatistics:
     def record(self, fn: Callable):
         return self._hooked(self._record, fn)
 
+    def pool(self, fn: Callable):
+        return self._hooked(self._pool, fn)
+
     def apply(self, fn: Callable):
         return self._hooked(self._apply, fn)
+
+
+def thumbnail(source: torch.Tensor, side: int) -> torch.Tensor:
+    """``source`` ([1, C, H, W] uint8) shrunk to at most ``side`` pixels a side by taking every k-th pixel (nearest,
+    no smoothing): fine texture keeps its contrast, which an antialiased copy loses (its statistics then drift
+    further from the image's: ``benchmarks/tiled_translation.py``)."""
+    height, width = source.shape[-2:]
+    scale = min(1.0, side / max(height, width))
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return torch.nn.functional.interpolate(source, size=size, mode="nearest-exact")
+
+
+def _pool_tiles(run: Callable, statistics: WholeImageStatistics, source, prepare, tile: int, multiple: int) -> None:
+    """The first pass of ``statistics="tiles"``: ``source`` in tiles that share nothing (each pixel counted once),
+    each run alone, every norm layer's statistics pooled over the image."""
+    _, _, height, width = source.shape
+    (tall, rows), (wide, cols) = tile_grid(height, tile, 0, multiple), tile_grid(width, tile, 0, multiple)
+    for top in rows:
+        for left in cols:
+            window = prepare(source[:, :, top : top + tall, left : left + wide])
+            statistics.pool(lambda w=window: run(w))
+    statistics.pooled()
 
 
 def tile_grid(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
@@ -137,21 +192,24 @@ def run_tiled(
     source: torch.Tensor,
     prepare: Callable[[torch.Tensor], torch.Tensor],
     finish: Callable[[torch.Tensor], torch.Tensor],
-    thumbnail: torch.Tensor,
+    thumbnail: torch.Tensor | None,
     tile: int,
     overlap: int = DEFAULT_OVERLAP,
     multiple: int = 1,
 ) -> torch.Tensor:
     """``run`` (the padded network) over ``source`` ([1, C, H, W] uint8 on the CPU) in tiles of at most ``tile``
-    pixels a side (``tile_grid``), every image norm of ``model`` normalising with what it computed on ``thumbnail`` (the network's input
-    for the whole image, smaller). ``prepare`` turns a uint8 window into the network's input; ``finish`` turns its
-    output into [1, C_out, h, w] in [0, 1] on the CPU. Returns [1, C_out, H, W] uint8, blended across ``overlap``;
-    a band of tiles (and the rows it shares with the next) is the only float image held."""
+    pixels a side (``tile_grid``), every image norm of ``model`` normalising with the whole image's statistics:
+    what it computed on ``thumbnail`` (the network's input for the whole image, smaller), or with None, what a
+    first pass over the image in tiles pooled. ``prepare`` turns a uint8 window into the network's input;
+    ``finish`` turns its output into [1, C_out, h, w] in [0, 1] on the CPU. Returns [1, C_out, H, W] uint8, blended
+    across ``overlap``; a band of tiles (and the rows it shares with the next) is the only float image held."""
     _, _, height, width = source.shape
     statistics = WholeImageStatistics(model)
     (tall, rows), (wide, cols) = tile_grid(height, tile, overlap, multiple), tile_grid(width, tile, overlap, multiple)
-    if statistics.norms:
+    if statistics.norms and thumbnail is not None:
         statistics.record(lambda: run(thumbnail))
+    elif statistics.norms:
+        _pool_tiles(run, statistics, source, prepare, tile, multiple)
     row_total, col_total = _totals(height, rows, tall, overlap), _totals(width, cols, wide, overlap)
     out = carry = None
     for r, top in enumerate(rows):

@@ -122,6 +122,7 @@ def translate(
     precision: str = "auto",
     tile_pixels: int = tiles.DEFAULT_TILE_PIXELS,
     overlap: int = tiles.DEFAULT_OVERLAP,
+    tile_statistics: str = tiles.DEFAULT_STATISTICS,
 ):
     """Translate images with ``model`` (and back with ``return_reconstruction_with``).
 
@@ -138,6 +139,9 @@ def translate(
             statistics (``cyclegan_hub.tiles``), so memory stays bounded. Models marked heavy (the one-step family:
             attention spans the image) and ONNX sessions are resized down to 1024 pixels instead.
         tile_pixels, overlap: the most pixels one forward pass takes, and the pixels neighbouring tiles share.
+        tile_statistics: where tiles take the whole image's norm statistics from: "tiles" (a first pass over the
+            image in tiles, pooled: at its own resolution, two passes) or "thumbnail" (a shrunken copy: one pass
+            and a tile's worth; further from the whole run, ``benchmarks/RESULTS.md``).
         resize_to: run the network at this size instead (an int for a square, or (height, width)), e.g. the
             training ``image_size`` for a model that only knows small images, such as MNIST digits.
         return_reconstruction_with: the reverse model; when given, returns ``(translated, reconstructed)``
@@ -162,7 +166,10 @@ def translate(
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(map(repr, PRECISIONS))}")
     chain = [model] if return_reconstruction_with is None else [model, return_reconstruction_with]
     batch_size = batch_size or model.translation_spec.batch_size
-    tiling = (tile_pixels, overlap)
+    if tile_statistics not in tiles.STATISTICS:
+        valid = ", ".join(map(repr, tiles.STATISTICS))
+        raise ValueError(f"unknown tile_statistics {tile_statistics!r}; valid: {valid}")
+    tiling = (tile_pixels, overlap, tile_statistics)
     outputs = translate_chain(chain, pil_images, device, batch_size, max_side, resize_to, precision, tiling)
     if return_reconstruction_with is None:
         result = outputs[0]
@@ -180,7 +187,7 @@ def translate_chain(
     max_side: int | None,
     resize_to: int | tuple[int, int] | None,
     precision: str = "auto",
-    tiling: tuple[int, int] = (tiles.DEFAULT_TILE_PIXELS, tiles.DEFAULT_OVERLAP),
+    tiling: tuple[int, int, str] = (tiles.DEFAULT_TILE_PIXELS, tiles.DEFAULT_OVERLAP, tiles.DEFAULT_STATISTICS),
 ) -> list[list]:
     """Run each image through ``chain`` (one or two models); returns one list of PIL images per stage.
 
@@ -244,10 +251,10 @@ def translate_chain(
     return outputs
 
 
-def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int, int]) -> list:
+def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int, int, str]) -> list:
     """One large image through ``chain`` in tiles (``tiles.run_tiled``), stage by stage (8-bit between stages):
     the PIL image of every stage."""
-    tile_pixels, overlap = tiling
+    tile_pixels, overlap, statistics = tiling
     x = torch.from_numpy(array).permute(2, 0, 1)[None]
     if x.dtype != torch.uint8:
         x = x.clamp(0, 1).mul(255).round().to(torch.uint8)
@@ -255,8 +262,7 @@ def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int,
     for model in chain:
         spec = model.translation_spec
         value_range = list(spec.value_range)
-        side = math.isqrt(tile_pixels)
-        thumb = imaging.resize_tensor(x.float() / 255, imaging.fit_within(tuple(x.shape[-2:]), side))
+        thumb = tiles.thumbnail(x, math.isqrt(tile_pixels)) if statistics == "thumbnail" else None
 
         def prepare(window, value_range=value_range):
             return imaging.to_network(window, value_range).to(device=device, dtype=dtype)
@@ -270,7 +276,8 @@ def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int,
 
         size = tiles.tile_size(tile_pixels, spec.size_multiple, overlap)
         multiple = spec.size_multiple
-        x = tiles.run_tiled(forward, model, x, prepare, finish, prepare(thumb), size, overlap, multiple)
+        thumb = prepare(thumb) if thumb is not None else None
+        x = tiles.run_tiled(forward, model, x, prepare, finish, thumb, size, overlap, multiple)
         pixels = x[0].permute(1, 2, 0).numpy()
         pictures.append(Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels))
     return pictures

@@ -1,6 +1,7 @@
 """Full resolution in tiles: with the whole image's statistics every tile is a window of one run on the whole image
-(up to the padding its borders add, which the overlap and the blend hide); a thumbnail's statistics come close; a
-network without image norms tiles exactly; translate() keeps the full resolution by default, in bounded passes."""
+(up to the padding its borders add, which the overlap and the blend hide); statistics pooled from a first pass over
+the tiles come close, a thumbnail's less; a network without image norms tiles exactly; translate() keeps the full
+resolution by default, in bounded passes."""
 
 import numpy as np
 import pytest
@@ -84,13 +85,27 @@ def test_translate_keeps_full_resolution_in_bounded_passes(model, monkeypatch):
     monkeypatch.setattr(translation, "run", spy)
     out = model.translate(image, tile_pixels=256 * 256, overlap=32)
     assert out.size == image.size
-    assert max(h * w for h, w in seen) <= 256 * 256 and len(seen) > 4  # the thumbnail, then the tiles
+    assert max(h * w for h, w in seen) <= 256 * 256 and len(seen) > 8  # the pooling pass, then the tiles
     seen.clear()
     small = model.translate(image, max_side=256)  # an explicit max_side still resizes down, in one pass
     assert small.size == image.size and seen == [(197, 256)]
     monkeypatch.undo()
     whole = model.translate(image, tile_pixels=10**9)
     assert psnr(out, whole) > 25 and psnr(small, whole) < psnr(out, whole)
+
+
+def test_statistics_pooled_from_the_tiles_come_closer_to_the_whole_run_than_a_thumbnail(model):
+    """The default: a first pass over the image in tiles, pooled, gives every norm layer the image's own statistics at
+    its resolution; a thumbnail 7x smaller has other statistics (its picture is another picture)."""
+    rng = np.random.default_rng(1)
+    base = np.asarray(photo(400, 300), np.float32)
+    image = Image.fromarray(np.clip(base + rng.normal(0, 10, base.shape), 0, 255).astype(np.uint8))
+    whole = model.translate(image, tile_pixels=10**9)
+    pooled = model.translate(image, tile_pixels=128 * 128, overlap=32)
+    thumb = model.translate(image, tile_pixels=128 * 128, overlap=32, tile_statistics="thumbnail")
+    assert psnr(pooled, whole) > 35 and psnr(pooled, whole) > psnr(thumb, whole) + 8
+    with pytest.raises(ValueError, match="unknown tile_statistics 'kernel'; valid: 'tiles', 'thumbnail'"):
+        model.translate(image, tile_statistics="kernel")
 
 
 def test_carried_statistics_steady_a_still_background_and_change_nothing_for_equal_frames(model):

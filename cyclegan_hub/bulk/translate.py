@@ -118,10 +118,11 @@ def translate_rows(
     start: int = 0,
     report: Report | None = None,
     tile_pixels: int = tiles.DEFAULT_TILE_PIXELS,
+    tile_statistics: str = tiles.DEFAULT_STATISTICS,
 ) -> Iterator[dict]:
     """The translated rows of ``rows`` (dicts with the image cell undecoded), in order. ``start`` is the index of
     the first row (for the names of skipped rows). Every image is translated at its full resolution; one larger
-    than ``tile_pixels`` in tiles that share its norm statistics (``translation.translate``)."""
+    than ``tile_pixels`` in tiles that share its norm statistics (``translation.translate``: ``tile_statistics``)."""
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', not {on_error!r}")
     report = report if report is not None else Report()
@@ -156,7 +157,7 @@ def translate_rows(
         if not kept:
             return
         images = [image for _, image in kept]
-        options = dict(batch_size=batch, precision=precision, tile_pixels=tile_pixels)
+        options = dict(batch_size=batch, precision=precision, tile_pixels=tile_pixels, tile_statistics=tile_statistics)
         if reverse is not None:
             out, back = translation.translate(generator, images, return_reconstruction_with=reverse, **options)
         else:

@@ -37,6 +37,13 @@ def add(subparsers) -> None:
         "image's norm statistics where an image is larger than one pass takes)",
     )
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
+    p.add_argument(
+        "--tile-statistics",
+        choices=("tiles", "thumbnail"),
+        default="tiles",
+        help="where tiles of a large image take the whole image's norm statistics from: a first pass over its tiles "
+        "(default: closest to one pass on the whole image) or a shrunken copy (faster)",
+    )
     v = p.add_argument_group("a video (needs PyAV: pip install 'cyclegan-hub[video]')")
     v.add_argument("--max-frames", type=int, default=None, help="refuse longer videos (default: 100000 frames)")
     v.add_argument("--max-seconds", type=float, default=None, help="refuse longer videos (default: 4 hours)")
@@ -163,7 +170,12 @@ def run_images(args: argparse.Namespace) -> int:
     files, targets = _inputs_and_targets(Path(args.input), Path(args.output))
 
     generator = load_model(args.model, args.revision, args.device)
-    options = dict(batch_size=args.batch_size, max_side=args.max_side, resize_to=args.resize_to)
+    options = dict(
+        batch_size=args.batch_size,
+        max_side=args.max_side,
+        resize_to=args.resize_to,
+        tile_statistics=args.tile_statistics,
+    )
     failed = 0
     for start in range(0, len(files), args.batch_size):
         chunk = list(zip(files[start : start + args.batch_size], targets[start : start + args.batch_size]))
@@ -243,6 +255,7 @@ def run_dataset(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         on_error=args.on_error,
+        tile_statistics=args.tile_statistics,
     )
     rank, world = bulk.process_rank()
     print(

@@ -40,8 +40,8 @@ SPACE_SCRIPT = '''"""CycleGAN Space: translate an image both ways with any of th
 
 A model with no reverse (pix2pix, CUT, or one whose twin is not found) is served one way, input -> output.
 From code: Client(url).predict(handle_file("six.png"), "6 -> 9", api_name="/translate") returns the translated PNG,
-the round trip PNG and the cycle error (for a one-way model: None and ""). GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-choose the address.
+the round trip PNG and the cycle error (for a one-way model: None and ""); api_name="/translate_video" takes a short
+video and returns the translated video and what was done. GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose the address.
 """
 
 from pathlib import Path
