@@ -115,16 +115,17 @@ def whole_image_statistics(g, image: Image.Image) -> Image.Image:
     return Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
 
 
-def fits(sizes: list[tuple[int, int]]) -> list[dict]:
+def fits(sizes: list[tuple[int, int]], trained_sizes: list[tuple[int, int]]) -> list[dict]:
     rows = []
-    for network, g in (("resnet9-random", model()), ("mnist-6to9-trained", digits_model())):
-        for width, height in sizes:
+    networks = (("resnet9-random", model(), sizes), ("mnist-6to9-trained", digits_model(), trained_sizes))
+    for network, g, network_sizes in networks:
+        for width, height in network_sizes:
             for name, make in (("texture", picture), ("natural", natural)):
                 image = make(width, height)
                 if g.config["in_channels"] == 1:
                     image = image.convert("L")
                 whole = g.translate(image, tile_pixels=10**10, precision="fp32")
-                pooled = g.translate(image, precision="fp32")
+                pooled = g.translate(image, precision="fp32", tile_statistics="tiles")
                 thumb = g.translate(image, precision="fp32", tile_statistics="thumbnail")
                 exact = whole_image_statistics(g, image)
                 side = tiles.tile_size(tiles.DEFAULT_TILE_PIXELS, g.size_multiple, tiles.DEFAULT_OVERLAP)
@@ -136,6 +137,7 @@ def fits(sizes: list[tuple[int, int]]) -> list[dict]:
                         "picture": name,
                         "size": f"{width}x{height}",
                         "tiles": len(cols) * len(rows_),
+                        "auto": tiles.statistics_for("auto", width * height, tiles.DEFAULT_TILE_PIXELS),
                         "psnr_tiles_db": round(psnr(pooled, whole), 2),
                         "psnr_thumbnail_db": round(psnr(thumb, whole), 2),
                         "psnr_whole_image_statistics_db": round(psnr(exact, whole), 2),
@@ -176,13 +178,18 @@ def large(width: int, height: int, statistics: str) -> dict:
     }
 
 
+def sizes(text: str) -> list[tuple[int, int]]:
+    return [tuple(map(int, size.split("x"))) for size in text.split(",") if size]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
         "--sizes", default="1448x1086", help="sizes that still fit whole (WxH, comma-separated; empty: skip)"
     )
+    p.add_argument("--trained-sizes", default="1448x1086,4096x3072", help="the same for the trained MNIST generator")
     p.add_argument("--large", default="8000x6000", help="the large photo (WxH; empty: skip)")
-    p.add_argument("--large-statistics", default="tiles", choices=tiles.STATISTICS, help="the large photo's statistics")
+    p.add_argument("--large-statistics", default="auto", choices=tiles.STATISTICS, help="the large photo's statistics")
     p.add_argument("--output")
     p.add_argument("--one-large", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -193,7 +200,7 @@ def main():
     torch.set_num_threads(min(2, torch.get_num_threads()))
     result = {
         "benchmark": "tiled_translation",
-        "fits": fits([tuple(map(int, s.split("x"))) for s in args.sizes.split(",")]) if args.sizes else [],
+        "fits": fits(sizes(args.sizes), sizes(args.trained_sizes)),
     }
     if args.large:
         cmd = [sys.executable, str(Path(__file__)), "--one-large", f"{args.large}:{args.large_statistics}"]
@@ -201,7 +208,7 @@ def main():
         lines = proc.stdout.strip().splitlines()
         result["large"] = json.loads(lines[-1]) if proc.returncode == 0 else {"error": proc.stderr.strip()[-300:]}
     summary = " | ".join(
-        f"{r['network']} {r['picture']} {r['size']}: tiles {r['psnr_tiles_db']} dB, thumbnail "
+        f"{r['network']} {r['picture']} {r['size']} (auto: {r['auto']}): tiles {r['psnr_tiles_db']} dB, thumbnail "
         f"{r['psnr_thumbnail_db']} dB, whole-image statistics {r['psnr_whole_image_statistics_db']} dB, "
         f"seams {r['seam_ratio_columns']}/{r['seam_ratio_rows']}"
         for r in result["fits"]

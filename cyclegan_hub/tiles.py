@@ -7,15 +7,18 @@ the whole image, from outside the tile; each tile is then a window of one networ
 padding at its borders, which the overlap and a linear blend across it hide. Where those statistics come from
 (``statistics``):
 
-- ``"tiles"`` (the default): a first pass runs the image in tiles that share nothing, each normalised by its own
-  statistics, and pools what every norm layer saw over the whole image (the sums of each tile's mean and second
-  moment, weighted by its size): kernelized instance normalisation (Ho et al., "Ultra-Resolution Unpaired Stain
-  Transformation via Kernelized Instance Normalization", ECCV 2022) with one kernel spanning the image. The
-  statistics are of the image at its own resolution; the cost is a second pass.
 - ``"thumbnail"``: one pass over a copy shrunk to a tile's size (thumbnail instance normalisation: Chen et al.,
   "Towards Ultra-Resolution Neural Style Transfer via Thumbnail Instance Normalization", AAAI 2022), sampled
-  without smoothing so that fine texture keeps its contrast. Faster, but a smaller copy has other statistics than
-  the image (``benchmarks/RESULTS.md`` measures both).
+  without smoothing so that fine texture keeps its contrast. Cheap (a tile's worth), and close while the copy is
+  little smaller than the image; the further it shrinks, the more its statistics are another picture's.
+- ``"tiles"``: a first pass runs the image in tiles that share nothing, each normalised by its own statistics, and
+  pools what every norm layer saw over the whole image (the sums of each tile's mean and second moment, weighted
+  by its size): kernelized instance normalisation (Ho et al., "Ultra-Resolution Unpaired Stain Transformation via
+  Kernelized Instance Normalization", ECCV 2022) with one kernel spanning the image. The statistics are of the
+  image at its own resolution, whatever its size; the first pass doubles the cost, and tiles whose content
+  differs widely (a few large ones) see their deeper layers normalised unlike the whole run's.
+- ``"auto"`` (the default): the thumbnail while the image is at most ``AUTO_THUMBNAIL`` times a tile's pixels (the
+  copy at most 2x smaller a side), the tiles above. ``benchmarks/RESULTS.md`` measures all three.
 
 Which layers take part: ``InstanceNorm2d`` (affine or not) and batch norm that normalises each image by its own
 statistics (pix2pix's ``inference = "image_statistics"``); batch norm with running statistics, and a network without
@@ -37,8 +40,18 @@ DEFAULT_TILE_PIXELS = 1024 * 1024
 #: Pixels each tile shares with its neighbours, blended linearly across.
 DEFAULT_OVERLAP = 64
 #: Where tiles take the whole image's norm statistics from (see the module's text).
-STATISTICS = ("tiles", "thumbnail")
-DEFAULT_STATISTICS = "tiles"
+STATISTICS = ("auto", "tiles", "thumbnail")
+DEFAULT_STATISTICS = "auto"
+#: ``"auto"`` takes a thumbnail's statistics up to this many times a tile's pixels, the tiles' above.
+AUTO_THUMBNAIL = 4
+
+
+def statistics_for(statistics: str, pixels: int, tile_pixels: int) -> str:
+    """``"tiles"`` or ``"thumbnail"``: what ``statistics`` means for an image of ``pixels`` (``"auto"`` decides by
+    how much smaller its thumbnail would be)."""
+    if statistics != "auto":
+        return statistics
+    return "thumbnail" if pixels <= AUTO_THUMBNAIL * tile_pixels else "tiles"
 
 
 def image_norms(model: nn.Module) -> list[nn.Module]:

@@ -139,9 +139,10 @@ def translate(
             statistics (``cyclegan_hub.tiles``), so memory stays bounded. Models marked heavy (the one-step family:
             attention spans the image) and ONNX sessions are resized down to 1024 pixels instead.
         tile_pixels, overlap: the most pixels one forward pass takes, and the pixels neighbouring tiles share.
-        tile_statistics: where tiles take the whole image's norm statistics from: "tiles" (a first pass over the
-            image in tiles, pooled: at its own resolution, two passes) or "thumbnail" (a shrunken copy: one pass
-            and a tile's worth; further from the whole run, ``benchmarks/RESULTS.md``).
+        tile_statistics: where tiles take the whole image's norm statistics from: "thumbnail" (a copy shrunk to a
+            tile: a tile's worth more), "tiles" (a first pass over the image in tiles, pooled: at its own
+            resolution, twice the cost) or "auto" (the thumbnail up to 4 tiles' pixels, the tiles above; see
+            ``cyclegan_hub.tiles`` and ``benchmarks/RESULTS.md``).
         resize_to: run the network at this size instead (an int for a square, or (height, width)), e.g. the
             training ``image_size`` for a model that only knows small images, such as MNIST digits.
         return_reconstruction_with: the reverse model; when given, returns ``(translated, reconstructed)``
@@ -262,7 +263,8 @@ def _translate_tiled(chain, array, device, dtype, bf16: bool, tiling: tuple[int,
     for model in chain:
         spec = model.translation_spec
         value_range = list(spec.value_range)
-        thumb = tiles.thumbnail(x, math.isqrt(tile_pixels)) if statistics == "thumbnail" else None
+        source = tiles.statistics_for(statistics, x.shape[-2] * x.shape[-1], tile_pixels)
+        thumb = tiles.thumbnail(x, math.isqrt(tile_pixels)) if source == "thumbnail" else None
 
         def prepare(window, value_range=value_range):
             return imaging.to_network(window, value_range).to(device=device, dtype=dtype)

@@ -39,10 +39,11 @@ def add(subparsers) -> None:
     p.add_argument("--resize-to", type=int, default=None, help="run the network at this square size")
     p.add_argument(
         "--tile-statistics",
-        choices=("tiles", "thumbnail"),
-        default="tiles",
-        help="where tiles of a large image take the whole image's norm statistics from: a first pass over its tiles "
-        "(default: closest to one pass on the whole image) or a shrunken copy (faster)",
+        choices=("auto", "tiles", "thumbnail"),
+        default="auto",
+        help="where tiles of a large image take the whole image's norm statistics from: a copy shrunk to one tile "
+        "(one pass more of a tile's size), a first pass over its tiles (twice the time, at full resolution), or auto "
+        "(default: the copy up to 4 tiles' pixels, the tiles above)",
     )
     v = p.add_argument_group("a video (needs PyAV: pip install 'cyclegan-hub[video]')")
     v.add_argument("--max-frames", type=int, default=None, help="refuse longer videos (default: 100000 frames)")
