@@ -3,6 +3,7 @@ matrix where PyAV writes one) translated frame by frame with the timing, rotatio
 written atomically, and refused in one line when it is not a video or is over a limit."""
 
 import sys
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -185,9 +186,39 @@ def test_the_command_translates_a_video(model_dir, clip, tmp_path, capsys):
     assert len(frames) == FRAMES and facts["rate"] == RATE
 
 
+def truncated(path):
+    """A clip cut in half (its index, at the end, lost)."""
+    data = make_clip(path.with_name("whole.mp4")).read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def audio_only(path):
+    container = av.open(str(path), "w")
+    sound = container.add_stream("aac" if encoder("aac") else "mp2", rate=8000)
+    sound.layout = "mono"
+    for i in range(4):
+        chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts = 8000, i * 1024
+        container.mux(sound.encode(chunk))
+    container.mux(sound.encode())
+    container.close()
+
+
+def no_frames(path):
+    """A video stream declared, and not one frame in it."""
+    container = av.open(str(path), "w", format="matroska")
+    stream = container.add_stream(encoder("libx264", "mpeg4"), rate=8)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+    container.start_encoding()  # the header is written; no packet follows
+    container.close()
+
+
 @pytest.mark.parametrize(
     ("make", "extra", "message"),
     [
+        (truncated, [], "in.mp4 is not a video file (FFmpeg: "),
+        (audio_only, [], "in.mp4 holds no video stream"),
+        (no_frames, [], "in.mp4 is not a video file (FFmpeg: End of file)"),
         (lambda p: p.write_text("hello " * 200), [], "is not a video file"),
         (lambda p: Image.new("RGB", (8, 8)).save(p, format="PNG"), [], "is not a video file"),
         (lambda p: p.write_bytes(b""), [], "is an empty file"),
@@ -195,7 +226,7 @@ def test_the_command_translates_a_video(model_dir, clip, tmp_path, capsys):
         (lambda p: make_clip(p), ["--max-frame-side", "40"], "frames of 48x32, above the limit of 40 px a side"),
         (lambda p: make_clip(p), ["--max-seconds", "1"], "lasts 2 s, above the limit of 1 s"),
     ],
-    ids=["text", "png", "empty", "frames", "side", "seconds"],
+    ids=["truncated", "audio-only", "no-frames", "text", "png", "empty", "frames", "side", "seconds"],
 )
 def test_the_command_refuses_in_one_line(model_dir, tmp_path, capsys, make, extra, message):
     source = tmp_path / "in.mp4"
@@ -205,6 +236,26 @@ def test_the_command_refuses_in_one_line(model_dir, tmp_path, capsys, make, extr
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not out.exists()
+
+
+def test_a_variable_frame_rate_keeps_every_frame_at_its_time(tiny_rgb, tmp_path):
+    """Frames 33 ms to 300 ms apart: each comes out at its own time (none dropped, duplicated or evened out)."""
+    times = [0, 33, 100, 133, 400, 700]
+    container = av.open(str(tmp_path / "vfr.mkv"), "w")
+    stream = container.add_stream(encoder("libx264", "mpeg4"), rate=30)
+    stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+    stream.time_base = Fraction(1, 1000)
+    for i, t in enumerate(times):
+        frame = av.VideoFrame.from_ndarray(picture(i, 32, 32), format="rgb24")
+        frame.pts, frame.time_base = t, stream.time_base
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode())
+    container.close()
+    report = translate_video(tiny_rgb, tmp_path / "vfr.mkv", tmp_path / "out.mkv", progress=False)
+    _, frames, _ = read(tmp_path / "out.mkv")
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        base = c.streams.video[0].time_base
+    assert report.frames == len(times) and [round(pts * base * 1000) for _, pts, _ in frames] == times
 
 
 def test_limits_are_read_from_the_headers_before_decoding(clip, monkeypatch):
