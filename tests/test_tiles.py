@@ -11,6 +11,7 @@ from PIL import Image
 from cyclegan_hub import CycleGenerator, tiles, translation
 from cyclegan_hub.io import imaging
 from cyclegan_hub.models.pix2pix import Pix2PixGenerator
+from tests.conftest import ROOT
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:
@@ -107,6 +108,33 @@ def test_statistics_pooled_from_the_tiles_come_closer_to_the_whole_run_than_a_th
     assert psnr(pooled, whole) > 35 and psnr(pooled, whole) > psnr(thumb, whole) + 8
     with pytest.raises(ValueError, match="unknown tile_statistics 'kernel'; valid: 'auto', 'tiles', 'thumbnail'"):
         model.translate(image, tile_statistics="kernel")
+
+
+@pytest.mark.parametrize("which", ["photo", "digit"])
+def test_an_image_that_fits_is_one_plain_pass_bit_for_bit(model, monkeypatch, which):
+    """Below the budget nothing of the tiles takes part: one pass on the whole image, no hook on any norm, and the
+    picture is that pass's output, bit for bit (a photo, and a digit through the shipped pair)."""
+    if which == "photo":
+        net, image = model, photo(300, 200)
+    else:
+        net = CycleGenerator.from_pretrained(ROOT / "space" / "models" / "mnist-6to9")
+        image = Image.open(ROOT / "space" / "examples" / "6-test0.png")
+    passes = []
+    original = translation.run
+
+    def spy(network, x):
+        assert not any(norm._forward_hooks for norm in tiles.image_norms(network))
+        passes.append(original(network, x))
+        return passes[-1]
+
+    monkeypatch.setattr(translation, "run", spy)
+    out = net.translate(image)
+    monkeypatch.undo()
+    (y,) = passes
+    expected = imaging.to_unit(y.float(), list(net.translation_spec.value_range))[0]
+    pixels = expected.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    assert y.shape[-2:] == (image.height, image.width)
+    assert np.array_equal(np.asarray(out).reshape(pixels.shape), pixels)
 
 
 def test_carried_statistics_steady_a_still_background_and_change_nothing_for_equal_frames(model):
