@@ -59,14 +59,19 @@ def make_clip(path, *, frames=FRAMES, width=WIDTH, height=HEIGHT, rate=RATE, aud
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
     if sound is not None:
-        for i in range(frames):
-            samples = (0.3 * np.sin(np.arange(1024) * 0.05 * (i + 1))).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 8000, i * 1024
-            container.mux(sound.encode(chunk))
-        container.mux(sound.encode())
+        write_tone(container, sound, frames)
     container.close()
     return path
+
+
+def write_tone(container, sound, chunks: int) -> None:
+    """``chunks`` x 1024 samples of a tone rising from chunk to chunk into ``sound`` (mono, 8 kHz), flushed."""
+    for i in range(chunks):
+        samples = (0.3 * np.sin(np.arange(1024) * 0.05 * (i + 1))).astype(np.float32)[None]
+        chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        chunk.sample_rate, chunk.pts = 8000, i * 1024
+        container.mux(sound.encode(chunk))
+    container.mux(sound.encode())
 
 
 def as_420(image) -> np.ndarray:

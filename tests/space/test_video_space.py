@@ -13,7 +13,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file
 
 from cyclegan_hub.hub.repos import load_generator
-from tests.bulk.test_video import as_420, encoder, read
+from tests.bulk.test_video import as_420, encoder, read, write_tone
 from tests.space.conftest import CHROMIUM_FLAGS, ROOT
 from tests.space.test_app import EXAMPLES, _browser, open_page, read_digit, visitor
 
@@ -40,12 +40,7 @@ def digit_clip(path, frames: int = FRAMES, rate: int = RATE, audio: bool = True)
         container.mux(stream.encode(frame))
     container.mux(stream.encode())
     if sound is not None:
-        for i in range(frames * 2):
-            samples = (0.3 * np.sin(np.arange(1024) * 0.05 * (i + 1))).astype(np.float32)[None]
-            chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-            chunk.sample_rate, chunk.pts = 8000, i * 1024
-            container.mux(sound.encode(chunk))
-        container.mux(sound.encode())
+        write_tone(container, sound, frames * 2)
     container.close()
     return path
 
