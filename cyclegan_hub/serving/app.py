@@ -1,12 +1,12 @@
 """The Gradio app of the Space: any number of CycleGAN pairs behind a picker, both directions, the round trip; a
-one-way model (pix2pix, CUT) beside them, input -> output.
+one-way model (pix2pix, CUT) beside them, input -> output; a short video in its own tab.
 
 ``build_demo(pairs)`` makes the Blocks; ``space/app.py`` (what a Space runs, and what ``deploy-space`` uploads: the
 text of ``SPACE_SCRIPT``) and ``cyclegan-hub serve`` call it. Needs the ``space`` extra (gradio).
 
 What a request may do is decided here, not by the payload: an image is read only when Gradio's upload wrote it
 (a path inside Gradio's upload folder, whatever the request says about it), bounded in bytes and pixels before it is
-decoded (``ServingLimits``); each client gets its fair share of the workers (``clients.FairShare``: a few jobs at a
+decoded (``ServingLimits``; a video by its container's headers before a frame is decoded); each client gets its fair share of the workers (``clients.FairShare``: a few jobs at a
 time, charged by their pixels and model, served round-robin), and the temporary files stay under a total size and
 an age (``uploads.TempCap``).
 """
