@@ -218,4 +218,4 @@ def test_deploy_space_installs_the_toy_familys_extra(hub, tmp_path):
     deployed = toy_cli("deploy-space", "--space-id", "user/toy-demo", "--model", "user/toy-6to9", env=env)
     assert deployed.returncode == 0, deployed.stderr
     requirements = (hub.repo_path("space", "user/toy-demo") / "requirements.txt").read_text().split()
-    assert requirements[0].endswith(".whl[toy]")
+    assert requirements[0].endswith(".whl[toy,video]")
